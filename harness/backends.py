@@ -1,0 +1,133 @@
+"""The Backend protocol and the plugin registry (the project's only global state).
+
+A backend is a class with a no-argument constructor implementing the four methods of ``Backend``.
+It is found through the ``harness.backends`` entry-point group (built-ins register the same way)
+or given as ``module:Class`` with ``--backend-path``. The harness owns the seed, the initial
+parameters, the batch stream, the timer, the thread settings and the accuracy computation.
+
+Optional class attributes a backend may define:
+  ``version() -> str``                  a version string for the record and ``harness list``
+  ``unavailable_reason() -> str|None``  why it cannot run here and what to install (None: it can)
+  ``configure_threads(n)``              apply the harness's thread budget in code, before setup
+  ``follows_batch_stream``              False if it draws its own batches (not comparable)
+  ``build_info() -> dict``              extra facts for the record (e.g. build profile)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from harness.errors import BackendError
+from harness.spec import Spec
+
+ENTRY_POINT_GROUP = "harness.backends"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def setup(
+        self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
+    ) -> None:
+        """Untimed: copy the data in, build the model, set its parameters to ``init``."""
+
+    def train_steps(self, batch_indices: np.ndarray) -> float:
+        """Timed: one SGD step per row of ``batch_indices`` (k, batch); return the mean loss."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class ids (n,) for inputs (n, features); the harness computes accuracy itself."""
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Current W1, b1, W2, b2 as NumPy arrays, for equivalence checks."""
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    """How to import a backend without importing it yet."""
+
+    name: str
+    target: str  # "module:Class"
+    source: str  # where the reference came from, for `harness list`
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    ref: BackendRef
+    version: str
+    reason: str | None  # None when available
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+
+@cache
+def registry() -> dict[str, BackendRef]:
+    """Every backend registered through entry points, by name."""
+    refs: dict[str, BackendRef] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else "unknown distribution"
+        refs.setdefault(ep.name, BackendRef(ep.name, ep.value, f"entry point in {dist}"))
+    return dict(sorted(refs.items()))
+
+
+def ref_from_path(target: str) -> BackendRef:
+    """A ``module:Class`` given on the command line; named by the class's ``name`` attribute."""
+    cls = load_class(target)
+    return BackendRef(str(getattr(cls, "name", cls.__name__)), target, "--backend-path")
+
+
+def lookup(name: str) -> BackendRef:
+    refs = registry()
+    if name not in refs:
+        known = ", ".join(refs) or "none registered (is the project installed with pip?)"
+        raise BackendError(f"unknown backend {name!r}; known backends: {known}")
+    return refs[name]
+
+
+def load_class(target: str) -> type:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise BackendError(f"backend path {target!r} must look like 'package.module:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a plugin's import can fail in any way; say which and why
+        raise BackendError(
+            f"backend path {target!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise BackendError(f"backend path {target!r}: {module_name} has no {attr!r}") from None
+    missing = [m for m in ("setup", "train_steps", "predict", "params") if not hasattr(cls, m)]
+    if missing:
+        raise BackendError(
+            f"backend path {target!r}: {attr} lacks the Backend method(s) {', '.join(missing)}"
+        )
+    return cls
+
+
+def call_optional(cls: Any, hook: str, default: Any) -> Any:
+    method = getattr(cls, hook, None)
+    return method() if callable(method) else default
+
+
+def status(ref: BackendRef) -> BackendStatus:
+    """Import the backend's module (cheap by convention) and ask whether it can run here."""
+    try:
+        cls = load_class(ref.target)
+    except BackendError as exc:
+        return BackendStatus(ref, "?", str(exc))
+    try:
+        reason = call_optional(cls, "unavailable_reason", None)
+        version = str(call_optional(cls, "version", "?")) if reason is None else "?"
+    except Exception as exc:  # a broken plugin shows as unavailable, it does not stop `list`
+        return BackendStatus(ref, "?", f"checking it failed: {type(exc).__name__}: {exc}")
+    return BackendStatus(ref, version, reason)

@@ -1,0 +1,323 @@
+"""Command line: ``python -m harness run | list``.
+
+Exit status: 0 every run ok; 1 at least one run failed, timed out or diverged; 2 a user mistake
+(bad option, spec, data or backend), reported in one line; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from harness import backends, data
+from harness.envinfo import session_env
+from harness.errors import HarnessError
+from harness.plan import make_plan
+from harness.records import RunRecord
+from harness.runner import RunItem, Runner, create_session, interleaved
+from harness.spec import build_spec, check_fits_data
+from harness.summary import summarize, to_frame
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 1")
+    return value
+
+
+def _thread_counts(text: str) -> list[int | None]:
+    if text == "default":
+        return [None]
+    return [_positive_int(part) for part in text.split(",")]
+
+
+def _timeout(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0 seconds (0: no timeout)")
+    return value or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m harness",
+        description="Run one MLP training job through pluggable backends and compare them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = commands.add_parser(
+        "run",
+        help="run backends on the job, store one record per run, print a table",
+        description="Run the job on each chosen backend, each run in a fresh process, with the "
+        "same initial weights, batch order and thread budget; store one JSON record per run.",
+    )
+    which = run.add_argument_group("backends (at least one)")
+    which.add_argument("--all", action="store_true", help="every available backend")
+    which.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a registered backend (repeatable); see 'list'",
+    )
+    which.add_argument(
+        "--backend-path",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="a backend class that is not installed as a plugin (repeatable)",
+    )
+    job = run.add_argument_group("the job")
+    job.add_argument(
+        "--quick", action="store_true", help="smoke-test preset: 600 iterations, accuracy every 200"
+    )
+    job.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE.toml",
+        help="spec overrides from a TOML file (keys as for --set)",
+    )
+    job.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one spec value, e.g. --set lr=0.05 (repeatable; last wins)",
+    )
+    job.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where the IDX files are (default: ${data.DATA_DIR_ENV}, the cache, then download)",
+    )
+    how = run.add_argument_group("measurement")
+    how.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="runs per backend, interleaved A B A B (default 1)",
+    )
+    how.add_argument(
+        "--threads",
+        type=_thread_counts,
+        default=[None],
+        metavar="N[,N…]",
+        help="thread budget(s) for BLAS/OpenMP/Rayon and backends "
+        "(default: each library's own default)",
+    )
+    how.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"kill a run after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
+    )
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="root of the session directories (default ./results)",
+    )
+
+    commands.add_parser(
+        "list",
+        help="show every backend, its version and whether it can run",
+        description="Show every registered backend, its version and whether "
+        "it can run here (and if not, why and what to install).",
+    )
+    return parser
+
+
+def _choose_backends(args: argparse.Namespace, console: Console) -> list[backends.BackendRef]:
+    if not (args.all or args.backend or args.backend_path):
+        raise HarnessError("choose backends with --all, --backend NAME or --backend-path M:C")
+    chosen: list[backends.BackendRef] = []
+    if args.all:
+        for ref in backends.registry().values():
+            state = backends.status(ref)
+            if state.available:
+                chosen.append(ref)
+            else:
+                console.print(f"[yellow]skipping {ref.name}[/]: {state.reason}")
+    for name in args.backend:
+        ref = backends.lookup(name)
+        state = backends.status(ref)
+        if not state.available:
+            raise HarnessError(f"backend {name!r} is not available: {state.reason}")
+        if ref not in chosen:
+            chosen.append(ref)
+    chosen.extend(backends.ref_from_path(target) for target in args.backend_path)
+    if not chosen:
+        raise HarnessError("no backend is available to run; see 'python -m harness list'")
+    return chosen
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    console = Console()
+    err = Console(stderr=True)
+    spec = build_spec(args.spec, args.set, args.quick)
+    refs = _choose_backends(args, err)
+    files = data.locate(spec.dataset, args.data_dir)
+    check_fits_data(spec, files.n_train)
+    session, session_dir = create_session(args.results_dir)
+    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
+    items = interleaved(refs, args.threads, args.repeats)
+
+    records: list[RunRecord] = []
+    with _progress() as progress:
+        overall = progress.add_task("runs", total=len(items), note="")
+        current = progress.add_task("", total=spec.iterations, note="")
+
+        def on_start(item: RunItem) -> None:
+            progress.reset(current, total=spec.iterations, description=item.label, note="starting")
+
+        def on_progress(item: RunItem, event: dict) -> None:
+            if event.get("event") == "setup":
+                progress.update(current, note="setting up")
+            elif event.get("event") == "trained":
+                note = f"test acc {event['test_acc']:.4f}"
+                progress.update(current, completed=event["iteration"], note=note)
+
+        def on_record(item: RunItem, record: RunRecord) -> None:
+            records.append(record)
+            progress.advance(overall)
+            line = f"{item.label}: {record.status}"
+            if record.status == "ok":
+                line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
+            else:
+                line += f" — {(record.error or '').splitlines()[0]}"
+            progress.console.print(line)
+
+        runner = Runner(
+            spec,
+            files,
+            plan,
+            session,
+            session_dir,
+            session_env(),
+            args.timeout,
+            on_progress,
+            on_start,
+            on_record,
+        )
+        try:
+            runner.run_all(items)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted: {len(records)} of {len(items)} runs recorded in {session_dir}")
+            return EXIT_INTERRUPTED
+
+    print_summary(console, [r.to_json() for r in records])
+    console.print(f"results: {session_dir}")
+    failed = [r for r in records if r.status != "ok"]
+    if failed:
+        err.print(f"[red]{len(failed)} of {len(records)} runs did not finish ok[/]")
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _fmt(value: object, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, pattern)
+
+
+def print_summary(console: Console, records: Sequence[dict]) -> None:
+    table = Table(title="mlp-bench summary (medians over ok runs)")
+    for column in (
+        "backend",
+        "threads",
+        "train time s",
+        "CPU %",
+        "train acc",
+        "test acc",
+        "ok/runs",
+        "status",
+    ):
+        table.add_column(column, justify="left" if column in ("backend", "status") else "right")
+    for row in summarize(to_frame(records)).itertuples():
+        name = f"{row.backend} [red](DEBUG BUILD)[/]" if row.debug_build else row.backend
+        cpu = None if row.cpu_util is None else row.cpu_util * 100
+        table.add_row(
+            name,
+            str(row.threads),
+            _fmt(row.train_time_s, ".2f"),
+            _fmt(cpu, ".0f"),
+            _fmt(row.train_acc, ".4f"),
+            _fmt(row.test_acc, ".4f"),
+            f"{row.runs_ok}/{row.runs}",
+            row.statuses,
+        )
+    console.print(table)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table(title="backends")
+    for column in ("name", "version", "available", "source / how to enable"):
+        table.add_column(column)
+    for ref in backends.registry().values():
+        state = backends.status(ref)
+        table.add_row(
+            ref.name,
+            state.version,
+            "yes" if state.available else "[red]no[/]",
+            ref.source if state.available else str(state.reason),
+        )
+    Console().print(table)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

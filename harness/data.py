@@ -1,0 +1,386 @@
+"""Locate, download, verify and parse IDX datasets (MNIST, Fashion-MNIST, or your own IDX files).
+
+Lookup order for each file: ``--data-dir`` / ``HARNESS_DATA_DIR``, the user cache directory, known
+system locations (Debian's ``dataset-fashion-mnist``), then the public mirrors. Known datasets are
+verified by the SHA-256 of the *decompressed* IDX bytes, so ``.gz`` and raw copies both check out,
+and a download is verified before it is cached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import DataError
+
+DATA_DIR_ENV = "HARNESS_DATA_DIR"
+CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
+MIRRORS_ENV = "HARNESS_MIRRORS"
+N_CLASSES = 10
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+_UBYTE = 0x08
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    filenames: dict[str, str]
+    sha256: dict[str, str] | None  # None: user-supplied IDX files, nothing to verify against
+    mirrors: tuple[str, ...] = ()
+    system_dirs: tuple[Path, ...] = ()
+
+
+_STANDARD_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        name="mnist",
+        filenames=_STANDARD_NAMES,
+        sha256={
+            "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        # The mirrors torchvision and TensorFlow Datasets use, in that order.
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+    ),
+    "fashion-mnist": DatasetInfo(
+        name="fashion-mnist",
+        filenames=_STANDARD_NAMES,
+        # Computed from the decompressed files of Debian's dataset-fashion-mnist
+        # (upstream commit 55506a9); the gzip wrappers differ from upstream's, the bytes do not.
+        sha256={
+            "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ),
+        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+    ),
+    # Any four IDX files of the same layout in --data-dir; shapes come from the files.
+    "idx": DatasetInfo(name="idx", filenames=_STANDARD_NAMES, sha256=None),
+}
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Where each file of a dataset was found, what it hashes to and what shape it has."""
+
+    dataset: str
+    paths: dict[str, Path]
+    sha256: dict[str, str]
+    verified: bool
+    n_train: int
+    n_test: int
+    n_features: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "paths": {role: str(path) for role, path in self.paths.items()},
+            "sha256": self.sha256,
+            "verified": self.verified,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "n_features": self.n_features,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> DataFiles:
+        return cls(
+            dataset=data["dataset"],
+            paths={role: Path(p) for role, p in data["paths"].items()},
+            sha256=data["sha256"],
+            verified=data["verified"],
+            n_train=data["n_train"],
+            n_test=data["n_test"],
+            n_features=data["n_features"],
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs scaled to [0, 1], flattened to (n, features); labels as int64 class ids."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    n_classes: int = field(default=N_CLASSES)
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlp-bench"
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def read_idx_bytes(path: Path) -> bytes:
+    """The decompressed bytes of ``path`` (gzip detected by its magic, not its name)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected an IDX file")
+    try:
+        raw = path.read_bytes()
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make it readable") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file; download it again") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt gzip file ({exc}); download it again") from None
+
+
+def parse_idx(raw: bytes, name: str, ndim: int) -> np.ndarray:
+    """Strictly parse one unsigned-byte IDX file of ``ndim`` dimensions."""
+    if len(raw) < 4:
+        raise DataError(f"{name}: too short for an IDX header ({len(raw)} bytes)")
+    zero, dtype_code, got_ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
+    if zero != 0 or dtype_code != _UBYTE or got_ndim != ndim:
+        raise DataError(
+            f"{name}: wrong magic number 0x{raw[:4].hex()}; expected 0x0000080{ndim} "
+            f"(unsigned-byte IDX with {ndim} dimension{'s' if ndim > 1 else ''})"
+        )
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise DataError(f"{name}: truncated header ({len(raw)} of {header_len} bytes)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if any(d == 0 for d in dims):
+        raise DataError(f"{name}: wrong dimensions {dims}; every dimension must be ≥ 1")
+    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise DataError(
+            f"{name}: {what}: {len(raw)} bytes, but its dimensions {dims} need {expected}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+
+
+def parse_pair(
+    images_raw: bytes, labels_raw: bytes, images_name: str, labels_name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, rows, cols) and labels (n,), checked against each other."""
+    images = parse_idx(images_raw, images_name, 3)
+    labels = parse_idx(labels_raw, labels_name, 1)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{images_name}: {images.shape[0]} images but {labels_name} has "
+            f"{labels.shape[0]} labels; the counts must agree"
+        )
+    if labels.max() >= N_CLASSES:
+        bad = int(labels.max())
+        raise DataError(f"{labels_name}: label {bad} is outside 0–{N_CLASSES - 1}")
+    return images, labels
+
+
+# --- locating and downloading --------------------------------------------------------------------
+
+
+def _candidates(directory: Path, filename: str) -> list[Path]:
+    return [directory / filename, directory / f"{filename}.gz"]
+
+
+def _verify(path: Path, raw: bytes, expected: str | None) -> str:
+    actual = hashlib.sha256(raw).hexdigest()
+    if expected is not None and actual != expected:
+        raise DataError(
+            f"{path}: checksum mismatch, refusing it: expected SHA-256 {expected}, got {actual}; "
+            "replace it with an intact copy"
+        )
+    return actual
+
+
+Fetcher = Callable[[str], bytes]
+
+
+def _urlopen_fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _download(
+    info: DatasetInfo,
+    role: str,
+    expected: str,
+    mirrors: Sequence[str],
+    target_dir: Path,
+    fetch: Fetcher,
+) -> tuple[Path, bytes] | str:
+    """Try each mirror; cache the first verified copy. Returns (path, bytes) or why it failed."""
+    filename = f"{info.filenames[role]}.gz"
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + filename
+        try:
+            print(f"downloading {url}", file=sys.stderr)
+            payload = fetch(url)
+            raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
+            actual = hashlib.sha256(raw).hexdigest()
+        except (urllib.error.URLError, OSError, EOFError, zlib.error, ValueError) as exc:
+            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            continue
+        if actual != expected:
+            failures.append(f"{url}: checksum mismatch (got {actual})")
+            continue
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / filename
+        fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=f".{filename}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(payload)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target, raw
+    return "; ".join(failures) or "no mirrors configured"
+
+
+def _mirrors(info: DatasetInfo) -> tuple[str, ...]:
+    override = os.environ.get(MIRRORS_ENV)
+    if override:
+        return tuple(m for m in override.split(",") if m.strip())
+    return info.mirrors
+
+
+def locate(
+    dataset: str,
+    data_dir: Path | None = None,
+    *,
+    download: bool = True,
+    fetch: Fetcher = _urlopen_fetch,
+) -> DataFiles:
+    """Find (or download) and verify every file of ``dataset``; parse them to learn their shapes.
+
+    ``data_dir`` defaults to ``$HARNESS_DATA_DIR``. Raises DataError with one line saying what is
+    missing or wrong and how to fix it.
+    """
+    info = DATASETS.get(dataset)
+    if info is None:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if data_dir is None and os.environ.get(DATA_DIR_ENV):
+        data_dir = Path(os.environ[DATA_DIR_ENV])
+    if data_dir is not None and not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist or is not a directory")
+    if info.sha256 is None:
+        if data_dir is None:
+            raise DataError(
+                f"dataset 'idx' reads your own IDX files: give their directory with --data-dir "
+                f"or {DATA_DIR_ENV}"
+            )
+        search_dirs = [data_dir]
+    else:
+        search_dirs = [d for d in (data_dir, cache_dir() / dataset, *info.system_dirs) if d]
+
+    paths: dict[str, Path] = {}
+    raws: dict[str, bytes] = {}
+    hashes: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for role in ROLES:
+        expected = info.sha256[role] if info.sha256 else None
+        found = next(
+            (p for d in search_dirs for p in _candidates(d, info.filenames[role]) if p.exists()),
+            None,
+        )
+        if found is not None:
+            raws[role] = read_idx_bytes(found)
+            hashes[role] = _verify(found, raws[role], expected)
+            paths[role] = found
+            continue
+        mirrors = _mirrors(info) if download and expected else ()
+        if expected and mirrors:
+            outcome = _download(info, role, expected, mirrors, cache_dir() / dataset, fetch)
+            if not isinstance(outcome, str):
+                paths[role], raws[role] = outcome
+                hashes[role] = _verify(paths[role], raws[role], expected)
+                continue
+            missing[role] = outcome
+        else:
+            missing[role] = "not found"
+
+    if missing:
+        names = ", ".join(f"{info.filenames[r]}[.gz]" for r in missing)
+        where = ", ".join(str(d) for d in search_dirs)
+        reason = next(iter(missing.values()))
+        hint = f"put them in a directory and pass --data-dir DIR or set {DATA_DIR_ENV}"
+        if info.mirrors and reason != "not found":
+            raise DataError(
+                f"{dataset}: missing {names} (looked in {where}; download failed: {reason}); {hint}"
+            )
+        raise DataError(f"{dataset}: missing {names} (looked in {where}); {hint}")
+
+    def images_of(split: str) -> np.ndarray:
+        images_role, labels_role = f"{split}_images", f"{split}_labels"
+        images, _ = parse_pair(
+            raws[images_role], raws[labels_role], str(paths[images_role]), str(paths[labels_role])
+        )
+        return images
+
+    train_images, test_images = images_of("train"), images_of("test")
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise DataError(
+            f"{paths['test_images']}: images are {test_images.shape[1:]} but training images are "
+            f"{train_images.shape[1:]}; both sets must have the same image size"
+        )
+    return DataFiles(
+        dataset=dataset,
+        paths=paths,
+        sha256=hashes,
+        verified=info.sha256 is not None,
+        n_train=train_images.shape[0],
+        n_test=test_images.shape[0],
+        n_features=int(np.prod(train_images.shape[1:])),
+    )
+
+
+def load(files: DataFiles, dtype: str = "float32") -> Dataset:
+    """Parse files that ``locate`` already found and verified; scale inputs to [0, 1]."""
+
+    def pair(images_role: str, labels_role: str) -> tuple[np.ndarray, np.ndarray]:
+        images_path, labels_path = files.paths[images_role], files.paths[labels_role]
+        images, labels = parse_pair(
+            read_idx_bytes(images_path),
+            read_idx_bytes(labels_path),
+            str(images_path),
+            str(labels_path),
+        )
+        x = images.reshape(images.shape[0], -1).astype(dtype)
+        x /= 255.0
+        return x, labels.astype(np.int64)
+
+    train_x, train_y = pair("train_images", "train_labels")
+    test_x, test_y = pair("test_images", "test_labels")
+    return Dataset(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)

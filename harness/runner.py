@@ -1,0 +1,299 @@
+"""Runs the matrix: one fresh worker process per run, supervised, each record stored as it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.backends import BackendRef
+from harness.data import DataFiles
+from harness.errors import ResultsError
+from harness.plan import Plan
+from harness.records import SESSION_FILE, RunRecord, write_json_atomic
+from harness.spec import Spec
+from harness.threads import thread_env
+
+ERROR_TAIL_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RunItem:
+    backend: BackendRef
+    threads: int | None
+    repeat: int
+
+    @property
+    def label(self) -> str:
+        threads = "default" if self.threads is None else str(self.threads)
+        return f"{self.backend.name} · threads {threads} · repeat {self.repeat + 1}"
+
+    @property
+    def filename(self) -> str:
+        threads = "d" if self.threads is None else str(self.threads)
+        return f"{self.backend.name}-t{threads}-r{self.repeat}.json"
+
+
+def interleaved(
+    refs: Sequence[BackendRef], threads: Sequence[int | None], repeats: int
+) -> list[RunItem]:
+    """A B C A B C …: drifting machine load spreads over every backend instead of hitting one."""
+    return [RunItem(ref, t, r) for r in range(repeats) for t in threads for ref in refs]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def create_session(results_root: Path) -> tuple[str, Path]:
+    """A new, empty session directory; fails before any run if the root is unusable."""
+    session = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    directory = results_root / session
+    try:
+        directory.mkdir(parents=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write results under {results_root}: {exc.strerror or exc}; "
+            "choose another place with --results-dir"
+        ) from None
+    return session, directory
+
+
+ProgressCallback = Callable[[RunItem, dict[str, Any]], None]
+
+
+@dataclass
+class Runner:
+    spec: Spec
+    data: DataFiles
+    plan: Plan
+    session: str
+    session_dir: Path
+    env: dict[str, Any]
+    timeout_s: float | None = None
+    on_progress: ProgressCallback | None = None
+    on_start: Callable[[RunItem], None] | None = None
+    on_record: Callable[[RunItem, RunRecord], None] | None = None
+
+    def write_session_file(self, items: Sequence[RunItem]) -> None:
+        write_json_atomic(
+            self.session_dir / SESSION_FILE,
+            {
+                "session": self.session,
+                "created_at": _now(),
+                "spec": self.spec.to_dict(),
+                "spec_hash": self.spec.hash,
+                "data": self.data.to_json(),
+                "init_sha256": self.plan.init_sha256,
+                "batches_sha256": self.plan.batches_sha256,
+                "matrix": [
+                    {
+                        "backend": i.backend.name,
+                        "target": i.backend.target,
+                        "threads": i.threads,
+                        "repeat": i.repeat,
+                    }
+                    for i in items
+                ],
+                "timeout_s": self.timeout_s,
+                "env": self.env,
+            },
+        )
+
+    def run_all(self, items: Sequence[RunItem]) -> list[RunRecord]:
+        """Run every item in order; each record is on disk before the next run starts."""
+        self.write_session_file(items)
+        records = []
+        with tempfile.TemporaryDirectory(prefix="mlp-bench-") as scratch:
+            plan_path = Path(scratch) / "plan.npz"
+            self.plan.save(plan_path)
+            for item in items:
+                if self.on_start is not None:
+                    self.on_start(item)
+                record = self.run_one(item, plan_path, Path(scratch))
+                records.append(record)
+                if self.on_record is not None:
+                    self.on_record(item, record)
+        return records
+
+    def run_one(self, item: RunItem, plan_path: Path, scratch: Path) -> RunRecord:
+        stem = item.filename.removesuffix(".json")
+        result_path = scratch / f"{stem}.result.json"
+        stdout_path, stderr_path = scratch / f"{stem}.stdout", scratch / f"{stem}.stderr"
+        progress_read, progress_write = os.pipe()
+        job = {
+            "backend_target": item.backend.target,
+            "spec": self.spec.to_dict(),
+            "data": self.data.to_json(),
+            "plan_path": str(plan_path),
+            "threads": item.threads,
+            "result_path": str(result_path),
+            "progress_fd": progress_write,
+        }
+        job_path = scratch / f"{stem}.job.json"
+        job_path.write_text(json.dumps(job))
+        started_at = _now()
+        env = {**os.environ, **thread_env(item.threads)}
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "harness.worker", str(job_path)],
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    pass_fds=(progress_write,),
+                    start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
+                )
+            finally:
+                os.close(progress_write)
+            try:
+                timed_out = self._supervise(proc, progress_read, item)
+            except BaseException:
+                _kill(proc)
+                raise
+        record = self._record(
+            item, started_at, proc.returncode, timed_out, result_path, stderr_path, stdout_path
+        )
+        try:
+            write_json_atomic(self.session_dir / item.filename, record.to_json())
+        except OSError as exc:
+            summary = {
+                k: getattr(record, k)
+                for k in ("status", "train_time_s", "train_acc", "test_acc", "cpu_util")
+            }
+            raise ResultsError(
+                f"could not write {self.session_dir / item.filename}: {exc}; "
+                f"the run's numbers were {summary}"
+            ) from None
+        return record
+
+    def _supervise(self, proc: subprocess.Popen, progress_read: int, item: RunItem) -> bool:
+        """Relay progress until the worker exits; kill it at the timeout. True if it timed out."""
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        buffer = b""
+        with selectors.DefaultSelector() as selector, os.fdopen(progress_read, "rb", 0) as pipe:
+            selector.register(pipe, selectors.EVENT_READ)
+            open_pipe = True
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    _kill(proc)
+                    return True
+                if not open_pipe:
+                    # The worker closed its progress pipe: it is exiting, or a child of it
+                    # holds on; wait for the process itself, still under the deadline.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=0.2 if remaining is None else min(remaining, 0.2))
+                    if proc.poll() is not None:
+                        return False
+                    continue
+                events = selector.select(timeout=0.5 if remaining is None else min(remaining, 0.5))
+                if not events:
+                    continue
+                chunk = os.read(progress_read, 65536)
+                if not chunk:
+                    selector.unregister(pipe)
+                    open_pipe = False
+                    continue
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if self.on_progress is not None:
+                        with contextlib.suppress(ValueError):
+                            self.on_progress(item, json.loads(line))
+
+    def _record(
+        self,
+        item: RunItem,
+        started_at: str,
+        exit_code: int | None,
+        timed_out: bool,
+        result_path: Path,
+        stderr_path: Path,
+        stdout_path: Path,
+    ) -> RunRecord:
+        outcome: dict[str, Any] = {}
+        if result_path.exists():
+            with contextlib.suppress(OSError, ValueError):
+                outcome = json.loads(result_path.read_text())
+        status = outcome.get("status", "failed")
+        error = outcome.get("error")
+        if timed_out:
+            status = "timeout"
+            error = f"killed after the {self.timeout_s:g} s timeout"
+        elif not outcome:
+            error = f"worker died: {_describe_exit(exit_code)}"
+        if status != "ok":
+            tail = _tail(stderr_path) or _tail(stdout_path)
+            if tail:
+                error = f"{error}\n--- worker output (tail) ---\n{tail}"
+        known = set(RunRecord.__dataclass_fields__)
+        measured = {k: v for k, v in outcome.items() if k in known and k not in ("status", "error")}
+        record = RunRecord(
+            backend=item.backend.name,
+            backend_target=item.backend.target,
+            status=status,
+            error=error,
+            repeat=item.repeat,
+            threads=item.threads,
+            spec=self.spec.to_dict(),
+            spec_hash=self.spec.hash,
+            seed=self.spec.seed,
+            init_sha256=self.plan.init_sha256,
+            batches_sha256=self.plan.batches_sha256,
+            session=self.session,
+            data=self.data.to_json(),
+            env=self.env,
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=_now(),
+            **measured,
+        )
+        if record.train_time_s and record.cpu_time_s is not None:
+            record.cpu_util = record.cpu_time_s / record.train_time_s
+        return record
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code} without a result"
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - ERROR_TAIL_CHARS))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """End the worker and anything it started (it leads its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

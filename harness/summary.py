@@ -1,0 +1,66 @@
+"""Records → pandas DataFrame → one summary row per (backend, threads); shared by CLI and report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+COLUMNS = [
+    "backend",
+    "status",
+    "repeat",
+    "threads",
+    "train_time_s",
+    "cpu_time_s",
+    "cpu_util",
+    "setup_time_s",
+    "peak_rss_bytes",
+    "train_acc",
+    "test_acc",
+    "final_loss",
+    "error",
+    "build_info",
+]
+
+
+def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run; missing optional fields become NaN, unknown extra fields are kept."""
+    frame = pd.DataFrame.from_records(list(records))
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    frame["threads"] = frame["threads"].astype(object).where(frame["threads"].notna(), "default")
+    return frame
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Medians over the successful runs of each backend and thread count; counts of all runs."""
+    rows = []
+    for (backend, threads), group in frame.groupby(["backend", "threads"], sort=True):
+        ok = group[group["status"] == "ok"]
+        bad = group[group["status"] != "ok"]
+        debug = any(
+            isinstance(info, dict) and info.get("profile") == "debug"
+            for info in group["build_info"]
+        )
+        rows.append(
+            {
+                "backend": backend,
+                "threads": threads,
+                "runs_ok": len(ok),
+                "runs": len(group),
+                "train_time_s": ok["train_time_s"].median(),
+                "train_time_min_s": ok["train_time_s"].min(),
+                "train_time_max_s": ok["train_time_s"].max(),
+                "cpu_util": ok["cpu_util"].median(),
+                "train_acc": ok["train_acc"].median(),
+                "test_acc": ok["test_acc"].median(),
+                "setup_time_s": ok["setup_time_s"].median(),
+                "peak_rss_bytes": ok["peak_rss_bytes"].median(),
+                "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
+                "debug_build": debug,
+            }
+        )
+    return pd.DataFrame(rows)
