@@ -245,7 +245,6 @@ def _download(
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         try:
-            print(f"downloading {url}", file=sys.stderr)
             payload = fetch(url)
             raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
             actual = hashlib.sha256(raw).hexdigest()
@@ -265,6 +264,7 @@ def _download(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        print(f"downloaded {url} (SHA-256 verified) to {target}", file=sys.stderr)
         return target, raw
     return "; ".join(failures) or "no mirrors configured"
 

@@ -1,0 +1,86 @@
+"""Test-only backends that misbehave in one particular way each (imported by worker processes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from impls.numpy_scratch import NumpyBackend
+
+
+class RaisesInSetup(NumpyBackend):
+    name = "raises-in-setup"
+
+    def setup(self, spec, train_x, train_y, init):
+        raise RuntimeError("cannot build the model: out of imagination")
+
+
+class RaisesMidTraining(NumpyBackend):
+    name = "raises-mid-training"
+    calls = 0
+
+    def train_steps(self, batch_indices):
+        self.calls += 1
+        if self.calls == 2:
+            raise ValueError("step exploded on the second chunk")
+        return super().train_steps(batch_indices)
+
+
+class Diverges(NumpyBackend):
+    name = "diverges"
+
+    def train_steps(self, batch_indices):
+        super().train_steps(batch_indices)
+        return float("nan")
+
+
+class NaNWeights(NumpyBackend):
+    """Reports a finite loss but ends with NaN weights."""
+
+    name = "nan-weights"
+
+    def params(self):
+        params = super().params()
+        params["W2"][0, 0] = np.nan
+        return params
+
+
+class Hangs(NumpyBackend):
+    name = "hangs"
+
+    def train_steps(self, batch_indices):
+        time.sleep(3600)
+        return 0.0
+
+
+class Aborts(NumpyBackend):
+    name = "aborts"
+
+    def train_steps(self, batch_indices):
+        print("about to abort", file=sys.stderr, flush=True)
+        os.abort()
+
+
+class ProbabilitiesNotClasses(NumpyBackend):
+    name = "probabilities"
+
+    def predict(self, x):
+        return self.net.predict(x)
+
+
+class Chatty(NumpyBackend):
+    """Floods stdout and stderr; the runner must neither block nor lose the run."""
+
+    name = "chatty"
+
+    def train_steps(self, batch_indices):
+        sys.stdout.write("x" * 2_000_000 + "\n")
+        sys.stderr.write("y" * 2_000_000 + "\nlast words\n")
+        return super().train_steps(batch_indices)
+
+
+class NotABackend:
+    """Lacks the protocol's methods."""

@@ -1,0 +1,150 @@
+"""Whole runs through the CLI on tiny IDX data: every outcome recorded, the matrix carries on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+TINY = [
+    "--set",
+    "dataset=idx",
+    "--set",
+    "iterations=40",
+    "--set",
+    "eval_every=20",
+    "--set",
+    "batch=10",
+    "--set",
+    "lr=1",
+]
+
+
+def run(idx_dir: Path, tmp_path: Path, *args: str) -> int:
+    results = tmp_path / "results"
+    return main(["run", "--data-dir", str(idx_dir), "--results-dir", str(results), *TINY, *args])
+
+
+def records(tmp_path: Path) -> dict[str, dict]:
+    (session,) = (tmp_path / "results").iterdir()
+    assert not list(session.glob(".*")), "temporary files left behind"
+    return {
+        p.stem: json.loads(p.read_text()) for p in session.glob("*.json") if p.stem != "session"
+    }
+
+
+def fake(name: str) -> list[str]:
+    return ["--backend-path", f"tests.fake_backends:{name}"]
+
+
+def test_ok_run_record_has_the_documented_fields(idx_dir, tmp_path, capsys):
+    assert run(idx_dir, tmp_path, "--backend", "numpy", "--threads", "1") == 0
+    (record,) = records(tmp_path).values()
+    for key in (
+        "backend",
+        "status",
+        "error",
+        "repeat",
+        "threads",
+        "spec",
+        "spec_hash",
+        "seed",
+        "init_sha256",
+        "batches_sha256",
+        "setup_time_s",
+        "train_time_s",
+        "cpu_time_s",
+        "cpu_util",
+        "peak_rss_bytes",
+        "train_acc",
+        "test_acc",
+        "final_loss",
+        "curve",
+        "env",
+    ):
+        assert key in record, key
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["threads"] == 1 and record["spec"]["iterations"] == 40
+    assert [point["iteration"] for point in record["curve"]] == [20, 40]
+    assert record["curve"][-1]["train_time_s"] == pytest.approx(record["train_time_s"])
+    assert record["cpu_util"] == pytest.approx(record["cpu_time_s"] / record["train_time_s"])
+    assert record["peak_rss_bytes"] > 10_000_000
+    assert record["test_acc"] > 0.5  # the stripes are easy; 40 steps learn them
+    assert {"cpu_model", "python", "numpy", "git_commit"} <= set(record["env"])
+    assert any(pool.get("num_threads") == 1 for pool in record["blas"])
+    output = capsys.readouterr().out
+    assert "numpy" in output and "results:" in output
+
+
+def test_every_run_gets_the_same_work(idx_dir, tmp_path):
+    assert (
+        run(
+            idx_dir,
+            tmp_path,
+            "--backend",
+            "numpy",
+            "--repeats",
+            "2",
+            *fake("ProbabilitiesNotClasses"),
+        )
+        == 1
+    )
+    found = records(tmp_path)
+    assert len(found) == 4
+    assert len({r["init_sha256"] for r in found.values()}) == 1
+    assert len({r["batches_sha256"] for r in found.values()}) == 1
+    # Interleaved: numpy, probabilities, numpy, probabilities.
+    order = sorted(found.values(), key=lambda r: r["started_at"] + str(r["repeat"]))
+    assert [r["repeat"] for r in order] == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("backend", "status", "error_part"),
+    [
+        ("RaisesInSetup", "failed", "RuntimeError: cannot build the model: out of imagination"),
+        ("RaisesMidTraining", "failed", "ValueError: step exploded on the second chunk"),
+        ("Diverges", "diverged", "loss became nan within iterations 1–20"),
+        ("NaNWeights", "diverged", "parameters W2 hold NaN or infinity"),
+        ("Aborts", "failed", "worker died: killed by signal SIGABRT"),
+        ("ProbabilitiesNotClasses", "failed", "expected integer class ids of shape (300,)"),
+    ],
+)
+def test_bad_backend_is_recorded_and_the_matrix_carries_on(
+    idx_dir, tmp_path, backend, status, error_part, capsys
+):
+    assert run(idx_dir, tmp_path, *fake(backend), "--backend", "numpy") == 1
+    found = records(tmp_path)
+    bad = next(r for r in found.values() if r["backend"] != "numpy")
+    good = next(r for r in found.values() if r["backend"] == "numpy")
+    assert bad["status"] == status
+    assert error_part in bad["error"]
+    assert good["status"] == "ok"
+    assert "1 of 2 runs did not finish ok" in capsys.readouterr().err
+
+
+def test_partial_progress_kept_for_a_failure(idx_dir, tmp_path):
+    run(idx_dir, tmp_path, *fake("RaisesMidTraining"))
+    (record,) = records(tmp_path).values()
+    assert record["iterations_done"] == 20 and len(record["curve"]) == 1
+
+
+def test_aborted_worker_keeps_its_last_words(idx_dir, tmp_path):
+    run(idx_dir, tmp_path, *fake("Aborts"))
+    (record,) = records(tmp_path).values()
+    assert "about to abort" in record["error"]
+
+
+def test_timeout_kills_the_worker(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, *fake("Hangs"), "--timeout", "3") == 1
+    (record,) = records(tmp_path).values()
+    assert record["status"] == "timeout"
+    assert "killed after the 3 s timeout" in record["error"]
+
+
+def test_chatty_backend_does_not_block(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, *fake("Chatty")) == 0
+    (record,) = records(tmp_path).values()
+    assert record["status"] == "ok"
