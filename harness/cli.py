@@ -171,7 +171,7 @@ def _choose_backends(args: argparse.Namespace, console: Console) -> list[backend
             if state.available:
                 chosen.append(ref)
             else:
-                console.print(f"[yellow]skipping {ref.name}[/]: {state.reason}")
+                console.print(f"[yellow]skipping {ref.name}[/]: {state.reason}", soft_wrap=True)
     for name in args.backend:
         ref = backends.lookup(name)
         state = backends.status(ref)
@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
             else:
                 line += f" — {(record.error or '').splitlines()[0]}"
-            progress.console.print(line)
+            progress.console.print(line, soft_wrap=True, highlight=False)
 
         runner = Runner(
             spec,

@@ -63,3 +63,9 @@ def test_save_load_roundtrip(tmp_path):
     loaded = Plan.load(tmp_path / "plan.npz")
     assert loaded.init_sha256 == plan.init_sha256
     assert loaded.batches_sha256 == plan.batches_sha256
+
+
+def test_roofline_measures_a_positive_rate():
+    from harness.roofline import gemm_gflops
+
+    assert gemm_gflops(threads=1, size=128, repeats=1) > 0.1

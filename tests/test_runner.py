@@ -148,3 +148,18 @@ def test_chatty_backend_does_not_block(idx_dir, tmp_path):
     assert run(idx_dir, tmp_path, *fake("Chatty")) == 0
     (record,) = records(tmp_path).values()
     assert record["status"] == "ok"
+
+
+def test_run_all_skips_an_unbuilt_rust_extension_and_says_why(
+    idx_dir, tmp_path, monkeypatch, capsys
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlp_bench_rust", None)  # as if never built
+    assert run(idx_dir, tmp_path, "--all") == 0
+    err = capsys.readouterr().err
+    assert (
+        "skipping rust: the Rust extension is not built; build it with: pip install "
+        "./rust_impl" in err
+    )
+    assert {r["backend"] for r in records(tmp_path).values()} == {"numpy"}

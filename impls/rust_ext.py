@@ -1,0 +1,77 @@
+"""Backend ``rust``: the book's layers in Rust (ndarray + gemm), built by maturin from rust_impl/.
+
+The training set is copied into Rust once at setup; each ``train_steps`` call runs wholly in Rust
+with the GIL released, gathering its batches from the harness's index stream.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+import numpy as np
+
+from harness.spec import Spec
+
+BUILD_HINT = "the Rust extension is not built; build it with: pip install ./rust_impl"
+
+
+def _extension():
+    import mlp_bench_rust
+
+    return mlp_bench_rust
+
+
+class RustBackend:
+    name = "rust"
+
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        try:
+            _extension()
+        except ImportError:
+            return BUILD_HINT
+        return None
+
+    @staticmethod
+    def version() -> str:
+        return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
+
+    def build_info(self) -> dict[str, str]:
+        return {"profile": _extension().BUILD_PROFILE, "gemm": "gemm crate (rayon)"}
+
+    def configure_threads(self, threads: int | None) -> None:
+        self.threads = threads
+
+    def setup(
+        self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
+    ) -> None:
+        ext = _extension()
+        cls = ext.Mlp32 if spec.dtype == "float32" else ext.Mlp64
+        dtype = np.dtype(spec.dtype)
+        # No budget given: as many threads as this process may run on, like the other libraries.
+        threads = self.threads or len(os.sched_getaffinity(0))
+        self.dtype = dtype
+        self.net = cls(
+            init["W1"].astype(dtype),
+            init["b1"].astype(dtype),
+            init["W2"].astype(dtype),
+            init["b2"].astype(dtype),
+            np.asarray(train_x, dtype=dtype),
+            np.asarray(train_y, dtype=np.int64),
+            spec.lr,
+            spec.batch,
+            threads,
+        )
+
+    def train_steps(self, batch_indices: np.ndarray) -> float:
+        return self.net.train_steps(np.asarray(batch_indices, dtype=np.int32))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.net.predict(np.asarray(x, dtype=self.dtype))
+
+    def params(self) -> dict[str, np.ndarray]:
+        return dict(self.net.params())

@@ -1,0 +1,123 @@
+//! The book's two-layer MLP in Rust (ndarray + gemm), exposed to Python as `mlp_bench_rust`.
+//!
+//! The core (`layers`, `net`) is plain Rust and tested with `cargo test`; the PyO3 bindings are
+//! compiled only with the `python` feature, which maturin turns on.
+
+pub mod layers;
+pub mod linalg;
+pub mod net;
+
+/// "release" or "debug": the harness records it and flags debug builds, which run many times
+/// slower.
+pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
+#[cfg(feature = "python")]
+mod python {
+    use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+    use pyo3::exceptions::PyValueError;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    use crate::net::{InitParams, NetError, TwoLayerNet};
+
+    fn value_error(err: NetError) -> PyErr {
+        PyValueError::new_err(err.0)
+    }
+
+    /// One Python class per float type, generated from the same generic core.
+    macro_rules! mlp_class {
+        ($class:ident, $pyname:literal, $t:ty) => {
+            #[pyclass(name = $pyname, module = "mlp_bench_rust")]
+            pub struct $class {
+                net: TwoLayerNet<$t>,
+            }
+
+            #[pymethods]
+            impl $class {
+                /// Copies the initial parameters and the training set in; sizes every buffer.
+                #[new]
+                #[pyo3(signature = (w1, b1, w2, b2, train_x, train_y, lr, batch, threads))]
+                #[allow(clippy::too_many_arguments)]
+                fn new(
+                    w1: PyReadonlyArray2<$t>,
+                    b1: PyReadonlyArray1<$t>,
+                    w2: PyReadonlyArray2<$t>,
+                    b2: PyReadonlyArray1<$t>,
+                    train_x: PyReadonlyArray2<$t>,
+                    train_y: PyReadonlyArray1<i64>,
+                    lr: f64,
+                    batch: usize,
+                    threads: usize,
+                ) -> PyResult<Self> {
+                    let init = InitParams {
+                        w1: w1.as_array().to_owned(),
+                        b1: b1.as_array().to_owned(),
+                        w2: w2.as_array().to_owned(),
+                        b2: b2.as_array().to_owned(),
+                    };
+                    let net = TwoLayerNet::new(
+                        init,
+                        train_x.as_array().to_owned(),
+                        train_y.as_array(),
+                        lr,
+                        batch,
+                        threads,
+                    )
+                    .map_err(value_error)?;
+                    Ok(Self { net })
+                }
+
+                /// One SGD step per row of `batch_indices` (int32, shape (k, batch)), with the
+                /// GIL released; returns the mean loss.
+                fn train_steps(
+                    &mut self,
+                    py: Python<'_>,
+                    batch_indices: PyReadonlyArray2<i32>,
+                ) -> PyResult<f64> {
+                    let indices = batch_indices.as_array();
+                    let net = &mut self.net;
+                    py.detach(|| net.train_steps(indices)).map_err(value_error)
+                }
+
+                /// Class ids (int64) for the rows of `x`.
+                fn predict<'py>(
+                    &self,
+                    py: Python<'py>,
+                    x: PyReadonlyArray2<'py, $t>,
+                ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+                    let x = x.as_array();
+                    let net = &self.net;
+                    let classes = py.detach(|| net.predict(x)).map_err(value_error)?;
+                    Ok(classes.into_pyarray(py))
+                }
+
+                /// Copies of W1, b1, W2, b2.
+                fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                    let params = self.net.params();
+                    let dict = PyDict::new(py);
+                    dict.set_item("W1", PyArray2::from_owned_array(py, params.w1))?;
+                    dict.set_item("b1", PyArray1::from_owned_array(py, params.b1))?;
+                    dict.set_item("W2", PyArray2::from_owned_array(py, params.w2))?;
+                    dict.set_item("b2", PyArray1::from_owned_array(py, params.b2))?;
+                    Ok(dict)
+                }
+            }
+        };
+    }
+
+    mlp_class!(Mlp32, "Mlp32", f32);
+    mlp_class!(Mlp64, "Mlp64", f64);
+
+    #[pymodule]
+    fn mlp_bench_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_class::<Mlp32>()?;
+        m.add_class::<Mlp64>()?;
+        m.add("BUILD_PROFILE", crate::BUILD_PROFILE)?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+"""The Rust backend does the NumPy backend's arithmetic, releases the GIL and fails politely."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from harness import backends
+from harness.plan import make_plan
+from harness.spec import Spec
+from impls.numpy_scratch import NumpyBackend
+from impls.rust_ext import BUILD_HINT, RustBackend
+
+rust = pytest.importorskip("mlp_bench_rust", reason=BUILD_HINT)
+
+
+def synthetic_mnist(n: int = 2000, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped inputs in [0, 1] with sparse bright pixels, and labels 0–9."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784)) * (rng.random((n, 784)) < 0.2)
+    return x, rng.integers(0, 10, size=n)
+
+
+def trained(backend_cls, spec: Spec, x, y, steps: int, threads: int | None = 1):
+    plan = make_plan(spec, x.shape[1], 10, len(x))
+    backend = backend_cls()
+    if hasattr(backend, "configure_threads"):
+        backend.configure_threads(threads)
+    backend.setup(spec, x.astype(spec.dtype), y, plan.init)
+    loss = backend.train_steps(plan.batches[:steps])
+    return backend, loss
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_100_steps_match_numpy_float32(threads):
+    spec = Spec(iterations=100)
+    x, y = synthetic_mnist()
+    ours, our_loss = trained(RustBackend, spec, x, y, 100, threads)
+    book, book_loss = trained(NumpyBackend, spec, x, y, 100)
+    for name, value in book.params().items():
+        got = ours.params()[name]
+        assert got.dtype == np.float32 and got.shape == value.shape
+        np.testing.assert_allclose(got, value, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert our_loss == pytest.approx(book_loss, rel=1e-4)
+    np.testing.assert_array_equal(ours.predict(x[:500]), book.predict(x[:500]))
+
+
+def test_100_steps_match_numpy_float64():
+    spec = Spec(iterations=100, dtype="float64")
+    x, y = synthetic_mnist()
+    ours, _ = trained(RustBackend, spec, x, y, 100)
+    book, _ = trained(NumpyBackend, spec, x, y, 100)
+    for name, value in book.params().items():
+        assert ours.params()[name].dtype == np.float64
+        np.testing.assert_allclose(ours.params()[name], value, rtol=1e-10, atol=1e-12)
+
+
+def test_real_mnist_100_steps_match_numpy(mnist_dir):
+    from harness import data
+
+    dataset = data.load(data.locate("mnist", mnist_dir))
+    spec = Spec(iterations=100)
+    ours, _ = trained(RustBackend, spec, dataset.train_x, dataset.train_y, 100)
+    book, _ = trained(NumpyBackend, spec, dataset.train_x, dataset.train_y, 100)
+    for name, value in book.params().items():
+        np.testing.assert_allclose(ours.params()[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_gil_is_released_during_training():
+    spec = Spec(iterations=3000)
+    x, y = synthetic_mnist()
+    plan = make_plan(spec, 784, 10, len(x))
+    backend = RustBackend()
+    backend.configure_threads(1)
+    backend.setup(spec, x.astype(np.float32), y, plan.init)
+    done = threading.Event()
+
+    def train() -> None:
+        backend.train_steps(plan.batches)
+        done.set()
+
+    worker = threading.Thread(target=train)
+    ticks = 0
+    started = time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        ticks += 1  # Python work: only possible while the training thread has let go of the GIL
+    elapsed = time.perf_counter() - started
+    worker.join()
+    assert elapsed > 0.2, "training finished too quickly to tell"
+    assert ticks > 10_000
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda net: net.train_steps(np.array([[0, 5000]], dtype=np.int32)),
+            ValueError,
+            "batch index 5000 is outside the training set (0..2000)",
+        ),
+        (
+            lambda net: net.train_steps(np.array([[0, -1]], dtype=np.int32)),
+            ValueError,
+            "batch index -1 is outside the training set",
+        ),
+        (
+            lambda net: net.train_steps(np.zeros((2, 3), dtype=np.int32)),
+            ValueError,
+            "rows hold 3 indices, but the net was set up for batch 2",
+        ),
+        (lambda net: net.train_steps(np.zeros((2, 2), dtype=np.float64)), TypeError, ""),
+        (
+            lambda net: net.predict(np.zeros((3, 5), dtype=np.float32)),
+            ValueError,
+            "x has 5 features per row but the net expects 784",
+        ),
+    ],
+)
+def test_bad_calls_raise_python_exceptions(call, error, message):
+    x, y = synthetic_mnist()
+    init = make_plan(Spec(iterations=1), 784, 10, 2000).init
+    net = rust.Mlp32(
+        init["W1"], init["b1"], init["W2"], init["b2"], x.astype(np.float32), y, 0.1, 2, 1
+    )
+    with pytest.raises(error) as excinfo:
+        call(net)
+    assert message in str(excinfo.value)
+
+
+def test_bad_labels_and_shapes_at_construction():
+    init = make_plan(Spec(iterations=1), 784, 10, 4).init
+    x = np.zeros((4, 784), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"train_y holds a label outside 0\.\.10"):
+        rust.Mlp32(
+            init["W1"], init["b1"], init["W2"], init["b2"], x, np.array([0, 1, 2, 10]), 0.1, 2, 1
+        )
+    with pytest.raises(ValueError, match="train_x has 783 features per row but W1 expects 784"):
+        rust.Mlp32(
+            init["W1"], init["b1"], init["W2"], init["b2"], x[:, :783], np.arange(4), 0.1, 2, 1
+        )
+
+
+def test_build_profile_is_reported():
+    assert rust.BUILD_PROFILE in ("release", "debug")
+    assert RustBackend().build_info()["profile"] == rust.BUILD_PROFILE
+
+
+def test_unbuilt_extension_is_reported_with_the_build_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlp_bench_rust", None)  # makes the import fail
+    state = backends.status(backends.lookup("rust"))
+    assert not state.available
+    assert state.reason == "the Rust extension is not built; build it with: pip install ./rust_impl"

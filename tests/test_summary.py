@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import statistics
+
+from rich.console import Console
+
+from harness.cli import print_summary
+from harness.summary import summarize, to_frame
+
+
+def record(backend, time_s, status="ok", threads=1, **extra):
+    return {
+        "backend": backend,
+        "status": status,
+        "threads": threads,
+        "train_time_s": time_s,
+        "cpu_util": 1.0,
+        "train_acc": 0.98,
+        "test_acc": 0.97,
+        **extra,
+    }
+
+
+def test_medians_over_ok_runs_and_counts_of_all():
+    records = [record("a", t) for t in (3.0, 1.0, 2.0, 10.0)] + [record("a", None, "failed")]
+    (row,) = summarize(to_frame(records)).itertuples()
+    assert row.train_time_s == statistics.median([3.0, 1.0, 2.0, 10.0])
+    assert (row.runs_ok, row.runs, row.statuses) == (4, 5, "failed")
+    assert (row.train_time_min_s, row.train_time_max_s) == (1.0, 10.0)
+
+
+def test_missing_optional_and_unknown_fields_still_summarise():
+    records = [{"backend": "b", "status": "ok", "train_time_s": 2.0, "brand_new": [1]}]
+    (row,) = summarize(to_frame(records)).itertuples()
+    assert row.train_time_s == 2.0 and row.threads == "default"
+
+
+def test_debug_build_is_flagged_in_the_table():
+    records = [record("rust", 50.0, build_info={"profile": "debug"}), record("numpy", 9.0)]
+    console = Console(record=True, width=120)
+    print_summary(console, records)
+    text = console.export_text()
+    assert "rust (DEBUG BUILD)" in text
+    assert "numpy (DEBUG BUILD)" not in text
