@@ -41,7 +41,7 @@ class RustBackend:
         return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
 
     def build_info(self) -> dict[str, str]:
-        return {"profile": _extension().BUILD_PROFILE, "gemm": "gemm crate (rayon)"}
+        return {"profile": _extension().BUILD_PROFILE, "gemm": "gemm crate, row bands on rayon"}
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads

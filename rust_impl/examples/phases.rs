@@ -5,14 +5,12 @@
 use std::time::Instant;
 
 use mlp_bench_rust::layers::{Affine, Layer, Relu, SoftmaxWithLoss};
-use mlp_bench_rust::linalg::parallelism_for;
 use ndarray::{Array1, Array2};
 
 fn main() {
     let threads: usize = std::env::args()
         .nth(1)
         .map_or(1, |t| t.parse().expect("threads"));
-    let par = parallelism_for(threads);
     let (rows, features, hidden, classes, batch, steps) = (60_000, 784, 50, 10, 100, 3_000);
     let mut state = 12345u64;
     let mut random = move || {
@@ -25,9 +23,9 @@ fn main() {
     let labels: Vec<usize> = (0..rows).map(|i| i % classes).collect();
     let w1 = Array2::from_shape_simple_fn((features, hidden), || (random() - 0.5) * 0.02);
     let w2 = Array2::from_shape_simple_fn((hidden, classes), || (random() - 0.5) * 0.02);
-    let mut a1 = Affine::new(w1, Array1::zeros(hidden), batch, false, par);
+    let mut a1 = Affine::new(w1, Array1::zeros(hidden), batch, false, threads);
     let mut relu = Relu::new(batch, hidden);
-    let mut a2 = Affine::new(w2, Array1::zeros(classes), batch, true, par);
+    let mut a2 = Affine::new(w2, Array1::zeros(classes), batch, true, 1);
     let mut last = SoftmaxWithLoss::new(batch, classes);
     let mut x = Array2::zeros((batch, features));
     let mut t = vec![0usize; batch];

@@ -6,7 +6,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, ShapeBuilder, Zip};
 
-use crate::linalg::{matmul_into, Parallelism, Scalar};
+use crate::linalg::{matmul_into_banded, Scalar};
 
 /// A layer with parameters updated by plain SGD (the parameter-free ones keep the defaults).
 pub trait Layer<T: Scalar> {
@@ -31,7 +31,8 @@ pub struct Affine<T: Scalar> {
     out: Array2<T>,
     /// None for the first layer: nothing uses the gradient w.r.t. the images.
     dx: Option<Array2<T>>,
-    parallelism: Parallelism,
+    /// Thread budget of this layer's matrix products.
+    threads: usize,
 }
 
 impl<T: Scalar> Affine<T> {
@@ -40,7 +41,7 @@ impl<T: Scalar> Affine<T> {
         b: Array1<T>,
         batch: usize,
         needs_input_grad: bool,
-        parallelism: Parallelism,
+        threads: usize,
     ) -> Self {
         let (inputs, outputs) = w.dim();
         // Weights and their gradient are kept column-major (each output's weights contiguous):
@@ -56,7 +57,7 @@ impl<T: Scalar> Affine<T> {
             dx: needs_input_grad.then(|| Array2::zeros((batch, inputs))),
             w: w_col_major,
             b,
-            parallelism,
+            threads,
         }
     }
 }
@@ -67,7 +68,7 @@ pub fn affine_into<T: Scalar>(
     w: ArrayView2<T>,
     b: &Array1<T>,
     mut out: ndarray::ArrayViewMut2<T>,
-    parallelism: Parallelism,
+    threads: usize,
 ) {
     // Start from the bias rows and let gemm add the product: one pass over `out` fewer, and the
     // same single rounding per element as NumPy's `x @ W + b`.
@@ -76,7 +77,7 @@ pub fn affine_into<T: Scalar>(
         &b.broadcast(dim)
             .expect("bias length equals the output width"),
     );
-    matmul_into(input, w, out, true, parallelism);
+    matmul_into_banded(input, w, out, true, threads);
 }
 
 impl<T: Scalar> Layer<T> for Affine<T> {
@@ -86,7 +87,7 @@ impl<T: Scalar> Layer<T> for Affine<T> {
             self.w.view(),
             &self.b,
             self.out.view_mut(),
-            self.parallelism,
+            self.threads,
         );
     }
 
@@ -95,12 +96,12 @@ impl<T: Scalar> Layer<T> for Affine<T> {
     }
 
     fn backward(&mut self, input: ArrayView2<T>, dout: ArrayView2<T>) {
-        matmul_into(input.t(), dout, self.dw.view_mut(), false, self.parallelism);
+        matmul_into_banded(input.t(), dout, self.dw.view_mut(), false, self.threads);
         Zip::from(&mut self.db)
             .and(dout.axis_iter(Axis(1)))
             .for_each(|db, column| *db = column.sum());
         if let Some(dx) = self.dx.as_mut() {
-            matmul_into(dout, self.w.t(), dx.view_mut(), false, self.parallelism);
+            matmul_into_banded(dout, self.w.t(), dx.view_mut(), false, self.threads);
         }
     }
 
@@ -241,9 +242,9 @@ mod tests {
             let b2 = Array1::from_shape_fn(3, |i| i as f64 * -0.03);
             let x = Array2::from_shape_fn((6, 4), |(i, j)| ((i * 4 + j) as f64 * 1.3).sin());
             Tiny {
-                a1: Affine::new(w1, b1, 6, false, Parallelism::None),
+                a1: Affine::new(w1, b1, 6, false, 1),
                 relu: Relu::new(6, 5),
-                a2: Affine::new(w2, b2, 6, true, Parallelism::None),
+                a2: Affine::new(w2, b2, 6, true, 1),
                 last: SoftmaxWithLoss::new(6, 3),
                 x,
                 t: vec![0, 2, 1, 1, 0, 2],

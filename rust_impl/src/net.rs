@@ -5,7 +5,7 @@ use std::fmt;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::layers::{affine_into, Affine, Layer, Relu, SoftmaxWithLoss};
-use crate::linalg::{parallelism_for, Parallelism, Scalar};
+use crate::linalg::Scalar;
 
 /// What the caller got wrong; the bindings turn it into a Python `ValueError`.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ pub struct TwoLayerNet<T: Scalar> {
     x_batch: Array2<T>,
     t_batch: Vec<usize>,
     lr: T,
-    parallelism: Parallelism,
+    threads: usize,
 }
 
 impl<T: Scalar> TwoLayerNet<T> {
@@ -91,19 +91,18 @@ impl<T: Scalar> TwoLayerNet<T> {
                 "batch must be ≥ 1 and lr finite and > 0 (got {batch}, {lr})"
             ));
         }
-        let parallelism = parallelism_for(threads);
         Ok(TwoLayerNet {
             // Only the first layer's products are big enough to gain from threads.
-            affine1: Affine::new(init.w1, init.b1, batch, false, parallelism),
+            affine1: Affine::new(init.w1, init.b1, batch, false, threads),
             relu1: Relu::new(batch, hidden),
-            affine2: Affine::new(init.w2, init.b2, batch, true, Parallelism::None),
+            affine2: Affine::new(init.w2, init.b2, batch, true, 1),
             last: SoftmaxWithLoss::new(batch, classes),
             x_batch: Array2::zeros((batch, features)),
             t_batch: vec![0; batch],
             train_x,
             train_y,
             lr: T::from(lr).expect("lr is representable"),
-            parallelism,
+            threads,
         })
     }
 
@@ -188,7 +187,7 @@ impl<T: Scalar> TwoLayerNet<T> {
                 self.affine1.w.view(),
                 &self.affine1.b,
                 hidden.view_mut(),
-                self.parallelism,
+                self.threads,
             );
             hidden.mapv_inplace(|v| if v <= T::zero() { T::zero() } else { v });
             let mut scores = Array2::zeros((block.nrows(), self.affine2.w.ncols()));
@@ -197,7 +196,7 @@ impl<T: Scalar> TwoLayerNet<T> {
                 self.affine2.w.view(),
                 &self.affine2.b,
                 scores.view_mut(),
-                Parallelism::None,
+                1,
             );
             classes.extend(scores.rows().into_iter().map(|row| argmax(row) as i64));
         }
