@@ -47,8 +47,7 @@ class RunRecord:
     curve: list[dict[str, float]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     build_info: dict[str, Any] = field(default_factory=dict)
-    blas: list[dict[str, Any]] = field(default_factory=list)
-    env: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)  # machine, versions, git, "blas" pools
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -61,6 +60,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     """Write to a temp file in the same directory, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it private; records are not
         with os.fdopen(fd, "w") as out:
             json.dump(_finite(data), out, indent=1, allow_nan=False, default=_jsonable)
             out.write("\n")
@@ -70,6 +70,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _finite(value: Any) -> Any:

@@ -245,6 +245,8 @@ class Runner:
                 error = f"{error}\n--- worker output (tail) ---\n{tail}"
         known = set(RunRecord.__dataclass_fields__)
         measured = {k: v for k, v in outcome.items() if k in known and k not in ("status", "error")}
+        # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
+        env = {**self.env, "blas": outcome.get("blas", [])}
         record = RunRecord(
             backend=item.backend.name,
             backend_target=item.backend.target,
@@ -259,7 +261,7 @@ class Runner:
             batches_sha256=self.plan.batches_sha256,
             session=self.session,
             data=self.data.to_json(),
-            env=self.env,
+            env=env,
             exit_code=exit_code,
             started_at=started_at,
             finished_at=_now(),

@@ -18,31 +18,18 @@ def test_real_mnist_is_found_and_verified(mnist_dir):
     assert files.sha256 == data.DATASETS["mnist"].sha256
 
 
-def _run(mnist_dir, tmp_path, *args: str) -> dict:
+def _run(mnist_dir, tmp_path, *args: str, backend: str = "numpy") -> dict:
+    command = ["run", "--backend", backend, "--threads", "1", "--data-dir", str(mnist_dir)]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--backend",
-            "numpy",
-            "--threads",
-            "1",
-            "--data-dir",
-            str(mnist_dir),
-            "--results-dir",
-            str(tmp_path),
-            *args,
-        ],
+        [sys.executable, "-m", "harness", *command, "--results-dir", str(tmp_path), *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert "results:" in result.stdout and "numpy" in result.stdout
+    assert "results:" in result.stdout and backend in result.stdout
     (session,) = tmp_path.iterdir()
-    (record_path,) = session.glob("numpy-*.json")
+    (record_path,) = session.glob(f"{backend}-*.json")
     assert json.loads((session / "session.json").read_text())["spec_hash"]
     return json.loads(record_path.read_text())
 
@@ -60,9 +47,13 @@ def test_quick_run(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path):
-    record = _run(mnist_dir, tmp_path)
+@pytest.mark.parametrize("backend", ["numpy", "rust"])
+def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backend):
+    if backend == "rust":
+        pytest.importorskip("mlp_bench_rust", reason="the Rust extension is not built")
+    record = _run(mnist_dir, tmp_path, backend=backend)
     assert record["status"] == "ok"
+    assert record["build_info"].get("profile", "release") == "release"
     assert len(record["curve"]) == 17
     assert record["train_acc"] >= 0.975
     assert record["test_acc"] >= 0.965

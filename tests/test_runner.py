@@ -74,7 +74,7 @@ def test_ok_run_record_has_the_documented_fields(idx_dir, tmp_path, capsys):
     assert record["peak_rss_bytes"] > 10_000_000
     assert record["test_acc"] > 0.5  # the stripes are easy; 40 steps learn them
     assert {"cpu_model", "python", "numpy", "git_commit"} <= set(record["env"])
-    assert any(pool.get("num_threads") == 1 for pool in record["blas"])
+    assert any(pool.get("num_threads") == 1 for pool in record["env"]["blas"])
     output = capsys.readouterr().out
     assert "numpy" in output and "results:" in output
 
