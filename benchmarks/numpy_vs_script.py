@@ -50,12 +50,11 @@ def backend_time(spec, train_x, train_y, plan):
 
     backend = NumpyBackend()
     backend.setup(spec, train_x, train_y, plan.init)
-    total, done = 0.0, 0
-    for end in spec.eval_points():
-        start = time.perf_counter()
-        backend.train_steps(plan.batches[done:end])
-        total += time.perf_counter() - start
-        done = end
+    total = 0.0
+    for start, end in spec.eval_spans():
+        started = time.perf_counter()
+        backend.train_steps(plan.batches[start:end])
+        total += time.perf_counter() - started
     return total
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -171,7 +172,9 @@ def _choose_backends(args: argparse.Namespace, console: Console) -> list[backend
             if state.available:
                 chosen.append(ref)
             else:
-                console.print(f"[yellow]skipping {ref.name}[/]: {state.reason}", soft_wrap=True)
+                console.print(
+                    f"[yellow]skipping {ref.name}[/]: {escape(str(state.reason))}", soft_wrap=True
+                )
     for name in args.backend:
         ref = backends.lookup(name)
         state = backends.status(ref)
@@ -230,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
             else:
                 line += f" — {(record.error or '').splitlines()[0]}"
-            progress.console.print(line, soft_wrap=True, highlight=False)
+            progress.console.print(escape(line), soft_wrap=True, highlight=False)
 
         runner = Runner(
             spec,
@@ -248,11 +251,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             runner.run_all(items)
         except KeyboardInterrupt:
             progress.stop()
-            err.print(f"interrupted: {len(records)} of {len(items)} runs recorded in {session_dir}")
+            where = escape(str(session_dir))
+            err.print(f"interrupted: {len(records)} of {len(items)} runs recorded in {where}")
             return EXIT_INTERRUPTED
 
     print_summary(console, [r.to_json() for r in records])
-    console.print(f"results: {session_dir}")
+    console.print(f"results: {escape(str(session_dir))}")
     failed = [r for r in records if r.status != "ok"]
     if failed:
         err.print(f"[red]{len(failed)} of {len(records)} runs did not finish ok[/]")
@@ -267,7 +271,7 @@ def _fmt(value: object, pattern: str) -> str:
 
 
 def print_summary(console: Console, records: Sequence[dict]) -> None:
-    table = Table(title="mlp-bench summary (medians over ok runs)")
+    table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
     for column in (
         "backend",
         "threads",

@@ -61,6 +61,11 @@ class Spec:
         points = list(range(self.eval_every, self.iterations, self.eval_every))
         return [*points, self.iterations]
 
+    def eval_spans(self) -> list[tuple[int, int]]:
+        """(start, end) iteration ranges of the timed chunks between two evaluations."""
+        ends = self.eval_points()
+        return list(zip([0, *ends[:-1]], ends, strict=True))
+
     def flops_per_iteration(self, n_features: int, n_classes: int) -> float:
         """Multiply-adds of the four matrix products of one SGD step, counted as 2 FLOP each.
 

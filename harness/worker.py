@@ -100,9 +100,8 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
     outcome.build_info = dict(backends.call_optional(backend, "build_info", {}))
 
     process = psutil.Process()
-    done = 0
-    for end in spec.eval_points():
-        chunk = plan.batches[done:end]
+    for start, end in spec.eval_spans():
+        chunk = plan.batches[start:end]
         cpu_before = _cpu_seconds(process)
         wall_before = time.perf_counter()
         loss = float(backend.train_steps(chunk))
@@ -110,26 +109,25 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
         outcome.cpu_time_s += _cpu_seconds(process) - cpu_before
         outcome.train_time_s += wall
         outcome.threads_observed = max(outcome.threads_observed, process.num_threads())
-        done = end
-        outcome.iterations_done = done
+        outcome.iterations_done = end
         outcome.final_loss = loss
         if not math.isfinite(loss):
             outcome.status = "diverged"
-            outcome.error = f"loss became {loss} within iterations {done - len(chunk) + 1}–{done}"
+            outcome.error = f"loss became {loss} within iterations {start + 1}–{end}"
             return
         train_acc = accuracy(backend, dataset.train_x, dataset.train_y)
         test_acc = accuracy(backend, dataset.test_x, dataset.test_y)
         outcome.train_acc, outcome.test_acc = train_acc, test_acc
         outcome.curve.append(
             {
-                "iteration": done,
+                "iteration": end,
                 "train_time_s": outcome.train_time_s,
                 "train_acc": train_acc,
                 "test_acc": test_acc,
                 "loss": loss,
             }
         )
-        report(event="trained", iteration=done, test_acc=test_acc, loss=loss)
+        report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
 
     params = backend.params()
     bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]

@@ -47,10 +47,11 @@ def test_quick_run(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["numpy", "rust"])
+@pytest.mark.parametrize("backend", ["numpy", "rust", "keras", "keras-fit"])
 def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backend):
-    if backend == "rust":
-        pytest.importorskip("mlp_bench_rust", reason="the Rust extension is not built")
+    needs = {"rust": "mlp_bench_rust", "keras": "tensorflow", "keras-fit": "tensorflow"}
+    if backend in needs:
+        pytest.importorskip(needs[backend], reason=f"{backend} is not installed")
     record = _run(mnist_dir, tmp_path, backend=backend)
     assert record["status"] == "ok"
     assert record["build_info"].get("profile", "release") == "release"

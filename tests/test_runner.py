@@ -150,16 +150,25 @@ def test_chatty_backend_does_not_block(idx_dir, tmp_path):
     assert record["status"] == "ok"
 
 
-def test_run_all_skips_an_unbuilt_rust_extension_and_says_why(
-    idx_dir, tmp_path, monkeypatch, capsys
-):
+def test_run_all_skips_unavailable_backends_and_says_why(idx_dir, tmp_path, monkeypatch, capsys):
+    import importlib.util
     import sys
 
     monkeypatch.setitem(sys.modules, "mlp_bench_rust", None)  # as if never built
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # as if TensorFlow were not installed
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow" else real_find_spec(name, *a),
+    )
     assert run(idx_dir, tmp_path, "--all") == 0
     err = capsys.readouterr().err
     assert (
         "skipping rust: the Rust extension is not built; build it with: pip install "
         "./rust_impl" in err
+    )
+    assert (
+        "skipping keras: TensorFlow/Keras are not installed; install them with: pip "
+        "install -e '.[keras]'" in err
     )
     assert {r["backend"] for r in records(tmp_path).values()} == {"numpy"}

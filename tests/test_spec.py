@@ -117,3 +117,8 @@ def test_spec_file_errors(tmp_path):
 
 def test_parse_assignments_types():
     assert parse_assignments(["batch=1e2", "lr=1e-2"]) == {"batch": 100, "lr": 0.01}
+
+
+def test_eval_spans_cover_every_iteration_once():
+    spans = Spec(iterations=1300, eval_every=600).eval_spans()
+    assert spans == [(0, 600), (600, 1200), (1200, 1300)]
