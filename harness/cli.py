@@ -199,8 +199,14 @@ def _progress() -> Progress:
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _stdout_console() -> Console:
+    """Rich's console, but 100 columns wide when writing to a file or pipe (80 truncates)."""
     console = Console()
+    return console if console.is_terminal else Console(width=100)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    console = _stdout_console()
     err = Console(stderr=True)
     spec = build_spec(args.spec, args.set, args.quick)
     refs = _choose_backends(args, err)
@@ -256,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
 
     print_summary(console, [r.to_json() for r in records])
-    console.print(f"results: {escape(str(session_dir))}")
+    console.print(f"results: {escape(str(session_dir))}", soft_wrap=True)
     failed = [r for r in records if r.status != "ok"]
     if failed:
         err.print(f"[red]{len(failed)} of {len(records)} runs did not finish ok[/]")
@@ -271,20 +277,17 @@ def _fmt(value: object, pattern: str) -> str:
 
 
 def print_summary(console: Console, records: Sequence[dict]) -> None:
+    rows = summarize(to_frame(records))
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
-    for column in (
-        "backend",
-        "threads",
-        "train time s",
-        "CPU %",
-        "train acc",
-        "test acc",
-        "ok/runs",
-        "status",
-    ):
-        table.add_column(column, justify="left" if column in ("backend", "status") else "right")
-    for row in summarize(to_frame(records)).itertuples():
-        name = f"{row.backend} [red](DEBUG BUILD)[/]" if row.debug_build else row.backend
+    widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
+    table.add_column("backend", no_wrap=True, min_width=widest)
+    for column in ("threads", "time s", "CPU %", "train", "test", "ok"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for row in rows.itertuples():
+        name = escape(str(row.backend))
+        if row.debug_build:
+            name += " [red](debug)[/]"
         cpu = None if row.cpu_util is None else row.cpu_util * 100
         table.add_row(
             name,
@@ -311,7 +314,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "yes" if state.available else "[red]no[/]",
             ref.source if state.available else str(state.reason),
         )
-    Console().print(table)
+    _stdout_console().print(table)
     return EXIT_OK
 
 

@@ -40,5 +40,5 @@ def test_debug_build_is_flagged_in_the_table():
     console = Console(record=True, width=120)
     print_summary(console, records)
     text = console.export_text()
-    assert "rust (DEBUG BUILD)" in text
-    assert "numpy (DEBUG BUILD)" not in text
+    assert "rust (debug)" in text
+    assert "numpy (debug)" not in text
