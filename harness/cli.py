@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness run | list``.
+"""Command line: ``python -m harness run | report | compare | export | list``.
 
 Exit status: 0 every run ok; 1 at least one run failed, timed out or diverged; 2 a user mistake
 (bad option, spec, data or backend), reported in one line; 130 interrupted.
@@ -7,6 +7,7 @@ Exit status: 0 every run ok; 1 at least one run failed, timed out or diverged; 2
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness import backends, data
+from harness import backends, compare, data, export, report
 from harness.envinfo import session_env
 from harness.errors import HarnessError
 from harness.plan import make_plan
@@ -152,6 +153,61 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="root of the session directories (default ./results)",
     )
+
+    report_cmd = commands.add_parser(
+        "report",
+        help="write report.md, charts and index.html from stored results (no re-running)",
+        description="Render the comparison table, charts (PNG + SVG) and a self-contained "
+        "index.html from stored run records.",
+    )
+    report_cmd.add_argument(
+        "results",
+        nargs="*",
+        metavar="RESULTS",
+        help="session directories or ids under --results-dir, or 'latest' (default)",
+    )
+    report_cmd.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where to write the report (default ./reports)",
+    )
+
+    compare_cmd = commands.add_parser(
+        "compare",
+        help="compare two result sets: time ratio, significance, accuracy deltas",
+        description="For each backend and thread count in both A and B: the ratio of median "
+        "training times B/A, a Mann–Whitney U test (needs ≥ 4 repeats a side to reach p < "
+        "0.05), accuracy deltas and a verdict.",
+    )
+    compare_cmd.add_argument("a", metavar="A", help="baseline session (directory, id, 'latest')")
+    compare_cmd.add_argument("b", metavar="B", help="session compared against A")
+    compare_cmd.add_argument("--json", action="store_true", help="JSON instead of markdown")
+
+    export_cmd = commands.add_parser(
+        "export",
+        help="export training times as a pyperf benchmark suite",
+        description="Write the training times as a pyperf suite, so that 'python -m pyperf "
+        "stats FILE' and 'python -m pyperf compare_to A B' work on them.",
+    )
+    export_cmd.add_argument(
+        "results",
+        nargs="*",
+        metavar="RESULTS",
+        help="session directories or ids, or 'latest' (default)",
+    )
+    export_cmd.add_argument(
+        "--pyperf", type=Path, required=True, metavar="FILE", help="the pyperf JSON file to write"
+    )
+    for sub in (report_cmd, compare_cmd, export_cmd):
+        sub.add_argument(
+            "--results-dir",
+            type=Path,
+            default=Path("results"),
+            metavar="DIR",
+            help="root of the session directories (default ./results)",
+        )
 
     commands.add_parser(
         "list",
@@ -318,10 +374,45 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    loaded = report.load(report.resolve_sessions(args.results, args.results_dir))
+    for problem in loaded.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    written = report.write_report(loaded, args.out)
+    print_summary(_stdout_console(), loaded.frame.to_dict("records"))
+    print(f"report: {args.out / 'index.html'} ({len(written)} files in {args.out})")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    (a,) = report.resolve_sessions([args.a], args.results_dir)
+    (b,) = report.resolve_sessions([args.b], args.results_dir)
+    results = compare.compare(report.load([a]).frame, report.load([b]).frame)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=1))
+    else:
+        print(compare.to_markdown(results, str(a), str(b)))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    loaded = report.load(report.resolve_sessions(args.results, args.results_dir))
+    export.export_pyperf(loaded.frame, args.pyperf)
+    print(f"wrote {args.pyperf}; try: python -m pyperf stats {args.pyperf}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {
+        "run": cmd_run,
+        "list": cmd_list,
+        "report": cmd_report,
+        "compare": cmd_compare,
+        "export": cmd_export,
+    }
     try:
-        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+        return commands[args.command](args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

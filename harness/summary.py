@@ -7,6 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness.data import N_CLASSES
+from harness.errors import HarnessError
+from harness.spec import spec_from_dict
+
 COLUMNS = [
     "backend",
     "status",
@@ -22,7 +26,22 @@ COLUMNS = [
     "final_loss",
     "error",
     "build_info",
+    "spec",
+    "data",
+    "curve",
+    "session",
 ]
+
+
+def _job_gflop(record: dict[str, Any]) -> float | None:
+    """The FLOPs of the record's whole job (its spec, its data's input width), in GFLOP."""
+    try:
+        spec = spec_from_dict(record["spec"])
+    except (KeyError, TypeError, HarnessError):
+        return None
+    data = record.get("data") or {}
+    n_features = data.get("n_features", 784)
+    return spec.flops_per_iteration(n_features, N_CLASSES) * spec.iterations / 1e9
 
 
 def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -31,6 +50,17 @@ def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for column in COLUMNS:
         if column not in frame:
             frame[column] = None
+    frame["job_gflop"] = [_job_gflop(r) for r in records]
+    for column in (
+        "train_time_s",
+        "cpu_util",
+        "setup_time_s",
+        "peak_rss_bytes",
+        "train_acc",
+        "test_acc",
+        "job_gflop",
+    ):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["threads"] = frame["threads"].astype(object).where(frame["threads"].notna(), "default")
     return frame
 
@@ -61,6 +91,16 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                 "peak_rss_bytes": ok["peak_rss_bytes"].median(),
                 "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
                 "debug_build": debug,
+                "gflops": ok["job_gflop"].median() / ok["train_time_s"].median(),
             }
         )
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
+    # Speed-up against the NumPy backend at the same thread count: the book's code is the yardstick.
+    numpy_times = summary[summary["backend"] == "numpy"].set_index("threads")["train_time_s"]
+    summary["speedup_vs_numpy"] = [
+        numpy_times.get(threads, float("nan")) / time
+        for threads, time in zip(summary["threads"], summary["train_time_s"], strict=True)
+    ]
+    return summary

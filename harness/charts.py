@@ -1,0 +1,170 @@
+"""Comparison charts from the runs DataFrame (matplotlib, PNG and SVG, one colour per backend)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+# Built-ins get fixed colours, so a backend looks the same in every report.
+_FIXED_COLOURS = {"numpy": "#1f77b4", "rust": "#ff7f0e", "keras": "#d62728", "keras-fit": "#9467bd"}
+_PALETTE = ["#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+ACCURACY_TARGETS = (0.95, 0.97)
+
+
+def colour(backend: str) -> str:
+    return _FIXED_COLOURS.get(backend) or _PALETTE[zlib.crc32(backend.encode()) % len(_PALETTE)]
+
+
+def _group_label(backend: str, threads: object) -> str:
+    return f"{backend} @{threads}t" if threads != "default" else f"{backend} @default"
+
+
+def _groups(ok: pd.DataFrame) -> list[tuple[str, object, pd.DataFrame]]:
+    return [(b, t, g) for (b, t), g in ok.groupby(["backend", "threads"], sort=True)]
+
+
+def time_to_accuracy(curve: list[dict] | None, target: float) -> float | None:
+    """Cumulative training time at the first evaluation whose test accuracy reached ``target``."""
+    for point in curve or []:
+        if point.get("test_acc", 0.0) >= target:
+            return float(point["train_time_s"])
+    return None
+
+
+def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+    paths = []
+    for suffix in ("png", "svg"):
+        path = out_dir / f"{name}.{suffix}"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def training_times(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    groups = _groups(ok)
+    for y, (backend, _, g) in enumerate(groups):
+        times = g["train_time_s"].dropna()
+        ax.scatter(times, [y] * len(times), color=colour(backend), alpha=0.7, s=30, zorder=3)
+        ax.plot([times.median()] * 2, [y - 0.3, y + 0.3], color=colour(backend), lw=2.5)
+    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_xlabel("training time (s) — dots: every repeat, bar: median")
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Training time")
+
+
+def cpu_utilisation(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    groups = _groups(ok)
+    values = [g["cpu_util"].median() * 100 for _, _, g in groups]
+    ax.barh(range(len(groups)), values, color=[colour(b) for b, _, _ in groups])
+    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_xlabel("CPU utilisation (%) — CPU seconds ÷ wall seconds; 200 % = two busy cores")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("CPU utilisation during training")
+
+
+def accuracies(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    groups = _groups(ok)
+    for y, (backend, _, g) in enumerate(groups):
+        ax.barh(y - 0.2, g["train_acc"].median(), height=0.38, color=colour(backend), alpha=0.55)
+        ax.barh(y + 0.2, g["test_acc"].median(), height=0.38, color=colour(backend))
+    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    low = min(ok["test_acc"].min(), ok["train_acc"].min())
+    ax.set_xlim(max(0.0, low - 0.02), 1.0)
+    ax.set_xlabel("final accuracy — pale: train, solid: test")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Final accuracy")
+
+
+def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
+    by_iteration, by_time = axes
+    labelled: set[str] = set()
+    for _, run in ok.iterrows():
+        curve = run["curve"] or []
+        if not curve:
+            continue
+        label = _group_label(run["backend"], run["threads"])
+        style = {
+            "color": colour(run["backend"]),
+            "alpha": 0.8,
+            "lw": 1.2,
+            "ls": "-" if str(run["threads"]) in ("1", "default") else "--",
+            "label": None if label in labelled else label,
+        }
+        labelled.add(label)
+        iterations = [p["iteration"] for p in curve]
+        times = [p["train_time_s"] for p in curve]
+        accuracy = [p["test_acc"] for p in curve]
+        by_iteration.plot(iterations, accuracy, **style)
+        by_time.plot(times, accuracy, **style)
+    by_iteration.set_xlabel("iteration")
+    by_time.set_xlabel("cumulative training time (s)")
+    for ax in axes:
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+    by_iteration.set_title("Learning curve per iteration (same for backends doing the same job)")
+    by_time.set_title("Learning curve per second of training")
+    if labelled:
+        by_time.legend(fontsize=8, loc="lower right")
+
+
+def time_to_targets(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    groups = _groups(ok)
+    width = 0.8 / len(ACCURACY_TARGETS)
+    for i, target in enumerate(ACCURACY_TARGETS):
+        for y, (backend, _, g) in enumerate(groups):
+            reached = [t for t in (time_to_accuracy(c, target) for c in g["curve"]) if t]
+            offset = y - 0.4 + width * (i + 0.5)
+            if reached:
+                value = pd.Series(reached).median()
+                ax.barh(
+                    offset,
+                    value,
+                    height=width * 0.9,
+                    color=colour(backend),
+                    alpha=0.5 + 0.5 * i / max(1, len(ACCURACY_TARGETS) - 1),
+                )
+                ax.text(value, offset, f" {target:.2f}: {value:.1f} s", va="center", fontsize=8)
+            else:
+                ax.text(0, offset, f" {target:.2f}: not reached", va="center", fontsize=8)
+    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.25)  # room for the value labels
+    ax.set_xlabel("training time until test accuracy first reached the target (s), median")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Time to accuracy " + " and ".join(f"{t:.2f}" for t in ACCURACY_TARGETS))
+
+
+def _figure(rows: int, draw: Callable[[plt.Axes], None], width: float = 8.0) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.45 * max(rows, 2)))
+    draw(ax)
+    ax.invert_yaxis()  # first group on top, as in the tables
+    return fig
+
+
+def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
+    """Every chart for the ok runs of ``frame``; returns name → [png, svg]."""
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return {}
+    rows = ok.groupby(["backend", "threads"]).ngroups
+    charts: dict[str, list[Path]] = {}
+    for name, draw in (
+        ("training_time", training_times),
+        ("cpu_utilisation", cpu_utilisation),
+        ("accuracy", accuracies),
+        ("time_to_accuracy", time_to_targets),
+    ):
+        charts[name] = _save(_figure(rows, lambda ax, d=draw: d(ok, ax)), out_dir, name)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    learning_curves(ok, (axes[0], axes[1]))
+    charts["learning_curves"] = _save(fig, out_dir, "learning_curves")
+    return charts

@@ -1,0 +1,255 @@
+"""Report, compare and export from stored records only (synthetic sessions; nothing is run)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.spec import Spec
+
+CHARTS = ("training_time", "cpu_utilisation", "accuracy", "time_to_accuracy", "learning_curves")
+
+
+def make_record(backend: str, time_s: float, repeat: int, threads=1, status="ok", **extra):
+    curve = [
+        {
+            "iteration": i * 600,
+            "train_time_s": time_s * i / 3,
+            "train_acc": 0.9 + 0.02 * i,
+            "test_acc": 0.9 + 0.025 * i,
+            "loss": 0.5 / i,
+        }
+        for i in (1, 2, 3)
+    ]
+    record = {
+        "backend": backend,
+        "status": status,
+        "repeat": repeat,
+        "threads": threads,
+        "spec": Spec().to_dict(),
+        "spec_hash": Spec().hash,
+        "seed": 0,
+        "init_sha256": "i",
+        "batches_sha256": "b",
+        "session": "s",
+        "error": None,
+        "setup_time_s": 0.5,
+        "train_time_s": time_s,
+        "cpu_time_s": time_s,
+        "cpu_util": 1.0,
+        "peak_rss_bytes": 300 * 2**20,
+        "train_acc": 0.98,
+        "test_acc": 0.97,
+        "final_loss": 0.1,
+        "curve": curve,
+        "data": {"n_features": 784},
+        "build_info": {},
+        "env": {},
+    }
+    if status != "ok":
+        record.update(
+            train_time_s=None,
+            cpu_util=None,
+            train_acc=None,
+            test_acc=None,
+            curve=[],
+            error=f"{status}: it broke\ntraceback line",
+        )
+    record.update(extra)
+    return record
+
+
+def make_session(root: Path, name: str, records: list[dict]) -> Path:
+    session = root / name
+    session.mkdir(parents=True)
+    (session / "session.json").write_text(json.dumps({"session": name, "env": {"cpu": "x"}}))
+    for i, record in enumerate(records):
+        (session / f"{record['backend']}-{i}.json").write_text(json.dumps(record))
+    return session
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    root = tmp_path / "results"
+    make_session(
+        root,
+        "20260101-000000-aaaa",
+        [
+            *(make_record("numpy", t, i) for i, t in enumerate([9.0, 11.0, 10.0])),
+            *(make_record("rust", t, i) for i, t in enumerate([3.0, 1.0, 2.0])),
+            make_record("rust", 0, 3, status="failed"),
+        ],
+    )
+    return root
+
+
+def test_report_writes_every_file(results, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--results-dir", str(results), "--out", str(out)]) == 0
+    expected = {"report.md", "index.html"} | {f"{c}.{s}" for c in CHARTS for s in ("png", "svg")}
+    assert {p.name for p in out.iterdir()} == expected
+    assert all((out / name).stat().st_size > 500 for name in expected)
+    assert "report: " in capsys.readouterr().out
+
+
+def test_table_numbers_are_the_medians(results, tmp_path):
+    out = tmp_path / "report"
+    main(["report", "latest", "--results-dir", str(results), "--out", str(out)])
+    markdown = (out / "report.md").read_text()
+    rust_median = statistics.median([3.0, 1.0, 2.0])
+    numpy_median = statistics.median([9.0, 11.0, 10.0])
+    rust_row = next(line for line in markdown.splitlines() if line.startswith("| rust "))
+    assert f"{rust_median:.2f} s [1.00–3.00]" in rust_row
+    assert f"{numpy_median / rust_median:.2f}×" in rust_row
+    assert f"{159.8 / rust_median:.1f}" in rust_row  # GFLOP/s of the default job
+    assert "3/4" in rust_row
+    # The failed run is listed with its error, not dropped.
+    assert re.search(r"\| rust .*\| failed .*\| failed: it broke", markdown)
+
+
+def test_missing_optional_and_unknown_fields_still_report(tmp_path):
+    bare = make_record("numpy", 5.0, 0, brand_new_field={"x": 1})
+    for optional in ("cpu_util", "curve", "peak_rss_bytes", "setup_time_s", "build_info"):
+        del bare[optional]
+    root = tmp_path / "results"
+    make_session(root, "s1", [bare])
+    assert main(["report", "--results-dir", str(root), "--out", str(tmp_path / "o")]) == 0
+    assert "| numpy " in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_unreadable_record_is_skipped_and_named(results, tmp_path, capsys):
+    session = next(results.iterdir())
+    (session / "broken.json").write_text('{"backend": "numpy", "stat')
+    assert main(["report", "--results-dir", str(results), "--out", str(tmp_path / "o")]) == 0
+    assert "broken.json: skipped" in capsys.readouterr().err
+    assert "broken.json: skipped" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("setup", ["missing", "empty", "no-records"])
+def test_no_results_is_one_line(tmp_path, setup):
+    root = tmp_path / "results"
+    if setup == "empty":
+        root.mkdir()
+    elif setup == "no-records":
+        make_session(root, "s1", [])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "report",
+            "--results-dir",
+            str(root),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    message = {
+        "missing": "does not exist",
+        "empty": "no sessions in",
+        "no-records": "no run records in",
+    }[setup]
+    assert message in result.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def compare_json(tmp_path, a_times, b_times, capsys) -> dict:
+    root = tmp_path / "results"
+    make_session(root, "a", [make_record("numpy", t, i) for i, t in enumerate(a_times)])
+    make_session(root, "b", [make_record("numpy", t, i) for i, t in enumerate(b_times)])
+    assert main(["compare", "a", "b", "--results-dir", str(root), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    return row
+
+
+def test_compare_twice_as_slow(tmp_path, capsys):
+    a = [1.00, 1.02, 0.98, 1.01, 0.99]
+    row = compare_json(tmp_path, a, [2 * t for t in a], capsys)
+    assert row["verdict"] == "slower"
+    assert row["ratio_b_over_a"] == pytest.approx(2.0)
+    assert row["p_value"] < 0.05
+
+
+def test_compare_identical_distributions(tmp_path, capsys):
+    a = [1.00, 1.02, 0.98, 1.01, 0.99]
+    row = compare_json(tmp_path, a, list(reversed(a)), capsys)
+    assert row["verdict"] == "no significant change"
+    assert row["ratio_b_over_a"] == pytest.approx(1.0)
+
+
+def test_compare_markdown(results, capsys):
+    assert main(["compare", "latest", "latest", "--results-dir", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "| rust " in out and "no significant change" in out
+
+
+def test_pyperf_export_loads(results, tmp_path):
+    import pyperf
+
+    path = tmp_path / "bench.json"
+    assert main(["export", "--pyperf", str(path), "--results-dir", str(results)]) == 0
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    names = sorted(suite.get_benchmark_names())
+    assert names == ["numpy-threads-1", "rust-threads-1"]
+    assert sorted(suite.get_benchmark("rust-threads-1").get_values()) == [1.0, 2.0, 3.0]
+    stats = subprocess.run(
+        [sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True, text=True
+    )
+    assert stats.returncode == 0, stats.stderr
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (.ci/run installs it)")
+def test_html_renders_in_a_real_browser_with_no_outside_requests(results, tmp_path):
+    out = tmp_path / "report"
+    main(["report", "--results-dir", str(results), "--out", str(out)])
+    page = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "page links outside"
+    probe = """<script>
+window.addEventListener("load", () => {
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({
+    images: [...document.images].map(i => i.naturalWidth),
+    requests: performance.getEntriesByType("resource").map(e => e.name),
+  });
+  document.body.appendChild(pre);
+});
+</script></body>"""
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", probe))
+    result = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            "--virtual-time-budget=10000",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
+    assert found, result.stderr[-2000:]
+    state = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(state["images"]) == len(CHARTS)
+    assert all(width > 0 for width in state["images"])
+    assert [r for r in state["requests"] if not r.startswith("data:")] == []
