@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,12 +28,13 @@ from rich.progress import (
 from rich.table import Table
 
 from harness import backends, compare, data, export, report
+from harness.backends import BackendRef
 from harness.envinfo import session_env
 from harness.errors import HarnessError
-from harness.plan import make_plan
-from harness.records import RunRecord
+from harness.plan import Plan, make_plan
+from harness.records import SESSION_FILE, RunRecord
 from harness.runner import RunItem, Runner, create_session, interleaved
-from harness.spec import build_spec, check_fits_data
+from harness.spec import Spec, build_spec, check_fits_data, spec_from_dict
 from harness.summary import summarize, to_frame
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -146,13 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"kill a run after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
     )
-    run.add_argument(
-        "--results-dir",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="root of the session directories (default ./results)",
-    )
 
     report_cmd = commands.add_parser(
         "report",
@@ -200,7 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument(
         "--pyperf", type=Path, required=True, metavar="FILE", help="the pyperf JSON file to write"
     )
-    for sub in (report_cmd, compare_cmd, export_cmd):
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="SESSION",
+        help="run only the runs missing from SESSION (default: the latest), with its spec, seed "
+        "and backends",
+    )
+    for sub in (run, report_cmd, compare_cmd, export_cmd):
         sub.add_argument(
             "--results-dir",
             type=Path,
@@ -261,9 +265,21 @@ def _stdout_console() -> Console:
     return console if console.is_terminal else Console(width=100)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    console = _stdout_console()
-    err = Console(stderr=True)
+@dataclass
+class Matrix:
+    """Everything a run needs: the job, the data, the plan, where records go, what to run."""
+
+    spec: Spec
+    files: data.DataFiles
+    plan: Plan
+    session: str
+    session_dir: Path
+    items: list[RunItem]
+    timeout_s: float | None
+    total: int  # runs in the whole matrix (a resumed one runs only the missing)
+
+
+def _new_matrix(args: argparse.Namespace, err: Console) -> Matrix:
     spec = build_spec(args.spec, args.set, args.quick)
     refs = _choose_backends(args, err)
     files = data.locate(spec.dataset, args.data_dir)
@@ -271,6 +287,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     session, session_dir = create_session(args.results_dir)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
     items = interleaved(refs, args.threads, args.repeats)
+    return Matrix(spec, files, plan, session, session_dir, items, args.timeout, len(items))
+
+
+_NOT_WITH_RESUME = ("all", "backend", "backend_path", "set", "spec", "quick")
+
+
+def _resumed_matrix(args: argparse.Namespace) -> Matrix:
+    """The session's own spec, data and matrix; only the runs without a record are left to do."""
+    given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_RESUME if getattr(args, name)]
+    if given:
+        raise HarnessError(
+            f"--resume takes the spec and the backends from the session; drop {', '.join(given)}"
+        )
+    (session_dir,) = report.resolve_sessions([args.resume], args.results_dir)
+    try:
+        info = json.loads((session_dir / SESSION_FILE).read_text())
+        spec = spec_from_dict(info["spec"])
+        stored_data = data.DataFiles.from_json(info["data"])
+        matrix = [
+            RunItem(BackendRef(m["backend"], m["target"], "session"), m["threads"], m["repeat"])
+            for m in info["matrix"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(
+            f"cannot resume {session_dir}: its {SESSION_FILE} is unreadable ({exc})"
+        ) from None
+    data_dir = args.data_dir or stored_data.paths["train_images"].parent
+    files = data.locate(spec.dataset, data_dir)
+    if files.sha256 != stored_data.sha256:
+        raise HarnessError(
+            f"cannot resume {session_dir}: the data in {data_dir} differs from "
+            "the session's (SHA-256 mismatch)"
+        )
+    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
+    if (plan.init_sha256, plan.batches_sha256) != (info["init_sha256"], info["batches_sha256"]):
+        raise HarnessError(
+            f"cannot resume {session_dir}: this version derives a different "
+            "plan from its seed, so the runs would not do the same work"
+        )
+    missing = [item for item in matrix if not (session_dir / item.filename).exists()]
+    return Matrix(
+        spec,
+        files,
+        plan,
+        info.get("session", session_dir.name),
+        session_dir,
+        missing,
+        info.get("timeout_s"),
+        len(matrix),
+    )
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during the matrix."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    console = _stdout_console()
+    err = Console(stderr=True)
+    matrix = _resumed_matrix(args) if args.resume else _new_matrix(args, err)
+    spec, items = matrix.spec, matrix.items
+    if args.resume:
+        done = matrix.total - len(items)
+        err.print(
+            f"resuming {escape(str(matrix.session_dir))}: {done} of {matrix.total} runs "
+            f"already recorded, {len(items)} to go",
+            soft_wrap=True,
+        )
 
     records: list[RunRecord] = []
     with _progress() as progress:
@@ -299,26 +387,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         runner = Runner(
             spec,
-            files,
-            plan,
-            session,
-            session_dir,
+            matrix.files,
+            matrix.plan,
+            matrix.session,
+            matrix.session_dir,
             session_env(),
-            args.timeout,
+            matrix.timeout_s,
             on_progress,
             on_start,
             on_record,
         )
+        if not args.resume:
+            runner.write_session_file(items)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
             runner.run_all(items)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             progress.stop()
-            where = escape(str(session_dir))
-            err.print(f"interrupted: {len(records)} of {len(items)} runs recorded in {where}")
+            where = escape(str(matrix.session_dir))
+            err.print(
+                f"interrupted: {len(records)} of {len(items)} runs recorded in {where}; "
+                f"resume with: python -m harness run --resume {where}",
+                soft_wrap=True,
+            )
             return EXIT_INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     print_summary(console, [r.to_json() for r in records])
-    console.print(f"results: {escape(str(session_dir))}", soft_wrap=True)
+    console.print(f"results: {escape(str(matrix.session_dir))}", soft_wrap=True)
     failed = [r for r in records if r.status != "ok"]
     if failed:
         err.print(f"[red]{len(failed)} of {len(records)} runs did not finish ok[/]")

@@ -117,7 +117,6 @@ class Runner:
 
     def run_all(self, items: Sequence[RunItem]) -> list[RunRecord]:
         """Run every item in order; each record is on disk before the next run starts."""
-        self.write_session_file(items)
         records = []
         with tempfile.TemporaryDirectory(prefix="mlp-bench-") as scratch:
             plan_path = Path(scratch) / "plan.npz"

@@ -84,3 +84,27 @@ class Chatty(NumpyBackend):
 
 class NotABackend:
     """Lacks the protocol's methods."""
+
+
+class Segfaults(NumpyBackend):
+    name = "segfaults"
+
+    def train_steps(self, batch_indices):
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+class HangsOnce(NumpyBackend):
+    """Hangs on its first run (when the file named by $HANGS_ONCE_MARKER is absent), then works."""
+
+    name = "hangs-once"
+
+    def train_steps(self, batch_indices):
+        from pathlib import Path
+
+        marker = Path(os.environ["HANGS_ONCE_MARKER"])
+        if not marker.exists():
+            marker.write_text("hung once")
+            time.sleep(3600)
+        return super().train_steps(batch_indices)
