@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness run | report | compare | export | list``.
+"""Command line: ``python -m harness run|report|compare|export|verify|new-backend|list``.
 
 Exit status: 0 every run ok; 1 at least one run failed, timed out or diverged; 2 a user mistake
 (bad option, spec, data or backend), reported in one line; 130 interrupted.
@@ -11,6 +11,7 @@ import json
 import math
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness import backends, compare, data, export, report
+from harness import backends, compare, data, export, report, scaffold
 from harness.backends import BackendRef
 from harness.envinfo import session_env
 from harness.errors import HarnessError
-from harness.plan import Plan, make_plan
+from harness.plan import PARAM_NAMES, Plan, make_plan
 from harness.records import SESSION_FILE, RunRecord
-from harness.runner import RunItem, Runner, create_session, interleaved
+from harness.runner import RunItem, Runner, create_session, interleaved, run_worker
 from harness.spec import Spec, build_spec, check_fits_data, spec_from_dict
 from harness.summary import summarize, to_frame
+from harness.verify import TOLERANCES
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_TIMEOUT_S = 1800.0
@@ -196,6 +198,83 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument(
         "--pyperf", type=Path, required=True, metavar="FILE", help="the pyperf JSON file to write"
     )
+    verify_cmd = commands.add_parser(
+        "verify",
+        help="prove backends do the same job: step by step against a float64 NumPy reference",
+        description="Each backend starts from the harness's initial parameters and takes the "
+        "same batches as a float64 run of the book's NumPy code; after every step its loss and "
+        "parameters must agree within the dtype's tolerance (float32: rtol 1e-3, atol 1e-5; "
+        "float64: rtol 1e-7, atol 1e-9). Exit 1 if any backend fails.",
+    )
+    verify_cmd.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a registered backend (repeatable; default: every available)",
+    )
+    verify_cmd.add_argument(
+        "--backend-path",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="a backend class not installed as a plugin (repeatable)",
+    )
+    verify_cmd.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="SGD steps to check (default 100)",
+    )
+    verify_cmd.add_argument(
+        "--checkpoints",
+        type=_thread_counts,
+        default=None,
+        metavar="S[,S…]",
+        help="steps whose errors are tabulated (default 1,10,STEPS)",
+    )
+    verify_cmd.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="spec override, e.g. --set dtype=float64 (repeatable)",
+    )
+    verify_cmd.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="where the IDX files are (as for run)"
+    )
+    verify_cmd.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="thread budget of the backends (default 1)",
+    )
+    verify_cmd.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"per backend (default {DEFAULT_TIMEOUT_S:g})",
+    )
+
+    scaffold_cmd = commands.add_parser(
+        "new-backend",
+        help="write a ready-to-edit backend plugin package",
+        description="Write a plugin package: pyproject.toml with the harness.backends entry "
+        "point, the backend module with the four methods to fill in, and a test that runs "
+        "'harness verify' on it.",
+    )
+    scaffold_cmd.add_argument("name", metavar="NAME", help="backend name, e.g. numpy-fused")
+    scaffold_cmd.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        metavar="DIR",
+        help="where to write it (default ./harness-backend-NAME)",
+    )
+
     run.add_argument(
         "--resume",
         nargs="?",
@@ -499,6 +578,90 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _verify_table(name: str, result: dict) -> Table:
+    table = Table(title=f"{name}: error against the float64 reference", title_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("loss (ref)", justify="right")
+    for param in PARAM_NAMES:
+        table.add_column(f"{param} max abs / rel", justify="right")
+    table.add_column("ok")
+    for row in result["checkpoints"]:
+        loss = "–" if row["loss"] is None else f"{row['loss']:.6f} ({row['reference_loss']:.6f})"
+        cells = [f"{e['max_abs']:.1e} / {e['max_rel']:.1e}" for e in row["errors"].values()]
+        table.add_row(str(row["step"]), loss, *cells, "yes" if row["ok"] else "[red]NO[/]")
+    return table
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    console = _stdout_console()
+    err = Console(stderr=True)
+    spec = build_spec(None, [*args.set, f"iterations={args.steps}"], False)
+    checkpoints = sorted(set(args.checkpoints or [1, min(10, args.steps), args.steps]))
+    if checkpoints[-1] > args.steps:
+        raise HarnessError(
+            f"--checkpoints {checkpoints[-1]} is past --steps {args.steps}; "
+            "choose checkpoints between 1 and the number of steps"
+        )
+    args.all = not (args.backend or args.backend_path)
+    refs = _choose_backends(args, err)
+    files = data.locate(spec.dataset, args.data_dir)
+    check_fits_data(spec, files.n_train)
+    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
+    reference_target = backends.lookup("numpy").target
+    verdicts: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="mlp-bench-verify-") as scratch_name:
+        scratch = Path(scratch_name)
+        plan.save(scratch / "plan.npz")
+        for ref in refs:
+            if not getattr(backends.load_class(ref.target), "follows_batch_stream", True):
+                verdicts[ref.name] = "not comparable (draws its own batches)"
+                continue
+            err.print(f"verifying {escape(ref.name)} over {args.steps} steps …")
+            job = {
+                "mode": "verify",
+                "backend_target": ref.target,
+                "reference_target": reference_target,
+                "spec": spec.to_dict(),
+                "data": files.to_json(),
+                "plan_path": str(scratch / "plan.npz"),
+                "threads": args.threads,
+                "steps": args.steps,
+                "checkpoints": checkpoints,
+            }
+            result = run_worker(job, scratch, f"verify-{ref.name}", args.threads, args.timeout)
+            outcome = result.outcome.get("verify")
+            if result.status != "ok" or outcome is None:
+                first_line = (result.error or "no result").splitlines()[0]
+                verdicts[ref.name] = f"FAILED TO RUN: {first_line}"
+                continue
+            console.print(_verify_table(ref.name, outcome))
+            failure = outcome["first_failure"]
+            verdicts[ref.name] = (
+                "pass"
+                if failure is None
+                else f"FAIL: tolerance first broken at step {failure['step']} "
+                f"({', '.join(failure['what'])})"
+            )
+    tolerance = TOLERANCES[spec.dtype]
+    console.print(
+        f"tolerance ({spec.dtype}): |backend − reference| ≤ {tolerance.atol:g} + "
+        f"{tolerance.rtol:g}·|reference|",
+        soft_wrap=True,
+    )
+    for name, verdict in verdicts.items():
+        style = "green" if verdict == "pass" else "yellow" if verdict.startswith("not") else "red"
+        console.print(f"{escape(name)}: [{style}]{escape(verdict)}[/]", soft_wrap=True)
+    failed = [n for n, v in verdicts.items() if v != "pass" and not v.startswith("not")]
+    return EXIT_RUN_FAILED if failed else EXIT_OK
+
+
+def cmd_new_backend(args: argparse.Namespace) -> int:
+    target = scaffold.write_scaffold(args.name, args.dir)
+    print(f"wrote {target}: fill in {target}/*/backend.py, then:")
+    print(f"  pip install -e {target} && python -m harness verify --backend {args.name}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
@@ -507,6 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": cmd_report,
         "compare": cmd_compare,
         "export": cmd_export,
+        "verify": cmd_verify,
+        "new-backend": cmd_new_backend,
     }
     try:
         return commands[args.command](args)

@@ -127,6 +127,31 @@ def failures(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def same_work_check(frame: pd.DataFrame) -> list[str]:
+    """One line per spec: did every run of it get the same initial parameters and batches?"""
+    lines = []
+    for column in ("spec_hash", "init_sha256", "batches_sha256"):
+        if column not in frame:
+            return ["runs carry no init/batch hashes; cannot check they did the same work"]
+    for spec_hash, group in frame.groupby("spec_hash", sort=True):
+        inits, batches = set(group["init_sha256"]), set(group["batches_sha256"])
+        if len(inits) == 1 and len(batches) == 1:
+            lines.append(
+                f"spec {spec_hash}: all {len(group)} runs got the same initial "
+                f"parameters ({next(iter(inits))[:12]}…) and batches "
+                f"({next(iter(batches))[:12]}…)"
+            )
+        else:
+            odd = ", ".join(
+                sorted(f"{r.backend}@{r.threads} r{r.repeat}" for r in group.itertuples())
+            )
+            lines.append(
+                f"WARNING spec {spec_hash}: runs got different work "
+                f"({len(inits)} init hashes, {len(batches)} batch hashes): {odd}"
+            )
+    return lines
+
+
 def _environment(loaded: Loaded) -> dict[str, Any]:
     env: dict[str, Any] = {}
     for info in loaded.session_info:
@@ -172,6 +197,8 @@ def render_markdown(loaded: Loaded, chart_names: list[str]) -> str:
         comparison_table(loaded.frame).to_markdown(index=False, disable_numparse=True),
         "",
     ]
+    lines += ["## Same work?", ""]
+    lines += [f"- {line}" for line in same_work_check(loaded.frame)] + [""]
     bad = failures(loaded.frame)
     lines += ["## Runs that did not finish ok", ""]
     lines += [bad.to_markdown(index=False, disable_numparse=True) if not bad.empty else "None.", ""]
@@ -219,6 +246,8 @@ pre {{ background: #f6f6f6; padding: 0.5rem; }}
 <p>Medians over the ok runs of each backend and thread count. CPU use = CPU seconds ÷ wall
 seconds of the timed training (200 % = two busy cores).</p>
 {comparison_table(loaded.frame).to_html(index=False, border=0)}
+<h2>Same work?</h2>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in same_work_check(loaded.frame))}</ul>
 <h2>Runs that did not finish ok</h2>
 {bad.to_html(index=False, border=0) if not bad.empty else "<p>None.</p>"}
 {f"<h2>Records that could not be read</h2><ul>{problems}</ul>" if problems else ""}

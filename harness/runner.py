@@ -131,44 +131,28 @@ class Runner:
         return records
 
     def run_one(self, item: RunItem, plan_path: Path, scratch: Path) -> RunRecord:
-        stem = item.filename.removesuffix(".json")
-        result_path = scratch / f"{stem}.result.json"
-        stdout_path, stderr_path = scratch / f"{stem}.stdout", scratch / f"{stem}.stderr"
-        progress_read, progress_write = os.pipe()
         job = {
             "backend_target": item.backend.target,
             "spec": self.spec.to_dict(),
             "data": self.data.to_json(),
             "plan_path": str(plan_path),
             "threads": item.threads,
-            "result_path": str(result_path),
-            "progress_fd": progress_write,
         }
-        job_path = scratch / f"{stem}.job.json"
-        job_path.write_text(json.dumps(job))
         started_at = _now()
-        env = {**os.environ, **thread_env(item.threads)}
-        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "harness.worker", str(job_path)],
-                    stdout=out,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    pass_fds=(progress_write,),
-                    start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
-                )
-            finally:
-                os.close(progress_write)
-            try:
-                timed_out = self._supervise(proc, progress_read, item)
-            except BaseException:
-                _kill(proc)
-                raise
-        record = self._record(
-            item, started_at, proc.returncode, timed_out, result_path, stderr_path, stdout_path
+
+        def on_event(event: dict[str, Any]) -> None:
+            if self.on_progress is not None:
+                self.on_progress(item, event)
+
+        result = run_worker(
+            job,
+            scratch,
+            item.filename.removesuffix(".json"),
+            item.threads,
+            self.timeout_s,
+            on_event,
         )
+        record = self._record(item, started_at, result)
         try:
             write_json_atomic(self.session_dir / item.filename, record.to_json())
         except OSError as exc:
@@ -182,75 +166,18 @@ class Runner:
             ) from None
         return record
 
-    def _supervise(self, proc: subprocess.Popen, progress_read: int, item: RunItem) -> bool:
-        """Relay progress until the worker exits; kill it at the timeout. True if it timed out."""
-        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
-        buffer = b""
-        with selectors.DefaultSelector() as selector, os.fdopen(progress_read, "rb", 0) as pipe:
-            selector.register(pipe, selectors.EVENT_READ)
-            open_pipe = True
-            while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    _kill(proc)
-                    return True
-                if not open_pipe:
-                    # The worker closed its progress pipe: it is exiting, or a child of it
-                    # holds on; wait for the process itself, still under the deadline.
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=0.2 if remaining is None else min(remaining, 0.2))
-                    if proc.poll() is not None:
-                        return False
-                    continue
-                events = selector.select(timeout=0.5 if remaining is None else min(remaining, 0.5))
-                if not events:
-                    continue
-                chunk = os.read(progress_read, 65536)
-                if not chunk:
-                    selector.unregister(pipe)
-                    open_pipe = False
-                    continue
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if self.on_progress is not None:
-                        with contextlib.suppress(ValueError):
-                            self.on_progress(item, json.loads(line))
-
-    def _record(
-        self,
-        item: RunItem,
-        started_at: str,
-        exit_code: int | None,
-        timed_out: bool,
-        result_path: Path,
-        stderr_path: Path,
-        stdout_path: Path,
-    ) -> RunRecord:
-        outcome: dict[str, Any] = {}
-        if result_path.exists():
-            with contextlib.suppress(OSError, ValueError):
-                outcome = json.loads(result_path.read_text())
-        status = outcome.get("status", "failed")
-        error = outcome.get("error")
-        if timed_out:
-            status = "timeout"
-            error = f"killed after the {self.timeout_s:g} s timeout"
-        elif not outcome:
-            error = f"worker died: {_describe_exit(exit_code)}"
-        if status != "ok":
-            tail = _tail(stderr_path) or _tail(stdout_path)
-            if tail:
-                error = f"{error}\n--- worker output (tail) ---\n{tail}"
+    def _record(self, item: RunItem, started_at: str, result: WorkerResult) -> RunRecord:
         known = set(RunRecord.__dataclass_fields__)
-        measured = {k: v for k, v in outcome.items() if k in known and k not in ("status", "error")}
+        measured = {
+            k: v for k, v in result.outcome.items() if k in known and k not in ("status", "error")
+        }
         # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
-        env = {**self.env, "blas": outcome.get("blas", [])}
+        env = {**self.env, "blas": result.outcome.get("blas", [])}
         record = RunRecord(
             backend=item.backend.name,
             backend_target=item.backend.target,
-            status=status,
-            error=error,
+            status=result.status,
+            error=result.error,
             repeat=item.repeat,
             threads=item.threads,
             spec=self.spec.to_dict(),
@@ -261,7 +188,7 @@ class Runner:
             session=self.session,
             data=self.data.to_json(),
             env=env,
-            exit_code=exit_code,
+            exit_code=result.exit_code,
             started_at=started_at,
             finished_at=_now(),
             **measured,
@@ -269,6 +196,112 @@ class Runner:
         if record.train_time_s and record.cpu_time_s is not None:
             record.cpu_util = record.cpu_time_s / record.train_time_s
         return record
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    outcome: dict[str, Any]  # what the worker wrote; empty if it died first
+    status: str  # the worker's own status, or "timeout" / "failed" when it never said
+    error: str | None  # with the tail of the worker's output when the status is not ok
+    exit_code: int | None
+
+
+def run_worker(
+    job: dict[str, Any],
+    scratch: Path,
+    stem: str,
+    threads: int | None,
+    timeout_s: float | None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> WorkerResult:
+    """Run ``python -m harness.worker`` on ``job`` in a fresh process and collect its outcome.
+
+    The thread variables are in the worker's environment from its start; its output goes to
+    files (a flood cannot block it); progress events come back over a pipe; at ``timeout_s`` the
+    worker and anything it started are killed.
+    """
+    result_path = scratch / f"{stem}.result.json"
+    stdout_path, stderr_path = scratch / f"{stem}.stdout", scratch / f"{stem}.stderr"
+    progress_read, progress_write = os.pipe()
+    job_path = scratch / f"{stem}.job.json"
+    job_path.write_text(
+        json.dumps({**job, "result_path": str(result_path), "progress_fd": progress_write})
+    )
+    env = {**os.environ, **thread_env(threads)}
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", str(job_path)],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                pass_fds=(progress_write,),
+                start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
+            )
+        finally:
+            os.close(progress_write)
+        try:
+            timed_out = _supervise(proc, progress_read, timeout_s, on_event)
+        except BaseException:
+            _kill(proc)
+            raise
+    outcome: dict[str, Any] = {}
+    if result_path.exists():
+        with contextlib.suppress(OSError, ValueError):
+            outcome = json.loads(result_path.read_text())
+    status = outcome.get("status", "failed")
+    error = outcome.get("error")
+    if timed_out:
+        status, error = "timeout", f"killed after the {timeout_s:g} s timeout"
+    elif not outcome:
+        error = f"worker died: {_describe_exit(proc.returncode)}"
+    if status != "ok":
+        tail = _tail(stderr_path) or _tail(stdout_path)
+        if tail:
+            error = f"{error}\n--- worker output (tail) ---\n{tail}"
+    return WorkerResult(outcome, status, error, proc.returncode)
+
+
+def _supervise(
+    proc: subprocess.Popen,
+    progress_read: int,
+    timeout_s: float | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+) -> bool:
+    """Relay progress until the worker exits; kill it at the timeout. True if it timed out."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    buffer = b""
+    with selectors.DefaultSelector() as selector, os.fdopen(progress_read, "rb", 0) as pipe:
+        selector.register(pipe, selectors.EVENT_READ)
+        open_pipe = True
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                _kill(proc)
+                return True
+            if not open_pipe:
+                # The worker closed its progress pipe: it is exiting, or a child of it holds
+                # on; wait for the process itself, still under the deadline.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.2 if remaining is None else min(remaining, 0.2))
+                if proc.poll() is not None:
+                    return False
+                continue
+            events = selector.select(timeout=0.5 if remaining is None else min(remaining, 0.5))
+            if not events:
+                continue
+            chunk = os.read(progress_read, 65536)
+            if not chunk:
+                selector.unregister(pipe)
+                open_pipe = False
+                continue
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if on_event is not None:
+                    with contextlib.suppress(ValueError):
+                        on_event(json.loads(line))
 
 
 def _describe_exit(code: int | None) -> str:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 import psutil
 
-from harness import backends, data
+from harness import backends, data, verify
 from harness.plan import PARAM_NAMES, Plan
 from harness.records import write_json_atomic
 from harness.spec import spec_from_dict
@@ -50,6 +50,7 @@ class Outcome:
     curve: list[dict[str, float]] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
     blas: list[dict[str, Any]] = field(default_factory=list)
+    verify: dict[str, Any] | None = None
 
 
 def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -138,6 +139,32 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
     outcome.status = "ok"
 
 
+def execute_verify(job: dict[str, Any], outcome: Outcome) -> None:
+    """``harness verify``: step the backend against the float64 reference; see harness.verify."""
+    spec = spec_from_dict(job["spec"])
+    cls = backends.load_class(job["backend_target"])
+    outcome.backend_version = str(backends.call_optional(cls, "version", "?"))
+    backend = cls()
+    configure = getattr(backend, "configure_threads", None)
+    if callable(configure):
+        configure(job["threads"])
+    dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
+    plan = Plan.load(Path(job["plan_path"]))
+    backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
+    reference = backends.load_class(job["reference_target"])()
+    outcome.verify = verify.run_verification(
+        backend,
+        reference,
+        spec,
+        dataset.train_x,
+        dataset.train_y,
+        plan,
+        job["steps"],
+        job["checkpoints"],
+    )
+    outcome.status = "ok"
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text())
@@ -145,7 +172,13 @@ def main(argv: list[str]) -> int:
     progress = os.fdopen(progress_fd, "w") if progress_fd is not None else None
     outcome = Outcome()
     try:
-        execute(job, outcome, progress)
+        if job.get("mode") == "verify":
+            execute_verify(job, outcome)
+        else:
+            execute(job, outcome, progress)
+    except NotImplementedError as exc:  # a scaffolded backend not filled in yet
+        outcome.status = "failed"
+        outcome.error = f"not implemented: {exc}"
     except Exception as exc:
         outcome.status = "failed"
         detail = traceback.format_exc(limit=-8)

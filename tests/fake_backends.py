@@ -108,3 +108,33 @@ class HangsOnce(NumpyBackend):
             marker.write_text("hung once")
             time.sleep(3600)
         return super().train_steps(batch_indices)
+
+
+class NoBatchFactor(NumpyBackend):
+    """The classic slip: the softmax gradient without its 1/batch factor."""
+
+    name = "no-batch-factor"
+
+    def setup(self, spec, train_x, train_y, init):
+        super().setup(spec, train_x, train_y, init)
+        last = self.net.last_layer
+        original = last.backward
+        last.backward = lambda: original() * len(last.t)
+
+
+class IgnoresInit(NumpyBackend):
+    """Initialises its own weights (as the published Rust port did), not the harness's."""
+
+    name = "ignores-init"
+
+    def setup(self, spec, train_x, train_y, init):
+        rng = np.random.default_rng(99)
+        own = {k: rng.uniform(-1, 1, v.shape).astype(v.dtype) for k, v in init.items()}
+        super().setup(spec, train_x, train_y, own)
+
+
+class OwnBatches(NumpyBackend):
+    """Draws its own batches, so it is not comparable step by step."""
+
+    name = "own-batches"
+    follows_batch_stream = False

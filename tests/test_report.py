@@ -253,3 +253,23 @@ window.addEventListener("load", () => {
     assert len(state["images"]) == len(CHARTS)
     assert all(width > 0 for width in state["images"])
     assert [r for r in state["requests"] if not r.startswith("data:")] == []
+
+
+def test_report_flags_runs_that_got_different_work(tmp_path):
+    root = tmp_path / "results"
+    make_session(
+        root, "s", [make_record("numpy", 1.0, 0), make_record("rust", 1.0, 0, init_sha256="other")]
+    )
+    assert main(["report", "--results-dir", str(root), "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "report.md").read_text()
+    assert (
+        f"WARNING spec {Spec().hash}: runs got different work (2 init hashes, 1 batch "
+        "hashes): numpy@1 r0, rust@1 r0" in markdown
+    )
+
+
+def test_report_confirms_runs_that_got_the_same_work(results, tmp_path):
+    main(["report", "--results-dir", str(results), "--out", str(tmp_path / "o")])
+    assert (
+        "all 7 runs got the same initial parameters" in (tmp_path / "o" / "report.md").read_text()
+    )

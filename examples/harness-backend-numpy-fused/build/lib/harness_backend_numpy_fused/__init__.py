@@ -1,0 +1,1 @@
+"""The numpy-fused backend for mlp-bench."""

@@ -1,0 +1,133 @@
+"""``harness new-backend NAME [DIR]``: a ready-to-edit plugin package.
+
+The generated backend raises NotImplementedError from each method, with a message saying what
+to fill in; ``harness verify`` shows that message, so an unedited scaffold fails verify politely.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]*")
+
+PYPROJECT = """[build-system]
+requires = ["setuptools>=61"]  # PEP 621 metadata
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "harness-backend-{name}"
+version = "0.1.0"
+description = "The {name} backend for mlp-bench"
+requires-python = ">=3.11"
+dependencies = ["numpy>=1.26"]  # add the library your backend uses
+
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
+# This line is what makes `python -m harness list` find the backend.
+[project.entry-points."harness.backends"]
+{name} = "{module}.backend:Backend"
+
+[tool.setuptools]
+packages = ["{module}"]
+"""
+
+BACKEND = '''"""The {name} backend for mlp-bench: fill in the four methods, then run
+`python -m harness verify --backend {name}` until it passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Backend:
+    name = "{name}"
+
+    # Optional hooks (delete what you do not need):
+    #   version() -> str, unavailable_reason() -> str | None, configure_threads(n),
+    #   build_info() -> dict, follows_batch_stream = False if you draw your own batches.
+
+    def setup(self, spec, train_x: np.ndarray, train_y: np.ndarray, init: dict) -> None:
+        """Untimed. Copy the training set in and build the 784-{{spec.hidden}}-10 net with
+        exactly the given init["W1"], init["b1"], init["W2"], init["b2"] (dtype spec.dtype)."""
+        raise NotImplementedError(
+            "fill in setup() in {path}: copy train_x/train_y in and set the weights from init"
+        )
+
+    def train_steps(self, batch_indices: np.ndarray) -> float:
+        """Timed. For each row of batch_indices (k, batch): gather those training rows, take one
+        SGD step (lr = spec.lr, softmax cross-entropy averaged over the batch); return the mean
+        loss."""
+        raise NotImplementedError(
+            "fill in train_steps() in {path}: one SGD step per row of batch_indices"
+        )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class ids (n,) as integers; the harness computes accuracy itself."""
+        raise NotImplementedError("fill in predict() in {path}: return argmax class ids")
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The current W1, b1, W2, b2 as NumPy arrays."""
+        raise NotImplementedError("fill in params() in {path}: return W1, b1, W2, b2")
+'''
+
+TEST = '''"""Conformance: the backend does the same job as the book's code, step by step."""
+
+import os
+import subprocess
+import sys
+
+
+def test_verify_passes():
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "verify", "--backend", "{name}", "--steps", "50"],
+        capture_output=True, text=True, env={{**os.environ}},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+'''
+
+README = """# harness-backend-{name}
+
+An mlp-bench backend. Install it next to mlp-bench and check it:
+
+```bash
+pip install -e .
+python -m harness list                     # shows {name}
+python -m harness verify --backend {name}  # the conformance test
+python -m harness run --backend {name} --quick
+pytest                                     # runs the same verify
+```
+"""
+
+
+def write_scaffold(name: str, directory: Path | None) -> Path:
+    if not NAME_PATTERN.fullmatch(name):
+        raise HarnessError(
+            f"backend name {name!r} must be lower-case letters, digits and '-', starting with a "
+            "letter (e.g. numpy-fused)"
+        )
+    target = directory or Path(f"harness-backend-{name}")
+    if target.exists() and any(target.iterdir()):
+        raise HarnessError(f"{target} already exists and is not empty; choose another DIR")
+    module = "harness_backend_" + name.replace("-", "_")
+    backend_path = target / module / "backend.py"
+    files = {
+        target / "pyproject.toml": PYPROJECT.format(name=name, module=module),
+        target / "README.md": README.format(name=name),
+        target / module / "__init__.py": f'"""The {name} backend for mlp-bench."""\n',
+        backend_path: BACKEND.format(name=name, path=backend_path),
+        target / "tests" / "test_verify.py": TEST.format(name=name),
+    }
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write the scaffold to {target}: {exc.strerror or exc}"
+        ) from None
+    return target

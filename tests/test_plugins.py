@@ -1,0 +1,153 @@
+"""Plugins: the scaffold, and the example plugin installed from its folder like a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.test_runner import TINY
+
+EXAMPLE = REPO_ROOT / "examples" / "harness-backend-numpy-fused"
+
+
+def harness(*args: str, pythonpath: Path | None = None, cwd: Path | None = None):
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_unedited_scaffold_fails_verify_saying_what_to_fill_in(tmp_path, idx_dir):
+    made = harness("new-backend", "my-net", str(tmp_path / "plugin"))
+    assert made.returncode == 0, made.stderr
+    module = tmp_path / "plugin" / "harness_backend_my_net"
+    assert (tmp_path / "plugin" / "pyproject.toml").read_text().count(
+        'my-net = "harness_backend_my_net.backend:Backend"'
+    ) == 1
+    result = harness(
+        "verify",
+        "--backend-path",
+        "harness_backend_my_net.backend:Backend",
+        "--data-dir",
+        str(idx_dir),
+        "--set",
+        "dataset=idx",
+        "--set",
+        "batch=10",
+        pythonpath=tmp_path / "plugin",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (
+        f"my-net: FAILED TO RUN: not implemented: fill in setup() in "
+        f"{tmp_path / 'plugin' / 'harness_backend_my_net' / 'backend.py'}"
+    ) in result.stdout
+    assert module.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("My Net", "backend name 'My Net' must be lower-case letters, digits and '-'"),
+        ("numpy", "already exists and is not empty"),
+    ],
+)
+def test_scaffold_refuses_bad_names_and_full_directories(tmp_path, name, message):
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "file").write_text("")
+    result = harness("new-backend", name, str(target))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> Path:
+    """The example plugin pip-installed from its own folder into a private target."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return target
+
+
+def test_example_plugin_is_discovered_through_its_entry_point(installed_example):
+    result = harness("list", pythonpath=installed_example)
+    assert result.returncode == 0
+    line = next(line for line in result.stdout.splitlines() if "numpy-fused" in line)
+    assert "yes" in line and "harness-backend-numpy-fused" in result.stdout
+
+
+def test_example_plugin_passes_verify(installed_example, idx_dir):
+    result = harness(
+        "verify",
+        "--backend",
+        "numpy-fused",
+        "--data-dir",
+        str(idx_dir),
+        "--set",
+        "dataset=idx",
+        "--set",
+        "batch=10",
+        "--steps",
+        "50",
+        pythonpath=installed_example,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "numpy-fused: pass" in result.stdout
+
+
+def test_example_plugin_runs_in_run_all(installed_example, idx_dir, tmp_path):
+    result = harness(
+        "run",
+        "--all",
+        "--threads",
+        "1",
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(tmp_path / "r"),
+        *TINY,
+        pythonpath=installed_example,
+    )
+    assert result.returncode == 0, result.stderr
+    (session,) = (tmp_path / "r").iterdir()
+    assert (session / "numpy-fused-t1-r0.json").exists()
+
+
+def test_example_plugin_matches_numpy_on_real_mnist(installed_example, mnist_dir):
+    result = harness(
+        "verify",
+        "--backend",
+        "numpy-fused",
+        "--data-dir",
+        str(mnist_dir),
+        pythonpath=installed_example,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,67 @@
+"""`harness verify`: same job proven step by step; a wrong backend named with its first bad step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_runner import fake
+
+TINY = ["--set", "dataset=idx", "--set", "batch=10", "--set", "lr=0.5"]
+
+
+def verify(idx_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "verify", "--data-dir", str(idx_dir), *TINY, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_numpy_passes_with_a_table_per_checkpoint(idx_dir):
+    result = verify(idx_dir, "--backend", "numpy", "--steps", "30", "--checkpoints", "1,5,30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "numpy: pass" in result.stdout
+    for step in ("1", "5", "30"):
+        assert f"│ {step:>4} │" in result.stdout
+
+
+def test_missing_batch_factor_fails_at_step_one(idx_dir):
+    result = verify(idx_dir, "--backend", "numpy", *fake("NoBatchFactor"), "--steps", "20")
+    assert result.returncode == 1
+    assert "numpy: pass" in result.stdout
+    assert (
+        "no-batch-factor: FAIL: tolerance first broken at step 1 (W1, b1, W2, b2)" in result.stdout
+    )
+
+
+def test_own_init_fails_before_the_first_step(idx_dir):
+    result = verify(idx_dir, *fake("IgnoresInit"), "--steps", "5")
+    assert result.returncode == 1
+    assert "ignores-init: FAIL: tolerance first broken at step 0 (W1, b1, W2, b2)" in result.stdout
+
+
+def test_backend_with_its_own_batches_is_not_comparable(idx_dir):
+    result = verify(idx_dir, *fake("OwnBatches"), "--backend", "numpy", "--steps", "5")
+    assert result.returncode == 0
+    assert "own-batches: not comparable (draws its own batches)" in result.stdout
+
+
+def test_checkpoint_past_the_steps_is_one_line(idx_dir):
+    result = verify(idx_dir, "--backend", "numpy", "--steps", "5", "--checkpoints", "10")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --checkpoints 10 is past --steps 5; choose checkpoints between 1 and the number "
+        "of steps"
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64"])
+def test_float64_tolerance_is_tighter(idx_dir, dtype):
+    result = verify(idx_dir, "--backend", "numpy", "--steps", "10", "--set", f"dtype={dtype}")
+    assert result.returncode == 0
+    assert "tolerance (float64): |backend − reference| ≤ 1e-09 + 1e-07·|reference|" in result.stdout
