@@ -1,1 +1,0 @@
-"""The numpy-fused backend for mlp-bench."""
