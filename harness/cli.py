@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -34,9 +36,10 @@ from harness.envinfo import session_env
 from harness.errors import HarnessError
 from harness.plan import PARAM_NAMES, Plan, make_plan
 from harness.records import SESSION_FILE, RunRecord
+from harness.roofline import measure_roofline
 from harness.runner import RunItem, Runner, create_session, interleaved, run_worker
 from harness.spec import Spec, build_spec, check_fits_data, spec_from_dict
-from harness.summary import summarize, to_frame
+from harness.summary import NOISY_CV, summarize, to_frame
 from harness.verify import TOLERANCES
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -63,6 +66,8 @@ def _positive_int(text: str) -> int:
 def _thread_counts(text: str) -> list[int | None]:
     if text == "default":
         return [None]
+    if text == "all":
+        return list(range(1, len(os.sched_getaffinity(0)) + 1))
     return [_positive_int(part) for part in text.split(",")]
 
 
@@ -132,16 +137,29 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--repeats",
         type=_positive_int,
-        default=1,
+        default=3,
         metavar="N",
-        help="runs per backend, interleaved A B A B (default 1)",
+        help="runs per backend and thread count, interleaved A B A B (default 3)",
+    )
+    how.add_argument(
+        "--warmup", action="store_true", help="first one discarded run per backend and thread count"
+    )
+    how.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin each worker to the first N allowed CPUs (N = its threads)",
+    )
+    how.add_argument(
+        "--no-roofline",
+        action="store_true",
+        help="skip measuring the machine's GEMM rate at the start (~5 s)",
     )
     how.add_argument(
         "--threads",
         type=_thread_counts,
         default=[None],
-        metavar="N[,N…]",
-        help="thread budget(s) for BLAS/OpenMP/Rayon and backends "
+        metavar="N[,N…]|all",
+        help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
         "(default: each library's own default)",
     )
     how.add_argument(
@@ -365,7 +383,7 @@ def _new_matrix(args: argparse.Namespace, err: Console) -> Matrix:
     check_fits_data(spec, files.n_train)
     session, session_dir = create_session(args.results_dir)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
-    items = interleaved(refs, args.threads, args.repeats)
+    items = interleaved(refs, args.threads, args.repeats, args.warmup)
     return Matrix(spec, files, plan, session, session_dir, items, args.timeout, len(items))
 
 
@@ -385,7 +403,12 @@ def _resumed_matrix(args: argparse.Namespace) -> Matrix:
         spec = spec_from_dict(info["spec"])
         stored_data = data.DataFiles.from_json(info["data"])
         matrix = [
-            RunItem(BackendRef(m["backend"], m["target"], "session"), m["threads"], m["repeat"])
+            RunItem(
+                BackendRef(m["backend"], m["target"], "session"),
+                m["threads"],
+                m["repeat"],
+                m.get("order", 0),
+            )
             for m in info["matrix"]
         ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -455,26 +478,32 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.update(current, completed=event["iteration"], note=note)
 
         def on_record(item: RunItem, record: RunRecord) -> None:
-            records.append(record)
             progress.advance(overall)
-            line = f"{item.label}: {record.status}"
+            if not item.warmup:
+                records.append(record)
+            line = f"{item.label}: {record.status}" + (" (discarded)" if item.warmup else "")
             if record.status == "ok":
                 line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
             else:
                 line += f" — {(record.error or '').splitlines()[0]}"
             progress.console.print(escape(line), soft_wrap=True, highlight=False)
 
+        env = session_env()
+        if not args.no_roofline:
+            progress.update(current, description="measuring the machine's GEMM rate")
+            env["roofline"] = measure_roofline()
         runner = Runner(
             spec,
             matrix.files,
             matrix.plan,
             matrix.session,
             matrix.session_dir,
-            session_env(),
+            env,
             matrix.timeout_s,
             on_progress,
             on_start,
             on_record,
+            pin=args.pin,
         )
         if not args.resume:
             runner.write_session_file(items)
@@ -532,6 +561,14 @@ def print_summary(console: Console, records: Sequence[dict]) -> None:
             row.statuses,
         )
     console.print(table)
+    for row in rows.itertuples():
+        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
+            console.print(
+                f"[yellow]noisy[/] {escape(str(row.backend))} @{row.threads}: CV "
+                f"{row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the median is less "
+                "precise than it looks (quieter machine, --pin, or more --repeats)",
+                soft_wrap=True,
+            )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

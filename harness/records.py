@@ -49,6 +49,8 @@ class RunRecord:
     build_info: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)  # machine, versions, git, "blas" pools
     exit_code: int | None = None
+    order: int | None = None  # position in the session's run order (interleaved)
+    pinned_cpus: list[int] | None = None
     started_at: str | None = None
     finished_at: str | None = None
 

@@ -21,7 +21,7 @@ import pandas as pd
 from harness import charts
 from harness.errors import ResultsError
 from harness.records import SESSION_FILE, load_records
-from harness.summary import summarize, to_frame
+from harness.summary import NOISY_CV, summarize, to_frame
 
 REPORT_FILES = ("report.md", "index.html")
 
@@ -82,6 +82,13 @@ def _fmt(value: Any, pattern: str, suffix: str = "") -> str:
     return format(value, pattern) + suffix
 
 
+def _cv(cv: float | None) -> str:
+    """Coefficient of variation of the repeats, flagged when the machine was too noisy."""
+    if cv is None or pd.isna(cv):
+        return "–"
+    return f"{cv * 100:.1f} %" + (" ⚠" if cv > NOISY_CV else "")
+
+
 def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The published comparison's columns, one row per backend and thread count."""
     rows = []
@@ -100,8 +107,14 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
                 ),
                 "train acc": _fmt(row.train_acc, ".4f"),
                 "test acc": _fmt(row.test_acc, ".4f"),
+                "CV": _cv(row.train_time_cv),
                 "speed-up vs numpy": _fmt(row.speedup_vs_numpy, ".2f", "×"),
                 "GFLOP/s": _fmt(row.gflops, ".1f"),
+                "% of peak": _fmt(
+                    row.gflops / row.peak_gflops * 100 if pd.notna(row.peak_gflops) else None,
+                    ".0f",
+                    " %",
+                ),
                 "peak RSS": _fmt(
                     row.peak_rss_bytes / 2**20 if pd.notna(row.peak_rss_bytes) else None,
                     ".0f",
@@ -112,6 +125,53 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
+    """Threads asked for against threads used, per backend and thread count."""
+    rows = []
+    for (backend, threads), group in frame.groupby(["backend", "threads"], sort=True):
+        pools, told = set(), set()
+        for env, build in zip(group["env"], group["build_info"], strict=True):
+            for pool in (env or {}).get("blas", []) if isinstance(env, dict) else []:
+                pools.add(f"{pool.get('internal_api')}={pool.get('num_threads')}")
+            if isinstance(build, dict) and "tf_intra_op_threads" in build:
+                told.add(
+                    f"TF intra={build['tf_intra_op_threads']} inter={build['tf_inter_op_threads']}"
+                )
+        observed = pd.to_numeric(group["threads_observed"], errors="coerce").max()
+        rows.append(
+            {
+                "backend": backend,
+                "threads asked": threads,
+                "BLAS pools (threadpoolctl)": ", ".join(sorted(pools)) or "–",
+                "told in code": ", ".join(sorted(told)) or "–",
+                "peak process threads": _fmt(observed, ".0f"),
+                "CPU use": _fmt(group["cpu_util"].median() * 100, ".0f", " %"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def roofline_lines(frame: pd.DataFrame) -> list[str]:
+    for env in frame["env"]:
+        roofline = env.get("roofline") if isinstance(env, dict) else None
+        if roofline:
+            gflop = frame["job_gflop"].dropna()
+            job = gflop.median() if not gflop.empty else None
+            lines = [
+                f"float32 GEMM, NumPy, {roofline['size']}² square: "
+                f"{roofline['gflops_1core']:.1f} GFLOP/s on one core, "
+                f"{roofline['gflops_all_cores']:.1f} GFLOP/s on {roofline['cores']} cores"
+            ]
+            if job:
+                lines.append(
+                    f"FLOP floor of the job ({job:.1f} GFLOP): "
+                    f"{job / roofline['gflops_1core']:.2f} s on one core, "
+                    f"{job / roofline['gflops_all_cores']:.2f} s on all cores"
+                )
+            return lines
+    return ["not measured in these sessions (run without --no-roofline)"]
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +257,14 @@ def render_markdown(loaded: Loaded, chart_names: list[str]) -> str:
         comparison_table(loaded.frame).to_markdown(index=False, disable_numparse=True),
         "",
     ]
+    lines += ["## Roofline", ""]
+    lines += [f"- {line}" for line in roofline_lines(loaded.frame)] + [""]
+    lines += [
+        "## Thread audit",
+        "",
+        thread_audit(loaded.frame).to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
     lines += ["## Same work?", ""]
     lines += [f"- {line}" for line in same_work_check(loaded.frame)] + [""]
     bad = failures(loaded.frame)
@@ -246,6 +314,10 @@ pre {{ background: #f6f6f6; padding: 0.5rem; }}
 <p>Medians over the ok runs of each backend and thread count. CPU use = CPU seconds ÷ wall
 seconds of the timed training (200 % = two busy cores).</p>
 {comparison_table(loaded.frame).to_html(index=False, border=0)}
+<h2>Roofline</h2>
+<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in roofline_lines(loaded.frame))}</ul>
+<h2>Thread audit</h2>
+{thread_audit(loaded.frame).to_html(index=False, border=0)}
 <h2>Same work?</h2>
 <ul>{"".join(f"<li>{html.escape(line)}</li>" for line in same_work_check(loaded.frame))}</ul>
 <h2>Runs that did not finish ok</h2>

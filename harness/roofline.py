@@ -46,6 +46,17 @@ def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return float(json.loads(result.stdout)["gflops"])
 
 
+def measure_roofline(size: int = 2048) -> dict[str, float | int]:
+    """The session's roofline: float32 GEMM GFLOP/s on one core and on every allowed CPU."""
+    cores = len(os.sched_getaffinity(0))
+    return {
+        "gflops_1core": gemm_gflops(1, size),
+        "gflops_all_cores": gemm_gflops(cores, size),
+        "cores": cores,
+        "size": size,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="float32 GEMM rate of NumPy on this machine")
     parser.add_argument("--size", type=int, default=2048)

@@ -34,11 +34,14 @@ class RunItem:
     backend: BackendRef
     threads: int | None
     repeat: int
+    order: int = 0  # position in the matrix as run
+    warmup: bool = False  # run, then discarded: nothing is stored
 
     @property
     def label(self) -> str:
         threads = "default" if self.threads is None else str(self.threads)
-        return f"{self.backend.name} · threads {threads} · repeat {self.repeat + 1}"
+        which = "warm-up" if self.warmup else f"repeat {self.repeat + 1}"
+        return f"{self.backend.name} · threads {threads} · {which}"
 
     @property
     def filename(self) -> str:
@@ -47,10 +50,26 @@ class RunItem:
 
 
 def interleaved(
-    refs: Sequence[BackendRef], threads: Sequence[int | None], repeats: int
+    refs: Sequence[BackendRef],
+    threads: Sequence[int | None],
+    repeats: int,
+    warmup: bool = False,
 ) -> list[RunItem]:
-    """A B C A B C …: drifting machine load spreads over every backend instead of hitting one."""
-    return [RunItem(ref, t, r) for r in range(repeats) for t in threads for ref in refs]
+    """A B C A B C …: drifting machine load spreads over every backend instead of hitting one.
+
+    With ``warmup``, one discarded run per backend and thread count goes first (caches, page
+    faults, lazy library start-up).
+    """
+    cells = [(ref, t) for t in threads for ref in refs]
+    plan = [(ref, t, 0, True) for ref, t in cells] if warmup else []
+    plan += [(ref, t, r, False) for r in range(repeats) for ref, t in cells]
+    return [RunItem(ref, t, r, i, w) for i, (ref, t, r, w) in enumerate(plan)]
+
+
+def pinned_cpus(threads: int | None) -> list[int]:
+    """The CPUs a pinned worker with ``threads`` threads gets: the first ``threads`` allowed."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed if threads is None else allowed[: max(1, threads)]
 
 
 def _now() -> str:
@@ -89,6 +108,7 @@ class Runner:
     on_progress: ProgressCallback | None = None
     on_start: Callable[[RunItem], None] | None = None
     on_record: Callable[[RunItem, RunRecord], None] | None = None
+    pin: bool = False
 
     def write_session_file(self, items: Sequence[RunItem]) -> None:
         write_json_atomic(
@@ -107,8 +127,10 @@ class Runner:
                         "target": i.backend.target,
                         "threads": i.threads,
                         "repeat": i.repeat,
+                        "order": i.order,
                     }
                     for i in items
+                    if not i.warmup
                 ],
                 "timeout_s": self.timeout_s,
                 "env": self.env,
@@ -125,7 +147,8 @@ class Runner:
                 if self.on_start is not None:
                     self.on_start(item)
                 record = self.run_one(item, plan_path, Path(scratch))
-                records.append(record)
+                if not item.warmup:
+                    records.append(record)
                 if self.on_record is not None:
                     self.on_record(item, record)
         return records
@@ -144,15 +167,13 @@ class Runner:
             if self.on_progress is not None:
                 self.on_progress(item, event)
 
-        result = run_worker(
-            job,
-            scratch,
-            item.filename.removesuffix(".json"),
-            item.threads,
-            self.timeout_s,
-            on_event,
-        )
+        cpus = pinned_cpus(item.threads) if self.pin else None
+        stem = ("warmup-" if item.warmup else "") + item.filename.removesuffix(".json")
+        result = run_worker(job, scratch, stem, item.threads, self.timeout_s, on_event, cpus)
         record = self._record(item, started_at, result)
+        record.pinned_cpus = cpus
+        if item.warmup:
+            return record
         try:
             write_json_atomic(self.session_dir / item.filename, record.to_json())
         except OSError as exc:
@@ -189,6 +210,7 @@ class Runner:
             data=self.data.to_json(),
             env=env,
             exit_code=result.exit_code,
+            order=item.order,
             started_at=started_at,
             finished_at=_now(),
             **measured,
@@ -213,6 +235,7 @@ def run_worker(
     threads: int | None,
     timeout_s: float | None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    cpus: list[int] | None = None,
 ) -> WorkerResult:
     """Run ``python -m harness.worker`` on ``job`` in a fresh process and collect its outcome.
 
@@ -238,6 +261,8 @@ def run_worker(
                 env=env,
                 pass_fds=(progress_write,),
                 start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
+                # Pinning must precede every import, or BLAS pools start on other CPUs.
+                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
             )
         finally:
             os.close(progress_write)

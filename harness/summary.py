@@ -30,6 +30,8 @@ COLUMNS = [
     "data",
     "curve",
     "session",
+    "env",
+    "threads_observed",
 ]
 
 
@@ -65,6 +67,19 @@ def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+NOISY_CV = 0.05  # above this, the table warns that the machine was too noisy for precision
+
+
+def _peak(runs: pd.DataFrame, threads: object) -> float | None:
+    """The session roofline for this thread count: one core, or every core."""
+    for env in runs["env"]:
+        roofline = env.get("roofline") if isinstance(env, dict) else None
+        if roofline:
+            one = threads in (1, "1")
+            return roofline["gflops_1core"] if one else roofline["gflops_all_cores"]
+    return None
+
+
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Medians over the successful runs of each backend and thread count; counts of all runs."""
     rows = []
@@ -75,6 +90,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             isinstance(info, dict) and info.get("profile") == "debug"
             for info in group["build_info"]
         )
+        times = ok["train_time_s"].dropna()
         rows.append(
             {
                 "backend": backend,
@@ -92,6 +108,11 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                 "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
                 "debug_build": debug,
                 "gflops": ok["job_gflop"].median() / ok["train_time_s"].median(),
+                "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
+                # Sample standard deviation over mean; needs two runs.
+                "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
+                "peak_gflops": _peak(ok, threads),
+                "threads_observed": pd.to_numeric(ok["threads_observed"], errors="coerce").max(),
             }
         )
     summary = pd.DataFrame(rows)

@@ -19,7 +19,17 @@ def test_real_mnist_is_found_and_verified(mnist_dir):
 
 
 def _run(mnist_dir, tmp_path, *args: str, backend: str = "numpy") -> dict:
-    command = ["run", "--backend", backend, "--threads", "1", "--data-dir", str(mnist_dir)]
+    command = [
+        "run",
+        "--backend",
+        backend,
+        "--threads",
+        "1",
+        "--repeats",
+        "1",
+        "--data-dir",
+        str(mnist_dir),
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "harness", *command, "--results-dir", str(tmp_path), *args],
         capture_output=True,
@@ -37,6 +47,8 @@ def _run(mnist_dir, tmp_path, *args: str, backend: str = "numpy") -> dict:
 @pytest.mark.slow
 def test_quick_run(mnist_dir, tmp_path):
     record = _run(mnist_dir, tmp_path, "--quick")
+    roofline = record["env"]["roofline"]  # measured at the session's start, kept in every record
+    assert roofline["gflops_1core"] > 1 and roofline["gflops_all_cores"] > 1
     assert record["status"] == "ok"
     assert record["spec"]["iterations"] == 600
     assert [p["iteration"] for p in record["curve"]] == [200, 400, 600]
@@ -52,7 +64,7 @@ def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backe
     needs = {"rust": "mlp_bench_rust", "keras": "tensorflow", "keras-fit": "tensorflow"}
     if backend in needs:
         pytest.importorskip(needs[backend], reason=f"{backend} is not installed")
-    record = _run(mnist_dir, tmp_path, backend=backend)
+    record = _run(mnist_dir, tmp_path, "--no-roofline", backend=backend)
     assert record["status"] == "ok"
     assert record["build_info"].get("profile", "release") == "release"
     assert len(record["curve"]) == 17

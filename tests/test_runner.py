@@ -20,6 +20,9 @@ TINY = [
     "batch=10",
     "--set",
     "lr=1",
+    "--repeats",
+    "1",
+    "--no-roofline",
 ]
 
 

@@ -42,3 +42,30 @@ def test_debug_build_is_flagged_in_the_table():
     text = console.export_text()
     assert "rust (debug)" in text
     assert "numpy (debug)" not in text
+
+
+def test_spread_statistics_against_hand_computed_values():
+    times = [10.0, 12.0, 11.0, 13.0]
+    (row,) = summarize(to_frame([record("a", t) for t in times])).itertuples()
+    assert row.train_time_s == 11.5
+    # numpy's default (linear) quantiles: q1 = 10.75, q3 = 12.25
+    assert row.train_time_iqr_s == 1.5
+    mean = sum(times) / 4
+    sample_std = (sum((t - mean) ** 2 for t in times) / 3) ** 0.5
+    assert abs(row.train_time_cv - sample_std / mean) < 1e-12
+
+
+def test_noisy_groups_are_warned_about():
+    records = [record("calm", t) for t in (10.0, 10.1, 9.9)]
+    records += [record("noisy", t) for t in (10.0, 14.0, 7.0)]
+    console = Console(record=True, width=120)
+    print_summary(console, records)
+    text = console.export_text()
+    assert "noisy noisy @1: CV" in text and "calm @1: CV" not in text
+
+
+def test_percent_of_peak_uses_the_roofline_for_the_thread_count():
+    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 80.0}}
+    records = [record("a", 8.0, env=env), record("a", 4.0, threads=2, env=env)]
+    rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
+    assert rows[1].peak_gflops == 40.0 and rows[2].peak_gflops == 80.0
