@@ -143,6 +143,28 @@ def time_to_targets(ok: pd.DataFrame, ax: plt.Axes) -> None:
     ax.set_title("Time to accuracy " + " and ".join(f"{t:.2f}" for t in ACCURACY_TARGETS))
 
 
+def phases(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    """Stacked bars: median seconds per phase of a step, for the runs made with --profile."""
+    profiled = ok[ok["phases"].map(lambda p: isinstance(p, dict) and bool(p))]
+    groups = _groups(profiled)
+    shades = [0.35, 0.55, 0.75, 1.0]
+    widest = max(pd.DataFrame(list(g["phases"])).median().sum() for _, _, g in groups)
+    for y, (backend, _, g) in enumerate(groups):
+        table = pd.DataFrame(list(g["phases"])).median()
+        left = 0.0
+        for i, (phase, seconds) in enumerate(table.items()):
+            ax.barh(
+                y, seconds, left=left, color=colour(backend), alpha=shades[i % 4], edgecolor="white"
+            )
+            if seconds > 0.12 * widest:  # label only segments wide enough to hold it
+                ax.text(left + seconds / 2, y, phase, ha="center", va="center", fontsize=7)
+            left += seconds
+    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_xlabel("training time per phase (s), median over --profile runs")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Where the training time goes")
+
+
 def _figure(rows: int, draw: Callable[[plt.Axes], None], width: float = 8.0) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(width, 1.2 + 0.45 * max(rows, 2)))
     draw(ax)
@@ -164,6 +186,8 @@ def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
         ("time_to_accuracy", time_to_targets),
     ):
         charts[name] = _save(_figure(rows, lambda ax, d=draw: d(ok, ax)), out_dir, name)
+    if "phases" in ok and ok["phases"].map(lambda p: isinstance(p, dict) and bool(p)).any():
+        charts["phases"] = _save(_figure(rows, lambda ax: phases(ok, ax)), out_dir, "phases")
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     learning_curves(ok, (axes[0], axes[1]))
     charts["learning_curves"] = _save(fig, out_dir, "learning_curves")

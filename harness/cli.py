@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pin each worker to the first N allowed CPUs (N = its threads)",
     )
     how.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the time of each phase of a step (batch, forward, backward, update) where "
+        "the backend can tell; adds timer calls to the loop, so compare totals without it",
+    )
+    how.add_argument(
         "--no-roofline",
         action="store_true",
         help="skip measuring the machine's GEMM rate at the start (~5 s)",
@@ -504,6 +510,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_start,
             on_record,
             pin=args.pin,
+            profile=args.profile,
         )
         if not args.resume:
             runner.write_session_file(items)

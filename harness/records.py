@@ -49,8 +49,11 @@ class RunRecord:
     build_info: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)  # machine, versions, git, "blas" pools
     exit_code: int | None = None
+    phases: dict[str, float] | None = None  # --profile: training seconds per phase
+    phases_note: str | None = None  # how the phases were measured, or why there are none
     order: int | None = None  # position in the session's run order (interleaved)
-    pinned_cpus: list[int] | None = None
+    pinned_cpus: list[int] | None = None  # asked for with --pin
+    cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
     started_at: str | None = None
     finished_at: str | None = None
 

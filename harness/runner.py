@@ -109,6 +109,7 @@ class Runner:
     on_start: Callable[[RunItem], None] | None = None
     on_record: Callable[[RunItem, RunRecord], None] | None = None
     pin: bool = False
+    profile: bool = False
 
     def write_session_file(self, items: Sequence[RunItem]) -> None:
         write_json_atomic(
@@ -160,6 +161,7 @@ class Runner:
             "data": self.data.to_json(),
             "plan_path": str(plan_path),
             "threads": item.threads,
+            "profile": self.profile,
         }
         started_at = _now()
 

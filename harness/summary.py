@@ -32,6 +32,7 @@ COLUMNS = [
     "session",
     "env",
     "threads_observed",
+    "phases",
 ]
 
 

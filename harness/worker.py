@@ -51,6 +51,9 @@ class Outcome:
     build_info: dict[str, Any] = field(default_factory=dict)
     blas: list[dict[str, Any]] = field(default_factory=list)
     verify: dict[str, Any] | None = None
+    phases: dict[str, float] | None = None  # --profile: seconds per phase of the step
+    phases_note: str | None = None
+    cpus_allowed: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
 
 
 def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -87,6 +90,14 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
     configure = getattr(backend, "configure_threads", None)
     if callable(configure):
         configure(threads)
+    profiling = False
+    if job.get("profile"):
+        enable = getattr(backend, "enable_profiling", None)
+        profiling = callable(enable)
+        if profiling:
+            enable()
+        else:
+            outcome.phases_note = f"{cls.__name__} has no enable_profiling(): no phase times"
 
     dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
     plan = Plan.load(Path(job["plan_path"]))
@@ -130,6 +141,9 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
         )
         report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
 
+    if profiling and callable(getattr(backend, "phase_times", None)):
+        outcome.phases = {k: float(v) for k, v in backend.phase_times().items()}
+        outcome.phases_note = getattr(backend, "phases_note", None)
     params = backend.params()
     bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]
     if bad:

@@ -27,6 +27,7 @@ class RustBackend:
 
     def __init__(self) -> None:
         self.threads: int | None = None
+        self.profile = False
 
     @staticmethod
     def unavailable_reason() -> str | None:
@@ -45,6 +46,12 @@ class RustBackend:
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads
+
+    def enable_profiling(self) -> None:
+        self.profile = True  # switched on in the extension once it exists (setup)
+
+    def phase_times(self) -> dict[str, float]:
+        return dict(self.net.phase_times() or {})
 
     def setup(
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
@@ -66,6 +73,8 @@ class RustBackend:
             spec.batch,
             threads,
         )
+        if self.profile:
+            self.net.enable_profiling()
 
     def train_steps(self, batch_indices: np.ndarray) -> float:
         return self.net.train_steps(np.asarray(batch_indices, dtype=np.int32))

@@ -175,3 +175,50 @@ def test_run_all_skips_unavailable_backends_and_says_why(idx_dir, tmp_path, monk
         "install -e '.[keras]'" in err
     )
     assert {r["backend"] for r in records(tmp_path).values()} == {"numpy"}
+
+
+def test_profile_records_the_phases_of_the_step(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, "--backend", "numpy", "--profile") == 0
+    (record,) = records(tmp_path).values()
+    assert list(record["phases"]) == ["batch", "forward", "backward", "update"]
+    total = sum(record["phases"].values())
+    assert 0 < total <= record["train_time_s"]
+    assert total > 0.5 * record["train_time_s"]  # the phases are most of the step
+
+
+def test_without_profile_there_are_no_phases(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, "--backend", "numpy") == 0
+    (record,) = records(tmp_path).values()
+    assert record["phases"] is None
+
+
+def test_warmup_runs_are_discarded_and_order_is_recorded(idx_dir, tmp_path, capsys):
+    assert (
+        run(idx_dir, tmp_path, "--backend", "numpy", *fake("Chatty"), "--warmup", "--repeats", "2")
+        == 0
+    )
+    found = sorted(records(tmp_path).values(), key=lambda r: r["order"])
+    assert [(r["backend"], r["repeat"]) for r in found] == [
+        ("numpy", 0),
+        ("chatty", 0),
+        ("numpy", 1),
+        ("chatty", 1),
+    ]
+    assert [r["order"] for r in found] == [2, 3, 4, 5]  # 0 and 1 were the warm-ups
+    assert capsys.readouterr().err.count("(discarded)") == 2
+
+
+def test_threads_reach_blas_in_the_worker(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, "--backend", "numpy", "--threads", "1,2") == 0
+    for record in records(tmp_path).values():
+        pools = record["env"]["blas"]
+        assert pools and all(p["num_threads"] == record["threads"] for p in pools)
+
+
+def test_pin_restricts_the_worker_to_its_cpus(idx_dir, tmp_path):
+    import os
+
+    assert run(idx_dir, tmp_path, "--backend", "numpy", "--threads", "1", "--pin") == 0
+    (record,) = records(tmp_path).values()
+    assert record["pinned_cpus"] == sorted(os.sched_getaffinity(0))[:1]
+    assert record["cpus_allowed"] == record["pinned_cpus"]  # as the worker itself saw it

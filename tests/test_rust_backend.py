@@ -155,3 +155,17 @@ def test_unbuilt_extension_is_reported_with_the_build_command(monkeypatch):
     state = backends.status(backends.lookup("rust"))
     assert not state.available
     assert state.reason == "the Rust extension is not built; build it with: pip install ./rust_impl"
+
+
+def test_profiling_reports_the_phases_natively():
+    spec = Spec(iterations=50)
+    x, y = synthetic_mnist()
+    plan = make_plan(spec, 784, 10, len(x))
+    backend = RustBackend()
+    backend.configure_threads(1)
+    backend.enable_profiling()
+    backend.setup(spec, x.astype(np.float32), y, plan.init)
+    backend.train_steps(plan.batches)
+    phases = backend.phase_times()
+    assert list(phases) == ["batch", "forward", "backward", "update"]
+    assert all(seconds > 0 for seconds in phases.values())

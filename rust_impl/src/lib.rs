@@ -95,6 +95,26 @@ mod python {
                     Ok(classes.into_pyarray(py))
                 }
 
+                /// Time each phase (batch, forward, backward, update) of the following steps.
+                fn enable_profiling(&mut self) {
+                    self.net.enable_profiling();
+                }
+
+                /// Seconds per phase since profiling was enabled; None when it is off.
+                fn phase_times<'py>(
+                    &self,
+                    py: Python<'py>,
+                ) -> PyResult<Option<Bound<'py, PyDict>>> {
+                    let Some(phases) = self.net.phase_times() else {
+                        return Ok(None);
+                    };
+                    let dict = PyDict::new(py);
+                    for (name, seconds) in phases {
+                        dict.set_item(name, seconds)?;
+                    }
+                    Ok(Some(dict))
+                }
+
                 /// Copies of W1, b1, W2, b2.
                 fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
                     let params = self.net.params();

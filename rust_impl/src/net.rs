@@ -1,6 +1,7 @@
 //! The two-layer net of the book, trained on batches the caller chooses by row index.
 
 use std::fmt;
+use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
@@ -42,7 +43,12 @@ pub struct TwoLayerNet<T: Scalar> {
     t_batch: Vec<usize>,
     lr: T,
     threads: usize,
+    /// Seconds spent in each phase (`PHASES`), when profiling is on.
+    phase_seconds: Option<[f64; 4]>,
 }
+
+/// The published article's phases of a training step, in order.
+pub const PHASES: [&str; 4] = ["batch", "forward", "backward", "update"];
 
 impl<T: Scalar> TwoLayerNet<T> {
     /// Copies the training set in once and sizes every buffer for `batch` rows.
@@ -103,7 +109,19 @@ impl<T: Scalar> TwoLayerNet<T> {
             train_y,
             lr: T::from(lr).expect("lr is representable"),
             threads,
+            phase_seconds: None,
         })
+    }
+
+    /// Time each phase of every following step (costs four clock reads per step).
+    pub fn enable_profiling(&mut self) {
+        self.phase_seconds = Some([0.0; 4]);
+    }
+
+    /// Seconds per phase since profiling was enabled, or None if it is off.
+    pub fn phase_times(&self) -> Option<Vec<(&'static str, f64)>> {
+        self.phase_seconds
+            .map(|seconds| PHASES.iter().copied().zip(seconds).collect())
     }
 
     pub fn batch(&self) -> usize {
@@ -139,6 +157,14 @@ impl<T: Scalar> TwoLayerNet<T> {
     }
 
     fn step(&mut self, indices: ArrayView1<i32>) -> T {
+        let profiling = self.phase_seconds.is_some();
+        let mut marks = [None; 5];
+        let mut mark = |phase: usize| {
+            if profiling {
+                marks[phase] = Some(Instant::now());
+            }
+        };
+        mark(0);
         for ((mut row, label), &index) in self
             .x_batch
             .rows_mut()
@@ -151,11 +177,13 @@ impl<T: Scalar> TwoLayerNet<T> {
             *label = self.train_y[index];
         }
 
+        mark(1);
         self.affine1.forward(self.x_batch.view());
         self.relu1.forward(self.affine1.output());
         self.affine2.forward(self.relu1.output());
         let loss = self.last.forward(self.affine2.output(), &self.t_batch);
 
+        mark(2);
         self.last.backward(&self.t_batch);
         self.affine2
             .backward(self.relu1.output(), self.last.input_grad());
@@ -164,8 +192,21 @@ impl<T: Scalar> TwoLayerNet<T> {
         self.affine1
             .backward(self.x_batch.view(), self.relu1.input_grad());
 
+        mark(3);
         self.affine1.update(self.lr);
         self.affine2.update(self.lr);
+        mark(4);
+        if let (Some(seconds), [Some(t0), Some(t1), Some(t2), Some(t3), Some(t4)]) =
+            (self.phase_seconds.as_mut(), marks)
+        {
+            for (slot, (start, end)) in
+                seconds
+                    .iter_mut()
+                    .zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)])
+            {
+                *slot += (end - start).as_secs_f64();
+            }
+        }
         loss
     }
 
@@ -265,6 +306,19 @@ mod tests {
         two.train_steps(indices.view()).unwrap();
         let diff = (&one.params().w1 - &two.params().w1).mapv(f32::abs);
         assert!(diff.iter().all(|&d| d < 1e-6));
+    }
+
+    #[test]
+    fn profiling_times_every_phase_only_when_enabled() {
+        let mut net = tiny_net(1);
+        let indices = Array::from_shape_fn((20, 2), |(i, j)| ((i + j) % 8) as i32);
+        net.train_steps(indices.view()).unwrap();
+        assert!(net.phase_times().is_none());
+        net.enable_profiling();
+        net.train_steps(indices.view()).unwrap();
+        let phases = net.phase_times().unwrap();
+        assert_eq!(phases.iter().map(|p| p.0).collect::<Vec<_>>(), PHASES);
+        assert!(phases.iter().all(|&(_, s)| s > 0.0), "{phases:?}");
     }
 
     #[test]
