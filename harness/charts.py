@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import pandas as pd
 
 # Built-ins get fixed colours, so a backend looks the same in every report.
@@ -23,12 +24,17 @@ def colour(backend: str) -> str:
     return _FIXED_COLOURS.get(backend) or _PALETTE[zlib.crc32(backend.encode()) % len(_PALETTE)]
 
 
-def _group_label(backend: str, threads: object) -> str:
-    return f"{backend} @{threads}t" if threads != "default" else f"{backend} @default"
+def _group_label(backend: str, threads: object, variant: str = "") -> str:
+    label = f"{backend} @{threads}t" if threads != "default" else f"{backend} @default"
+    return f"{label} {variant}" if variant else label
 
 
-def _groups(ok: pd.DataFrame) -> list[tuple[str, object, pd.DataFrame]]:
-    return [(b, t, g) for (b, t), g in ok.groupby(["backend", "threads"], sort=True)]
+def _groups(ok: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(backend, label, runs) per backend, thread count and sweep point."""
+    return [
+        (b, _group_label(b, t, v), g)
+        for (b, t, v), g in ok.groupby(["backend", "threads", "variant"], sort=True)
+    ]
 
 
 def time_to_accuracy(curve: list[dict] | None, target: float) -> float | None:
@@ -55,7 +61,7 @@ def training_times(ok: pd.DataFrame, ax: plt.Axes) -> None:
         times = g["train_time_s"].dropna()
         ax.scatter(times, [y] * len(times), color=colour(backend), alpha=0.7, s=30, zorder=3)
         ax.plot([times.median()] * 2, [y - 0.3, y + 0.3], color=colour(backend), lw=2.5)
-    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.set_xlabel("training time (s) — dots: every repeat, bar: median")
     ax.set_xlim(left=0)
     ax.grid(axis="x", alpha=0.3)
@@ -66,7 +72,7 @@ def cpu_utilisation(ok: pd.DataFrame, ax: plt.Axes) -> None:
     groups = _groups(ok)
     values = [g["cpu_util"].median() * 100 for _, _, g in groups]
     ax.barh(range(len(groups)), values, color=[colour(b) for b, _, _ in groups])
-    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.set_xlabel("CPU utilisation (%) — CPU seconds ÷ wall seconds; 200 % = two busy cores")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("CPU utilisation during training")
@@ -77,7 +83,7 @@ def accuracies(ok: pd.DataFrame, ax: plt.Axes) -> None:
     for y, (backend, _, g) in enumerate(groups):
         ax.barh(y - 0.2, g["train_acc"].median(), height=0.38, color=colour(backend), alpha=0.55)
         ax.barh(y + 0.2, g["test_acc"].median(), height=0.38, color=colour(backend))
-    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     low = min(ok["test_acc"].min(), ok["train_acc"].min())
     ax.set_xlim(max(0.0, low - 0.02), 1.0)
     ax.set_xlabel("final accuracy — pale: train, solid: test")
@@ -92,7 +98,7 @@ def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
         curve = run["curve"] or []
         if not curve:
             continue
-        label = _group_label(run["backend"], run["threads"])
+        label = _group_label(run["backend"], run["threads"], run["variant"])
         style = {
             "color": colour(run["backend"]),
             "alpha": 0.8,
@@ -136,7 +142,7 @@ def time_to_targets(ok: pd.DataFrame, ax: plt.Axes) -> None:
                 ax.text(value, offset, f" {target:.2f}: {value:.1f} s", va="center", fontsize=8)
             else:
                 ax.text(0, offset, f" {target:.2f}: not reached", va="center", fontsize=8)
-    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.set_xlim(0, ax.get_xlim()[1] * 1.25)  # room for the value labels
     ax.set_xlabel("training time until test accuracy first reached the target (s), median")
     ax.grid(axis="x", alpha=0.3)
@@ -159,10 +165,85 @@ def phases(ok: pd.DataFrame, ax: plt.Axes) -> None:
             if seconds > 0.12 * widest:  # label only segments wide enough to hold it
                 ax.text(left + seconds / 2, y, phase, ha="center", va="center", fontsize=7)
             left += seconds
-    ax.set_yticks(range(len(groups)), [_group_label(b, t) for b, t, _ in groups])
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.set_xlabel("training time per phase (s), median over --profile runs")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Where the training time goes")
+
+
+def _swept(ok: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Median training time per backend, threads and value of ``key``, for swept sessions."""
+    rows = []
+    for (backend, threads, variant), g in ok.groupby(["backend", "threads", "variant"]):
+        spec = g["spec"].iloc[0]
+        others = ",".join(p for p in variant.split(",") if not p.startswith(f"{key}="))
+        rows.append(
+            {
+                "backend": backend,
+                "threads": threads,
+                "others": others,
+                "value": spec[key],
+                "iterations": spec["iterations"],
+                "batch": spec["batch"],
+                "time": g["train_time_s"].median(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _varies(ok: pd.DataFrame, key: str) -> bool:
+    return ok["spec"].map(lambda s: s.get(key) if isinstance(s, dict) else None).nunique() > 1
+
+
+def scaling_batch(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    table = _swept(ok, "batch")
+    for (backend, threads, others), line in table.groupby(["backend", "threads", "others"]):
+        line = line.sort_values("value")
+        per_sample = line["time"] / (line["iterations"] * line["batch"]) * 1e6
+        ax.plot(
+            line["value"],
+            per_sample,
+            "o-",
+            color=colour(backend),
+            label=_group_label(backend, threads, others),
+        )
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("training time per sample (µs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Cost per training sample as the batch grows (lower: better use of the CPU)")
+
+
+def scaling_hidden(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    table = _swept(ok, "hidden")
+    for (backend, threads, others), line in table.groupby(["backend", "threads", "others"]):
+        line = line.sort_values("value")
+        ax.plot(
+            line["value"],
+            line["time"],
+            "o-",
+            color=colour(backend),
+            label=_group_label(backend, threads, others),
+        )
+        first = line.iloc[0]  # ideal: cost proportional to the hidden size from the first point
+        ax.plot(
+            line["value"],
+            first["time"] * line["value"] / first["value"],
+            ":",
+            color=colour(backend),
+            alpha=0.6,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("hidden units")
+    ax.set_ylabel("training time (s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title("Training time against hidden size (dotted: ideal linear cost)")
 
 
 def _figure(rows: int, draw: Callable[[plt.Axes], None], width: float = 8.0) -> plt.Figure:
@@ -177,7 +258,7 @@ def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return {}
-    rows = ok.groupby(["backend", "threads"]).ngroups
+    rows = ok.groupby(["backend", "threads", "variant"]).ngroups
     charts: dict[str, list[Path]] = {}
     for name, draw in (
         ("training_time", training_times),
@@ -186,6 +267,11 @@ def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
         ("time_to_accuracy", time_to_targets),
     ):
         charts[name] = _save(_figure(rows, lambda ax, d=draw: d(ok, ax)), out_dir, name)
+    for key, draw in (("batch", scaling_batch), ("hidden", scaling_hidden)):
+        if _varies(ok, key):
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+            draw(ok, ax)
+            charts[f"scaling_{key}"] = _save(fig, out_dir, f"scaling_{key}")
     if "phases" in ok and ok["phases"].map(lambda p: isinstance(p, dict) and bool(p)).any():
         charts["phases"] = _save(_figure(rows, lambda ax: phases(ok, ax)), out_dir, "phases")
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)

@@ -38,7 +38,16 @@ from harness.plan import PARAM_NAMES, Plan, make_plan
 from harness.records import SESSION_FILE, RunRecord
 from harness.roofline import measure_roofline
 from harness.runner import RunItem, Runner, create_session, interleaved, run_worker
-from harness.spec import Spec, build_spec, check_fits_data, spec_from_dict
+from harness.spec import (
+    SWEEP_THREADS,
+    Spec,
+    SweepPoint,
+    build_spec,
+    check_fits_data,
+    parse_sweeps,
+    spec_from_dict,
+    sweep_points,
+)
 from harness.summary import NOISY_CV, summarize, to_frame
 from harness.verify import TOLERANCES
 
@@ -148,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin",
         action="store_true",
         help="pin each worker to the first N allowed CPUs (N = its threads)",
+    )
+    how.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,…",
+        help="run the cartesian product of these spec values (and 'threads'), e.g. --sweep "
+        "batch=50,100,200,400 --sweep hidden=50,100 (repeatable)",
     )
     how.add_argument(
         "--profile",
@@ -380,20 +397,41 @@ class Matrix:
     items: list[RunItem]
     timeout_s: float | None
     total: int  # runs in the whole matrix (a resumed one runs only the missing)
+    variants: dict[str, tuple[Spec, Plan]]  # sweep points; empty without --sweep
+
+
+def _plans_for(points: list[SweepPoint], files: data.DataFiles) -> dict[str, tuple[Spec, Plan]]:
+    variants = {}
+    for point in points:
+        check_fits_data(point.spec, files.n_train)
+        plan = make_plan(point.spec, files.n_features, data.N_CLASSES, files.n_train)
+        variants[point.name] = (point.spec, plan)
+    return variants
 
 
 def _new_matrix(args: argparse.Namespace, err: Console) -> Matrix:
     spec = build_spec(args.spec, args.set, args.quick)
+    sweeps = parse_sweeps(args.sweep)
+    threads = args.threads
+    if SWEEP_THREADS in sweeps:
+        try:
+            threads = [_positive_int(t) for t in sweeps[SWEEP_THREADS]]
+        except argparse.ArgumentTypeError as exc:
+            raise HarnessError(f"--sweep threads: {exc}") from None
+    points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
     refs = _choose_backends(args, err)
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)
+    variants = _plans_for(points, files)
     session, session_dir = create_session(args.results_dir)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
-    items = interleaved(refs, args.threads, args.repeats, args.warmup)
-    return Matrix(spec, files, plan, session, session_dir, items, args.timeout, len(items))
+    cells = [(name, ()) for name in variants] or [("", ())]
+    items = interleaved(refs, threads, args.repeats, args.warmup, cells)
+    total = sum(not item.warmup for item in items)
+    return Matrix(spec, files, plan, session, session_dir, items, args.timeout, total, variants)
 
 
-_NOT_WITH_RESUME = ("all", "backend", "backend_path", "set", "spec", "quick")
+_NOT_WITH_RESUME = ("all", "backend", "backend_path", "set", "spec", "quick", "sweep")
 
 
 def _resumed_matrix(args: argparse.Namespace) -> Matrix:
@@ -414,6 +452,7 @@ def _resumed_matrix(args: argparse.Namespace) -> Matrix:
                 m["threads"],
                 m["repeat"],
                 m.get("order", 0),
+                variant=m.get("variant", ""),
             )
             for m in info["matrix"]
         ]
@@ -434,6 +473,20 @@ def _resumed_matrix(args: argparse.Namespace) -> Matrix:
             f"cannot resume {session_dir}: this version derives a different "
             "plan from its seed, so the runs would not do the same work"
         )
+    points = [
+        SweepPoint(name, spec_from_dict(v["spec"])) for name, v in info.get("variants", {}).items()
+    ]
+    variants = _plans_for(points, files)
+    for name, (_, point_plan) in variants.items():
+        stored = info["variants"][name]
+        if (point_plan.init_sha256, point_plan.batches_sha256) != (
+            stored["init_sha256"],
+            stored["batches_sha256"],
+        ):
+            raise HarnessError(
+                f"cannot resume {session_dir}: sweep point {name} would get "
+                "different work from its seed"
+            )
     missing = [item for item in matrix if not (session_dir / item.filename).exists()]
     return Matrix(
         spec,
@@ -444,6 +497,7 @@ def _resumed_matrix(args: argparse.Namespace) -> Matrix:
         missing,
         info.get("timeout_s"),
         len(matrix),
+        variants,
     )
 
 
@@ -474,7 +528,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         current = progress.add_task("", total=spec.iterations, note="")
 
         def on_start(item: RunItem) -> None:
-            progress.reset(current, total=spec.iterations, description=item.label, note="starting")
+            iterations = matrix.variants.get(item.variant, (spec,))[0].iterations
+            progress.reset(current, total=iterations, description=item.label, note="starting")
 
         def on_progress(item: RunItem, event: dict) -> None:
             if event.get("event") == "setup":
@@ -511,6 +566,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_record,
             pin=args.pin,
             profile=args.profile,
+            variants=matrix.variants,
         )
         if not args.resume:
             runner.write_session_file(items)
@@ -549,6 +605,9 @@ def print_summary(console: Console, records: Sequence[dict]) -> None:
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
     widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
     table.add_column("backend", no_wrap=True, min_width=widest)
+    swept = bool(len(rows)) and rows["variant"].astype(bool).any()
+    if swept:
+        table.add_column("sweep point", no_wrap=True)
     for column in ("threads", "time s", "CPU %", "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -559,6 +618,7 @@ def print_summary(console: Console, records: Sequence[dict]) -> None:
         cpu = None if row.cpu_util is None else row.cpu_util * 100
         table.add_row(
             name,
+            *([row.variant] if swept else []),
             str(row.threads),
             _fmt(row.train_time_s, ".2f"),
             _fmt(cpu, ".0f"),

@@ -51,6 +51,7 @@ class RunRecord:
     exit_code: int | None = None
     phases: dict[str, float] | None = None  # --profile: training seconds per phase
     phases_note: str | None = None  # how the phases were measured, or why there are none
+    variant: str = ""  # the sweep point ("batch=50,hidden=100"); "" without --sweep
     order: int | None = None  # position in the session's run order (interleaved)
     pinned_cpus: list[int] | None = None  # asked for with --pin
     cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it

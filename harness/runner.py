@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,20 @@ class RunItem:
     repeat: int
     order: int = 0  # position in the matrix as run
     warmup: bool = False  # run, then discarded: nothing is stored
+    variant: str = ""  # the sweep point, e.g. "batch=50,hidden=100"; "" without --sweep
 
     @property
     def label(self) -> str:
         threads = "default" if self.threads is None else str(self.threads)
         which = "warm-up" if self.warmup else f"repeat {self.repeat + 1}"
-        return f"{self.backend.name} · threads {threads} · {which}"
+        point = f" · {self.variant}" if self.variant else ""
+        return f"{self.backend.name} · threads {threads}{point} · {which}"
 
     @property
     def filename(self) -> str:
         threads = "d" if self.threads is None else str(self.threads)
-        return f"{self.backend.name}-t{threads}-r{self.repeat}.json"
+        point = "-" + self.variant.replace(",", "-").replace("=", "") if self.variant else ""
+        return f"{self.backend.name}-t{threads}-r{self.repeat}{point}.json"
 
 
 def interleaved(
@@ -54,16 +57,24 @@ def interleaved(
     threads: Sequence[int | None],
     repeats: int,
     warmup: bool = False,
+    variants: Sequence[tuple[str, Sequence[int | None]]] = (("", ()),),
 ) -> list[RunItem]:
     """A B C A B C …: drifting machine load spreads over every backend instead of hitting one.
 
-    With ``warmup``, one discarded run per backend and thread count goes first (caches, page
-    faults, lazy library start-up).
+    Each repeat visits every sweep point × thread count × backend before the next repeat starts.
+    ``variants`` are the sweep points with the thread counts each uses (empty: ``threads``).
+    With ``warmup``, one discarded run per cell goes first (caches, page faults, lazy library
+    start-up).
     """
-    cells = [(ref, t) for t in threads for ref in refs]
-    plan = [(ref, t, 0, True) for ref, t in cells] if warmup else []
-    plan += [(ref, t, r, False) for r in range(repeats) for ref, t in cells]
-    return [RunItem(ref, t, r, i, w) for i, (ref, t, r, w) in enumerate(plan)]
+    cells = [
+        (ref, t, name)
+        for name, point_threads in variants
+        for t in (point_threads or threads)
+        for ref in refs
+    ]
+    plan = [(ref, t, v, 0, True) for ref, t, v in cells] if warmup else []
+    plan += [(ref, t, v, r, False) for r in range(repeats) for ref, t, v in cells]
+    return [RunItem(ref, t, r, i, w, v) for i, (ref, t, v, r, w) in enumerate(plan)]
 
 
 def pinned_cpus(threads: int | None) -> list[int]:
@@ -110,6 +121,11 @@ class Runner:
     on_record: Callable[[RunItem, RunRecord], None] | None = None
     pin: bool = False
     profile: bool = False
+    # Sweep points other than the base spec: variant name → (spec, plan).
+    variants: dict[str, tuple[Spec, Plan]] = field(default_factory=dict)
+
+    def cell(self, item: RunItem) -> tuple[Spec, Plan]:
+        return self.variants[item.variant] if item.variant else (self.spec, self.plan)
 
     def write_session_file(self, items: Sequence[RunItem]) -> None:
         write_json_atomic(
@@ -129,10 +145,19 @@ class Runner:
                         "threads": i.threads,
                         "repeat": i.repeat,
                         "order": i.order,
+                        "variant": i.variant,
                     }
                     for i in items
                     if not i.warmup
                 ],
+                "variants": {
+                    name: {
+                        "spec": spec.to_dict(),
+                        "init_sha256": plan.init_sha256,
+                        "batches_sha256": plan.batches_sha256,
+                    }
+                    for name, (spec, plan) in self.variants.items()
+                },
                 "timeout_s": self.timeout_s,
                 "env": self.env,
             },
@@ -142,12 +167,15 @@ class Runner:
         """Run every item in order; each record is on disk before the next run starts."""
         records = []
         with tempfile.TemporaryDirectory(prefix="mlp-bench-") as scratch:
-            plan_path = Path(scratch) / "plan.npz"
-            self.plan.save(plan_path)
+            plan_paths = {}
+            cells = [("", (self.spec, self.plan)), *self.variants.items()]
+            for i, (variant, (_, plan)) in enumerate(cells):
+                plan_paths[variant] = Path(scratch) / f"plan-{i}.npz"
+                plan.save(plan_paths[variant])
             for item in items:
                 if self.on_start is not None:
                     self.on_start(item)
-                record = self.run_one(item, plan_path, Path(scratch))
+                record = self.run_one(item, plan_paths[item.variant], Path(scratch))
                 if not item.warmup:
                     records.append(record)
                 if self.on_record is not None:
@@ -157,7 +185,7 @@ class Runner:
     def run_one(self, item: RunItem, plan_path: Path, scratch: Path) -> RunRecord:
         job = {
             "backend_target": item.backend.target,
-            "spec": self.spec.to_dict(),
+            "spec": self.cell(item)[0].to_dict(),
             "data": self.data.to_json(),
             "plan_path": str(plan_path),
             "threads": item.threads,
@@ -196,6 +224,7 @@ class Runner:
         }
         # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
         env = {**self.env, "blas": result.outcome.get("blas", [])}
+        spec, plan = self.cell(item)
         record = RunRecord(
             backend=item.backend.name,
             backend_target=item.backend.target,
@@ -203,11 +232,12 @@ class Runner:
             error=result.error,
             repeat=item.repeat,
             threads=item.threads,
-            spec=self.spec.to_dict(),
-            spec_hash=self.spec.hash,
-            seed=self.spec.seed,
-            init_sha256=self.plan.init_sha256,
-            batches_sha256=self.plan.batches_sha256,
+            spec=spec.to_dict(),
+            spec_hash=spec.hash,
+            seed=spec.seed,
+            init_sha256=plan.init_sha256,
+            batches_sha256=plan.batches_sha256,
+            variant=item.variant,
             session=self.session,
             data=self.data.to_json(),
             env=env,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import tomllib
@@ -192,3 +193,41 @@ def spec_from_dict(values: Mapping[str, Any]) -> Spec:
             f"spec: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(_field_types())}"
         )
     return Spec(**values)
+
+
+SWEEP_THREADS = "threads"
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    name: str  # "batch=50,hidden=100": the swept keys and their values here
+    spec: Spec
+
+
+def parse_sweeps(items: Iterable[str]) -> dict[str, list[str]]:
+    """``["batch=50,100", "threads=1,2"]`` → ``{"batch": ["50", "100"], "threads": [...]}``."""
+    sweeps: dict[str, list[str]] = {}
+    known = [*_field_types(), SWEEP_THREADS]
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        parts = [v.strip() for v in values.split(",")]
+        if not sep or not key or not all(parts):
+            raise SpecError(f"--sweep {item!r}: expected KEY=V1,V2,…, e.g. --sweep batch=50,100")
+        if key not in known:
+            raise SpecError(f"--sweep: unknown key {key!r}; known keys: {', '.join(known)}")
+        if key in sweeps:
+            raise SpecError(f"--sweep: {key} is swept twice; give all its values in one --sweep")
+        sweeps[key] = parts
+    return sweeps
+
+
+def sweep_points(base: Spec, sweeps: Mapping[str, list[str]]) -> list[SweepPoint]:
+    """The cartesian product of the swept spec keys (threads are handled by the runner)."""
+    keys = [k for k in sweeps if k != SWEEP_THREADS]
+    points = []
+    for combination in itertools.product(*(sweeps[k] for k in keys)):
+        values = {k: _coerce(k, v, "--sweep") for k, v in zip(keys, combination, strict=True)}
+        name = ",".join(f"{k}={v}" for k, v in zip(keys, combination, strict=True))
+        points.append(SweepPoint(name, spec_from_dict({**base.to_dict(), **values})))
+    return points

@@ -65,6 +65,9 @@ def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     ):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["threads"] = frame["threads"].astype(object).where(frame["threads"].notna(), "default")
+    if "variant" not in frame:
+        frame["variant"] = ""
+    frame["variant"] = frame["variant"].fillna("").astype(str)
     return frame
 
 
@@ -84,7 +87,9 @@ def _peak(runs: pd.DataFrame, threads: object) -> float | None:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Medians over the successful runs of each backend and thread count; counts of all runs."""
     rows = []
-    for (backend, threads), group in frame.groupby(["backend", "threads"], sort=True):
+    for (backend, threads, variant), group in frame.groupby(
+        ["backend", "threads", "variant"], sort=True
+    ):
         ok = group[group["status"] == "ok"]
         bad = group[group["status"] != "ok"]
         debug = any(
@@ -96,6 +101,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             {
                 "backend": backend,
                 "threads": threads,
+                "variant": variant,
                 "runs_ok": len(ok),
                 "runs": len(group),
                 "train_time_s": ok["train_time_s"].median(),
@@ -120,9 +126,12 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return summary
     # Speed-up against the NumPy backend at the same thread count: the book's code is the yardstick.
-    numpy_times = summary[summary["backend"] == "numpy"].set_index("threads")["train_time_s"]
+    numpy = summary[summary["backend"] == "numpy"]
+    numpy_times = {(row.threads, row.variant): row.train_time_s for row in numpy.itertuples()}
     summary["speedup_vs_numpy"] = [
-        numpy_times.get(threads, float("nan")) / time
-        for threads, time in zip(summary["threads"], summary["train_time_s"], strict=True)
+        numpy_times.get((threads, variant), float("nan")) / time
+        for threads, variant, time in zip(
+            summary["threads"], summary["variant"], summary["train_time_s"], strict=True
+        )
     ]
     return summary

@@ -273,3 +273,24 @@ def test_report_confirms_runs_that_got_the_same_work(results, tmp_path):
     assert (
         "all 7 runs got the same initial parameters" in (tmp_path / "o" / "report.md").read_text()
     )
+
+
+def test_sweep_reports_scaling_charts(tmp_path):
+    runs = []
+    for batch in (50, 100):
+        for hidden in (25, 50):
+            spec = {**Spec().to_dict(), "batch": batch, "hidden": hidden}
+            runs.append(
+                make_record(
+                    "numpy",
+                    batch * hidden / 1000,
+                    0,
+                    spec=spec,
+                    variant=f"batch={batch},hidden={hidden}",
+                )
+            )
+    root = tmp_path / "results"
+    make_session(root, "sweep", runs)
+    assert main(["report", "--results-dir", str(root), "--out", str(tmp_path / "o")]) == 0
+    names = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"scaling_batch.png", "scaling_batch.svg", "scaling_hidden.png"} <= names

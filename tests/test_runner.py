@@ -222,3 +222,35 @@ def test_pin_restricts_the_worker_to_its_cpus(idx_dir, tmp_path):
     (record,) = records(tmp_path).values()
     assert record["pinned_cpus"] == sorted(os.sched_getaffinity(0))[:1]
     assert record["cpus_allowed"] == record["pinned_cpus"]  # as the worker itself saw it
+
+
+def test_sweep_runs_the_cartesian_product_interleaved(idx_dir, tmp_path, capsys):
+    assert (
+        run(
+            idx_dir,
+            tmp_path,
+            "--backend",
+            "numpy",
+            "--sweep",
+            "batch=5,10",
+            "--sweep",
+            "threads=1,2",
+        )
+        == 0
+    )
+    found = sorted(records(tmp_path).values(), key=lambda r: r["order"])
+    assert [(r["variant"], r["threads"]) for r in found] == [
+        ("batch=5", 1),
+        ("batch=5", 2),
+        ("batch=10", 1),
+        ("batch=10", 2),
+    ]
+    assert [r["spec"]["batch"] for r in found] == [5, 5, 10, 10]
+    assert len({r["batches_sha256"] for r in found}) == 2  # one batch stream per sweep point
+    assert "batch=10" in capsys.readouterr().out  # the summary has a row per sweep point
+
+
+def test_bad_sweep_is_one_line_before_anything_runs(idx_dir, tmp_path, capsys):
+    assert run(idx_dir, tmp_path, "--backend", "numpy", "--sweep", "batch=5,400") == 2
+    assert "batch=400 is out of range for idx" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

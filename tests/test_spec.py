@@ -122,3 +122,40 @@ def test_parse_assignments_types():
 def test_eval_spans_cover_every_iteration_once():
     spans = Spec(iterations=1300, eval_every=600).eval_spans()
     assert spans == [(0, 600), (600, 1200), (1200, 1300)]
+
+
+def test_sweep_expansion_is_the_cartesian_product():
+    from harness.spec import parse_sweeps, sweep_points
+
+    sweeps = parse_sweeps(["batch=50,100", "hidden=20,40,80", "threads=1,2"])
+    points = sweep_points(Spec(), sweeps)
+    assert [p.name for p in points][:4] == [
+        "batch=50,hidden=20",
+        "batch=50,hidden=40",
+        "batch=50,hidden=80",
+        "batch=100,hidden=20",
+    ]
+    assert len(points) == 6
+    assert {(p.spec.batch, p.spec.hidden) for p in points} == {
+        (b, h) for b in (50, 100) for h in (20, 40, 80)
+    }
+    assert sweeps["threads"] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["batch"], "--sweep 'batch': expected KEY=V1,V2,…"),
+        (["batch=50,"], "--sweep 'batch=50,': expected KEY=V1,V2,…"),
+        (["colour=red,blue"], "--sweep: unknown key 'colour'; known keys: dataset"),
+        (["batch=1", "batch=2"], "--sweep: batch is swept twice"),
+        (["batch=50,zero"], "--sweep: batch='zero' is not a valid int"),
+        (["hidden=0,10"], "hidden=0 is out of range; it must be ≥ 1"),
+    ],
+)
+def test_sweep_values_are_validated(items, message):
+    from harness.spec import parse_sweeps, sweep_points
+
+    with pytest.raises(SpecError) as excinfo:
+        sweep_points(Spec(), parse_sweeps(items))
+    assert message in str(excinfo.value)
