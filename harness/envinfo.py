@@ -39,6 +39,14 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+def _rustc_version() -> str | None:
+    try:
+        out = subprocess.run(["rustc", "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def session_env() -> dict[str, Any]:
     """Collected once per session, in the parent process."""
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -50,6 +58,7 @@ def session_env() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "rustc": _rustc_version(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
     }
