@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -26,11 +25,12 @@ def main() -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # before NumPy loads, as the harness does for its workers
 
+    from numpy_vs_script import backend_time  # benchmarks/ is on sys.path when run as a script
+
     from harness import cli, data
     from harness.plan import make_plan
     from harness.records import load_records
     from harness.spec import Spec
-    from impls.numpy_scratch import NumpyBackend
 
     spec = Spec()
     files = data.locate(spec.dataset, args.data_dir)
@@ -38,14 +38,7 @@ def main() -> None:
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
 
     def direct() -> float:
-        backend = NumpyBackend()
-        backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
-        total = 0.0
-        for start, end in spec.eval_spans():
-            started = time.perf_counter()
-            backend.train_steps(plan.batches[start:end])
-            total += time.perf_counter() - started
-        return total
+        return backend_time(spec, dataset.train_x, dataset.train_y, plan)
 
     def through_harness() -> float:
         with tempfile.TemporaryDirectory() as results:

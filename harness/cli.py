@@ -90,6 +90,16 @@ def _timeout(text: str) -> float | None:
     return value or None
 
 
+def _add_timeout(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"kill a worker after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m harness",
@@ -185,13 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
         "(default: each library's own default)",
     )
-    how.add_argument(
-        "--timeout",
-        type=_timeout,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="S",
-        help=f"kill a run after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
-    )
+    _add_timeout(how)
 
     report_cmd = commands.add_parser(
         "report",
@@ -292,13 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="thread budget of the backends (default 1)",
     )
-    verify_cmd.add_argument(
-        "--timeout",
-        type=_timeout,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="S",
-        help=f"per backend (default {DEFAULT_TIMEOUT_S:g})",
-    )
+    _add_timeout(verify_cmd)
 
     scaffold_cmd = commands.add_parser(
         "new-backend",

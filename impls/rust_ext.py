@@ -42,7 +42,11 @@ class RustBackend:
         return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
 
     def build_info(self) -> dict[str, str]:
-        return {"profile": _extension().BUILD_PROFILE, "gemm": "gemm crate, row bands on rayon"}
+        return {
+            "profile": _extension().BUILD_PROFILE,
+            "gemm": "gemm crate, row bands on rayon",
+            "gemm_threads": self.gemm_threads,
+        }
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads
@@ -61,6 +65,7 @@ class RustBackend:
         dtype = np.dtype(spec.dtype)
         # No budget given: as many threads as this process may run on, like the other libraries.
         threads = self.threads or len(os.sched_getaffinity(0))
+        self.gemm_threads = threads
         self.dtype = dtype
         self.net = cls(
             init["W1"].astype(dtype),

@@ -15,6 +15,7 @@ from harness.plan import make_plan
 from harness.spec import Spec
 from impls.keras_tf import INSTALL_HINT, KerasBackend
 from impls.numpy_scratch import NumpyBackend
+from tests.test_runner import TINY
 from tests.test_rust_backend import synthetic_mnist
 
 tf = pytest.importorskip("tensorflow", reason=INSTALL_HINT)
@@ -53,19 +54,7 @@ def run_cli(idx_dir, tmp_path, backend: str) -> tuple[subprocess.CompletedProces
             str(idx_dir),
             "--results-dir",
             str(tmp_path / "r"),
-            "--set",
-            "dataset=idx",
-            "--set",
-            "iterations=40",
-            "--set",
-            "eval_every=20",
-            "--set",
-            "batch=10",
-            "--set",
-            "lr=1",
-            "--repeats",
-            "1",
-            "--no-roofline",
+            *TINY,
         ],
         capture_output=True,
         text=True,

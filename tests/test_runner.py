@@ -113,12 +113,14 @@ def test_every_run_gets_the_same_work(idx_dir, tmp_path):
         ("NaNWeights", "diverged", "parameters W2 hold NaN or infinity"),
         ("Aborts", "failed", "worker died: killed by signal SIGABRT"),
         ("ProbabilitiesNotClasses", "failed", "expected integer class ids of shape (300,)"),
+        ("Hangs", "timeout", "killed after the 5 s timeout"),
+        ("Segfaults", "failed", "worker died: killed by signal SIGSEGV"),
     ],
 )
 def test_bad_backend_is_recorded_and_the_matrix_carries_on(
     idx_dir, tmp_path, backend, status, error_part, capsys
 ):
-    assert run(idx_dir, tmp_path, *fake(backend), "--backend", "numpy") == 1
+    assert run(idx_dir, tmp_path, *fake(backend), "--backend", "numpy", "--timeout", "5") == 1
     found = records(tmp_path)
     bad = next(r for r in found.values() if r["backend"] != "numpy")
     good = next(r for r in found.values() if r["backend"] == "numpy")

@@ -65,3 +65,13 @@ def test_float64_tolerance_is_tighter(idx_dir, dtype):
     result = verify(idx_dir, "--backend", "numpy", "--steps", "10", "--set", f"dtype={dtype}")
     assert result.returncode == 0
     assert "tolerance (float64): |backend − reference| ≤ 1e-09 + 1e-07·|reference|" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("backend", "module"), [("rust", "mlp_bench_rust"), ("keras", "tensorflow")]
+)
+def test_built_in_backends_pass(idx_dir, backend, module):
+    pytest.importorskip(module, reason=f"{backend} is not installed")
+    result = verify(idx_dir, "--backend", backend, "--steps", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{backend}: pass" in result.stdout
