@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pandas as pd
 from rich.console import Console
@@ -31,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from harness import backends, compare, data, export, report, scaffold
+from harness.arguments import EXIT_USAGE, build_parser, positive_int
 from harness.backends import BackendRef
 from harness.envinfo import session_env
 from harness.errors import HarnessError
@@ -48,296 +46,10 @@ from harness.spec import (
     spec_from_dict,
     sweep_points,
 )
-from harness.summary import NOISY_CV, summarize, to_frame
+from harness.summary import NOISY_CV, fmt, summarize, to_frame
 from harness.verify import TOLERANCES
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_TIMEOUT_S = 1800.0
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line on stderr (exit 2) instead of the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 1")
-    return value
-
-
-def _thread_counts(text: str) -> list[int | None]:
-    if text == "default":
-        return [None]
-    if text == "all":
-        return list(range(1, len(os.sched_getaffinity(0)) + 1))
-    return [_positive_int(part) for part in text.split(",")]
-
-
-def _timeout(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0 seconds (0: no timeout)")
-    return value or None
-
-
-def _add_timeout(group: argparse._ActionsContainer) -> None:
-    group.add_argument(
-        "--timeout",
-        type=_timeout,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="S",
-        help=f"kill a worker after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m harness",
-        description="Run one MLP training job through pluggable backends and compare them.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-
-    run = commands.add_parser(
-        "run",
-        help="run backends on the job, store one record per run, print a table",
-        description="Run the job on each chosen backend, each run in a fresh process, with the "
-        "same initial weights, batch order and thread budget; store one JSON record per run.",
-    )
-    which = run.add_argument_group("backends (at least one)")
-    which.add_argument("--all", action="store_true", help="every available backend")
-    which.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a registered backend (repeatable); see 'list'",
-    )
-    which.add_argument(
-        "--backend-path",
-        action="append",
-        default=[],
-        metavar="MODULE:CLASS",
-        help="a backend class that is not installed as a plugin (repeatable)",
-    )
-    job = run.add_argument_group("the job")
-    job.add_argument(
-        "--quick", action="store_true", help="smoke-test preset: 600 iterations, accuracy every 200"
-    )
-    job.add_argument(
-        "--spec",
-        type=Path,
-        metavar="FILE.toml",
-        help="spec overrides from a TOML file (keys as for --set)",
-    )
-    job.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one spec value, e.g. --set lr=0.05 (repeatable; last wins)",
-    )
-    job.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help=f"where the IDX files are (default: ${data.DATA_DIR_ENV}, the cache, then download)",
-    )
-    how = run.add_argument_group("measurement")
-    how.add_argument(
-        "--repeats",
-        type=_positive_int,
-        default=3,
-        metavar="N",
-        help="runs per backend and thread count, interleaved A B A B (default 3)",
-    )
-    how.add_argument(
-        "--warmup", action="store_true", help="first one discarded run per backend and thread count"
-    )
-    how.add_argument(
-        "--pin",
-        action="store_true",
-        help="pin each worker to the first N allowed CPUs (N = its threads)",
-    )
-    how.add_argument(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2,…",
-        help="run the cartesian product of these spec values (and 'threads'), e.g. --sweep "
-        "batch=50,100,200,400 --sweep hidden=50,100 (repeatable)",
-    )
-    how.add_argument(
-        "--profile",
-        action="store_true",
-        help="record the time of each phase of a step (batch, forward, backward, update) where "
-        "the backend can tell; adds timer calls to the loop, so compare totals without it",
-    )
-    how.add_argument(
-        "--no-roofline",
-        action="store_true",
-        help="skip measuring the machine's GEMM rate at the start (~5 s)",
-    )
-    how.add_argument(
-        "--threads",
-        type=_thread_counts,
-        default=[None],
-        metavar="N[,N…]|all",
-        help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
-        "(default: each library's own default)",
-    )
-    _add_timeout(how)
-
-    report_cmd = commands.add_parser(
-        "report",
-        help="write report.md, charts and index.html from stored results (no re-running)",
-        description="Render the comparison table, charts (PNG + SVG) and a self-contained "
-        "index.html from stored run records.",
-    )
-    report_cmd.add_argument(
-        "results",
-        nargs="*",
-        metavar="RESULTS",
-        help="session directories or ids under --results-dir, or 'latest' (default)",
-    )
-    report_cmd.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports"),
-        metavar="DIR",
-        help="where to write the report (default ./reports)",
-    )
-
-    compare_cmd = commands.add_parser(
-        "compare",
-        help="compare two result sets: time ratio, significance, accuracy deltas",
-        description="For each backend and thread count in both A and B: the ratio of median "
-        "training times B/A, a Mann–Whitney U test (needs ≥ 4 repeats a side to reach p < "
-        "0.05), accuracy deltas and a verdict.",
-    )
-    compare_cmd.add_argument("a", metavar="A", help="baseline session (directory, id, 'latest')")
-    compare_cmd.add_argument("b", metavar="B", help="session compared against A")
-    compare_cmd.add_argument("--json", action="store_true", help="JSON instead of markdown")
-
-    export_cmd = commands.add_parser(
-        "export",
-        help="export training times as a pyperf benchmark suite",
-        description="Write the training times as a pyperf suite, so that 'python -m pyperf "
-        "stats FILE' and 'python -m pyperf compare_to A B' work on them.",
-    )
-    export_cmd.add_argument(
-        "results",
-        nargs="*",
-        metavar="RESULTS",
-        help="session directories or ids, or 'latest' (default)",
-    )
-    export_cmd.add_argument(
-        "--pyperf", type=Path, required=True, metavar="FILE", help="the pyperf JSON file to write"
-    )
-    verify_cmd = commands.add_parser(
-        "verify",
-        help="prove backends do the same job: step by step against a float64 NumPy reference",
-        description="Each backend starts from the harness's initial parameters and takes the "
-        "same batches as a float64 run of the book's NumPy code; after every step its loss and "
-        "parameters must agree within the dtype's tolerance (float32: rtol 1e-3, atol 1e-5; "
-        "float64: rtol 1e-7, atol 1e-9). Exit 1 if any backend fails.",
-    )
-    verify_cmd.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a registered backend (repeatable; default: every available)",
-    )
-    verify_cmd.add_argument(
-        "--backend-path",
-        action="append",
-        default=[],
-        metavar="MODULE:CLASS",
-        help="a backend class not installed as a plugin (repeatable)",
-    )
-    verify_cmd.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=100,
-        metavar="N",
-        help="SGD steps to check (default 100)",
-    )
-    verify_cmd.add_argument(
-        "--checkpoints",
-        type=_thread_counts,
-        default=None,
-        metavar="S[,S…]",
-        help="steps whose errors are tabulated (default 1,10,STEPS)",
-    )
-    verify_cmd.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spec override, e.g. --set dtype=float64 (repeatable)",
-    )
-    verify_cmd.add_argument(
-        "--data-dir", type=Path, metavar="DIR", help="where the IDX files are (as for run)"
-    )
-    verify_cmd.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="thread budget of the backends (default 1)",
-    )
-    _add_timeout(verify_cmd)
-
-    scaffold_cmd = commands.add_parser(
-        "new-backend",
-        help="write a ready-to-edit backend plugin package",
-        description="Write a plugin package: pyproject.toml with the harness.backends entry "
-        "point, the backend module with the four methods to fill in, and a test that runs "
-        "'harness verify' on it.",
-    )
-    scaffold_cmd.add_argument("name", metavar="NAME", help="backend name, e.g. numpy-fused")
-    scaffold_cmd.add_argument(
-        "dir",
-        nargs="?",
-        type=Path,
-        metavar="DIR",
-        help="where to write it (default ./harness-backend-NAME)",
-    )
-
-    run.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        metavar="SESSION",
-        help="run only the runs missing from SESSION (default: the latest), with its spec, seed "
-        "and backends",
-    )
-    for sub in (run, report_cmd, compare_cmd, export_cmd):
-        sub.add_argument(
-            "--results-dir",
-            type=Path,
-            default=Path("results"),
-            metavar="DIR",
-            help="root of the session directories (default ./results)",
-        )
-
-    commands.add_parser(
-        "list",
-        help="show every backend, its version and whether it can run",
-        description="Show every registered backend, its version and whether "
-        "it can run here (and if not, why and what to install).",
-    )
-    return parser
+EXIT_OK, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def _choose_backends(args: argparse.Namespace, console: Console) -> list[backends.BackendRef]:
@@ -413,7 +125,7 @@ def _new_matrix(args: argparse.Namespace, err: Console) -> Matrix:
     threads = args.threads
     if SWEEP_THREADS in sweeps:
         try:
-            threads = [_positive_int(t) for t in sweeps[SWEEP_THREADS]]
+            threads = [positive_int(t) for t in sweeps[SWEEP_THREADS]]
         except argparse.ArgumentTypeError as exc:
             raise HarnessError(f"--sweep threads: {exc}") from None
     points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
@@ -592,12 +304,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fmt(value: object, pattern: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return format(value, pattern)
-
-
 def print_summary(console: Console, records: Sequence[dict]) -> None:
     rows = summarize(to_frame(records))
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
@@ -618,10 +324,10 @@ def print_summary(console: Console, records: Sequence[dict]) -> None:
             name,
             *([row.variant] if swept else []),
             str(row.threads),
-            _fmt(row.train_time_s, ".2f"),
-            _fmt(cpu, ".0f"),
-            _fmt(row.train_acc, ".4f"),
-            _fmt(row.test_acc, ".4f"),
+            fmt(row.train_time_s, ".2f"),
+            fmt(cpu, ".0f"),
+            fmt(row.train_acc, ".4f"),
+            fmt(row.test_acc, ".4f"),
             f"{row.runs_ok}/{row.runs}",
             row.statuses,
         )

@@ -21,9 +21,7 @@ import pandas as pd
 from harness import charts
 from harness.errors import ResultsError
 from harness.records import SESSION_FILE, load_records
-from harness.summary import NOISY_CV, summarize, to_frame
-
-REPORT_FILES = ("report.md", "index.html")
+from harness.summary import NOISY_CV, fmt, summarize, to_frame
 
 
 @dataclass(frozen=True)
@@ -76,12 +74,6 @@ def load(sessions: list[Path]) -> Loaded:
     return Loaded(to_frame(records), sessions, problems, info)
 
 
-def _fmt(value: Any, pattern: str, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "–"
-    return format(value, pattern) + suffix
-
-
 def _cv(cv: float | None) -> str:
     """Coefficient of variation of the repeats, flagged when the machine was too noisy."""
     if cv is None or pd.isna(cv):
@@ -98,29 +90,27 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
             {
                 "backend": name,
                 "threads": row.threads,
-                "CPU use": _fmt(
-                    row.cpu_util * 100 if pd.notna(row.cpu_util) else None, ".0f", " %"
-                ),
+                "CPU use": fmt(row.cpu_util * 100 if pd.notna(row.cpu_util) else None, ".0f", " %"),
                 "train time (median [min–max])": (
-                    f"{_fmt(row.train_time_s, '.2f')} s [{_fmt(row.train_time_min_s, '.2f')}–"
-                    f"{_fmt(row.train_time_max_s, '.2f')}]"
+                    f"{fmt(row.train_time_s, '.2f')} s [{fmt(row.train_time_min_s, '.2f')}–"
+                    f"{fmt(row.train_time_max_s, '.2f')}]"
                 ),
-                "train acc": _fmt(row.train_acc, ".4f"),
-                "test acc": _fmt(row.test_acc, ".4f"),
+                "train acc": fmt(row.train_acc, ".4f"),
+                "test acc": fmt(row.test_acc, ".4f"),
                 "CV": _cv(row.train_time_cv),
-                "speed-up vs numpy": _fmt(row.speedup_vs_numpy, ".2f", "×"),
-                "GFLOP/s": _fmt(row.gflops, ".1f"),
-                "% of peak": _fmt(
+                "speed-up vs numpy": fmt(row.speedup_vs_numpy, ".2f", "×"),
+                "GFLOP/s": fmt(row.gflops, ".1f"),
+                "% of peak": fmt(
                     row.gflops / row.peak_gflops * 100 if pd.notna(row.peak_gflops) else None,
                     ".0f",
                     " %",
                 ),
-                "peak RSS": _fmt(
+                "peak RSS": fmt(
                     row.peak_rss_bytes / 2**20 if pd.notna(row.peak_rss_bytes) else None,
                     ".0f",
                     " MiB",
                 ),
-                "setup": _fmt(row.setup_time_s, ".2f", " s"),
+                "setup": fmt(row.setup_time_s, ".2f", " s"),
                 "runs ok": f"{row.runs_ok}/{row.runs}",
             }
         )
@@ -146,8 +136,8 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
                 "threads asked": threads,
                 "BLAS pools (threadpoolctl)": ", ".join(sorted(pools)) or "–",
                 "told in code": ", ".join(sorted(told)) or "–",
-                "peak process threads": _fmt(observed, ".0f"),
-                "CPU use": _fmt(group["cpu_util"].median() * 100, ".0f", " %"),
+                "peak process threads": fmt(observed, ".0f"),
+                "CPU use": fmt(group["cpu_util"].median() * 100, ".0f", " %"),
             }
         )
     return pd.DataFrame(rows)

@@ -71,6 +71,13 @@ def to_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def fmt(value: Any, pattern: str, suffix: str = "") -> str:
+    """A number for a table; a missing one (None or NaN) as an en dash."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return format(value, pattern) + suffix
+
+
 NOISY_CV = 0.05  # above this, the table warns that the machine was too noisy for precision
 
 
