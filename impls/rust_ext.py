@@ -27,6 +27,7 @@ class RustBackend:
 
     def __init__(self) -> None:
         self.threads: int | None = None
+        self.gemm_threads: int | None = None  # decided in setup
         self.profile = False
 
     @staticmethod
@@ -41,7 +42,7 @@ class RustBackend:
     def version() -> str:
         return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
 
-    def build_info(self) -> dict[str, str]:
+    def build_info(self) -> dict[str, str | int | None]:
         return {
             "profile": _extension().BUILD_PROFILE,
             "gemm": "gemm crate, row bands on rayon",
