@@ -63,6 +63,39 @@ def _add_timeout(group: argparse._ActionsContainer) -> None:
     )
 
 
+def _add_backend_choice(group: argparse._ActionsContainer, note: str) -> None:
+    group.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"a registered backend (repeatable; {note})",
+    )
+    group.add_argument(
+        "--backend-path",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="a backend class that is not installed as a plugin (repeatable)",
+    )
+
+
+def _add_spec_and_data(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one spec value, e.g. --set lr=0.05 (repeatable; last wins)",
+    )
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where the IDX files are (default: ${data.DATA_DIR_ENV}, the cache, then download)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m harness",
@@ -78,20 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = run.add_argument_group("backends (at least one)")
     which.add_argument("--all", action="store_true", help="every available backend")
-    which.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a registered backend (repeatable); see 'list'",
-    )
-    which.add_argument(
-        "--backend-path",
-        action="append",
-        default=[],
-        metavar="MODULE:CLASS",
-        help="a backend class that is not installed as a plugin (repeatable)",
-    )
+    _add_backend_choice(which, "see 'list'")
     job = run.add_argument_group("the job")
     job.add_argument(
         "--quick", action="store_true", help="smoke-test preset: 600 iterations, accuracy every 200"
@@ -102,19 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.toml",
         help="spec overrides from a TOML file (keys as for --set)",
     )
-    job.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one spec value, e.g. --set lr=0.05 (repeatable; last wins)",
-    )
-    job.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help=f"where the IDX files are (default: ${data.DATA_DIR_ENV}, the cache, then download)",
-    )
+    _add_spec_and_data(job)
     how = run.add_argument_group("measurement")
     how.add_argument(
         "--repeats",
@@ -214,20 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters must agree within the dtype's tolerance (float32: rtol 1e-3, atol 1e-5; "
         "float64: rtol 1e-7, atol 1e-9). Exit 1 if any backend fails.",
     )
-    verify_cmd.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a registered backend (repeatable; default: every available)",
-    )
-    verify_cmd.add_argument(
-        "--backend-path",
-        action="append",
-        default=[],
-        metavar="MODULE:CLASS",
-        help="a backend class not installed as a plugin (repeatable)",
-    )
+    _add_backend_choice(verify_cmd, "default: every available")
     verify_cmd.add_argument(
         "--steps",
         type=positive_int,
@@ -242,16 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S[,S…]",
         help="steps whose errors are tabulated (default 1,10,STEPS)",
     )
-    verify_cmd.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="spec override, e.g. --set dtype=float64 (repeatable)",
-    )
-    verify_cmd.add_argument(
-        "--data-dir", type=Path, metavar="DIR", help="where the IDX files are (as for run)"
-    )
+    _add_spec_and_data(verify_cmd)
     verify_cmd.add_argument(
         "--threads",
         type=positive_int,

@@ -356,9 +356,12 @@ def _supervise(
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
+                try:
+                    event = json.loads(line)
+                except ValueError:  # a garbled line is not worth failing a run for
+                    continue
                 if on_event is not None:
-                    with contextlib.suppress(ValueError):
-                        on_event(json.loads(line))
+                    on_event(event)
 
 
 def _describe_exit(code: int | None) -> str:

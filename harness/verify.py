@@ -5,9 +5,9 @@ time. After every step each parameter must satisfy |backend − reference| ≤ a
 (the loss too). The reference is the book's NumPy code run in float64, so it stands for the exact
 arithmetic; a float32 backend is allowed the rounding that float32 accumulates:
 
-- float32: rtol 1e-3, atol 1e-5 — measured: NumPy, Rust and Keras in float32 stay within ~1e-6
-  absolute of the float64 reference over 100 steps; a missing 1/batch factor is off by ~1e-1 at
-  step 1;
+- float32: rtol 1e-3, atol 1e-5 — measured on MNIST over 100 steps, NumPy, Rust and Keras in
+  float32 stay within 9e-8 absolute of the float64 reference, while a backend missing the
+  softmax gradient's 1/batch factor is off by 0.03–0.5 absolute after its first step;
 - float64: rtol 1e-7, atol 1e-9.
 """
 
