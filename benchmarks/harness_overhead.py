@@ -28,8 +28,8 @@ def main() -> None:
     from numpy_vs_script import backend_time  # benchmarks/ is on sys.path when run as a script
 
     from harness import cli, data
-    from harness.plan import make_plan
-    from harness.records import load_records
+    from harness.results.store import load_results
+    from harness.runner.plan import make_plan
     from harness.spec import Spec
 
     spec = Spec()
@@ -59,8 +59,8 @@ def main() -> None:
             if cli.main(argv) != 0:
                 raise SystemExit("the harness run failed")
             (session,) = Path(results).iterdir()
-            (record,), _ = load_records(session)
-            return record["train_time_s"]
+            (record,) = load_results([session]).records
+            return record.train_time_s
 
     direct_times, harness_times = [], []
     for repeat in range(args.repeats):

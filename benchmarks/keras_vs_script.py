@@ -33,7 +33,7 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from harness import data
-    from harness.plan import make_plan
+    from harness.runner.plan import make_plan
     from harness.spec import Spec
     from impls.keras_tf import KerasBackend
 

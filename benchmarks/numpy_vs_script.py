@@ -70,7 +70,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from harness import data
-    from harness.plan import make_plan
+    from harness.runner.plan import make_plan
     from harness.spec import Spec
 
     threadpool_limits(args.threads)

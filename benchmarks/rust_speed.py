@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from harness import cli
-from harness.records import load_records
-from harness.roofline import gemm_gflops
+from harness.results.store import load_results
+from harness.runner.roofline import gemm_gflops
 from harness.spec import Spec
 
 
@@ -51,13 +51,13 @@ def main() -> None:
         if cli.main(argv) != 0:
             raise SystemExit("a run failed; see above")
         (session,) = Path(results).iterdir()
-        records, _ = load_records(session)
+        records = load_results([session]).records
 
     def median(backend: str, threads: int) -> float:
         times = [
-            r["train_time_s"]
+            r.train_time_s
             for r in records
-            if r["backend"] == backend and r["threads"] == threads
+            if r.backend == backend and r.threads == threads and r.status == "ok"
         ]
         return statistics.median(times)
 

@@ -16,6 +16,7 @@ from harness import data
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_REPEATS = 3
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -50,16 +51,22 @@ def timeout_seconds(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0 seconds (0: no timeout)")
-    return value or None
+    return value  # 0 means no timeout; None (not given) means the default
+
+
+def resolve_timeout(given: float | None, fallback: float | None) -> float | None:
+    """``--timeout`` as the runner takes it: not given → ``fallback``; 0 → no timeout (None)."""
+    return fallback if given is None else given or None
 
 
 def _add_timeout(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--timeout",
         type=timeout_seconds,
-        default=DEFAULT_TIMEOUT_S,
+        default=None,
         metavar="S",
-        help=f"kill a worker after S seconds (default {DEFAULT_TIMEOUT_S:g}; 0: never)",
+        help=f"kill a worker after S seconds (default {DEFAULT_TIMEOUT_S:g}, or the resumed "
+        "session's; 0: never)",
     )
 
 
@@ -127,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--repeats",
         type=positive_int,
-        default=3,
+        default=None,
         metavar="N",
-        help="runs per backend and thread count, interleaved A B A B (default 3)",
+        help=f"runs per backend and thread count, interleaved A B A B (default {DEFAULT_REPEATS})",
     )
     how.add_argument(
         "--warmup", action="store_true", help="first one discarded run per backend and thread count"
@@ -161,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--threads",
         type=thread_counts,
-        default=[None],
+        default=None,
         metavar="N[,N…]|all",
         help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
         "(default: each library's own default)",
@@ -268,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="latest",
         metavar="SESSION",
-        help="run only the runs missing from SESSION (default: the latest), with its spec, seed "
-        "and backends",
+        help="run only the runs missing from SESSION (default: the latest), with its spec, seed, "
+        "backends and measurement flags (--timeout may change)",
     )
     for sub in (run, report_cmd, compare_cmd, export_cmd):
         sub.add_argument(

@@ -12,7 +12,6 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -27,55 +26,30 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness import backends, compare, data, export, report, scaffold
-from harness.arguments import EXIT_USAGE, build_parser, positive_int
-from harness.backends import BackendRef
-from harness.envinfo import session_env
+from harness import backends, data, scaffold
+from harness.arguments import DEFAULT_TIMEOUT_S, EXIT_USAGE, build_parser, resolve_timeout
 from harness.errors import HarnessError
-from harness.plan import PARAM_NAMES, Plan, make_plan
-from harness.records import SESSION_FILE, RunRecord
-from harness.roofline import measure_roofline
-from harness.runner import RunItem, Runner, create_session, interleaved, run_worker
-from harness.spec import (
-    SWEEP_THREADS,
-    Spec,
-    SweepPoint,
-    build_spec,
-    check_fits_data,
-    parse_sweeps,
-    spec_from_dict,
-    sweep_points,
+from harness.report.write import write_report
+from harness.results import compare, export
+from harness.results.model import RunRecord
+from harness.results.store import Results, load_results, resolve_sessions
+from harness.results.summary import (
+    NOISY_CV,
+    fmt,
+    label_columns,
+    summarize,
+    to_frame,
+    variation,
 )
-from harness.summary import NOISY_CV, fmt, summarize, to_frame
+from harness.runner.envinfo import session_env
+from harness.runner.matrix import choose_backends, new_matrix, resumed_matrix
+from harness.runner.plan import PARAM_NAMES, make_plan
+from harness.runner.roofline import measure_roofline
+from harness.runner.supervisor import RunItem, Runner, run_worker
+from harness.spec import build_spec, check_fits_data
 from harness.verify import TOLERANCES
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def _choose_backends(args: argparse.Namespace, console: Console) -> list[backends.BackendRef]:
-    if not (args.all or args.backend or args.backend_path):
-        raise HarnessError("choose backends with --all, --backend NAME or --backend-path M:C")
-    chosen: list[backends.BackendRef] = []
-    if args.all:
-        for ref in backends.registry().values():
-            state = backends.status(ref)
-            if state.available:
-                chosen.append(ref)
-            else:
-                console.print(
-                    f"[yellow]skipping {ref.name}[/]: {escape(str(state.reason))}", soft_wrap=True
-                )
-    for name in args.backend:
-        ref = backends.lookup(name)
-        state = backends.status(ref)
-        if not state.available:
-            raise HarnessError(f"backend {name!r} is not available: {state.reason}")
-        if ref not in chosen:
-            chosen.append(ref)
-    chosen.extend(backends.ref_from_path(target) for target in args.backend_path)
-    if not chosen:
-        raise HarnessError("no backend is available to run; see 'python -m harness list'")
-    return chosen
 
 
 def _progress() -> Progress:
@@ -95,122 +69,6 @@ def _stdout_console() -> Console:
     return console if console.is_terminal else Console(width=100)
 
 
-@dataclass
-class Matrix:
-    """Everything a run needs: the job, the data, the plan, where records go, what to run."""
-
-    spec: Spec
-    files: data.DataFiles
-    plan: Plan
-    session: str
-    session_dir: Path
-    items: list[RunItem]
-    timeout_s: float | None
-    total: int  # runs in the whole matrix (a resumed one runs only the missing)
-    variants: dict[str, tuple[Spec, Plan]]  # sweep points; empty without --sweep
-
-
-def _plans_for(points: list[SweepPoint], files: data.DataFiles) -> dict[str, tuple[Spec, Plan]]:
-    variants = {}
-    for point in points:
-        check_fits_data(point.spec, files.n_train)
-        plan = make_plan(point.spec, files.n_features, data.N_CLASSES, files.n_train)
-        variants[point.name] = (point.spec, plan)
-    return variants
-
-
-def _new_matrix(args: argparse.Namespace, err: Console) -> Matrix:
-    spec = build_spec(args.spec, args.set, args.quick)
-    sweeps = parse_sweeps(args.sweep)
-    threads = args.threads
-    if SWEEP_THREADS in sweeps:
-        try:
-            threads = [positive_int(t) for t in sweeps[SWEEP_THREADS]]
-        except argparse.ArgumentTypeError as exc:
-            raise HarnessError(f"--sweep threads: {exc}") from None
-    points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
-    refs = _choose_backends(args, err)
-    files = data.locate(spec.dataset, args.data_dir)
-    check_fits_data(spec, files.n_train)
-    variants = _plans_for(points, files)
-    session, session_dir = create_session(args.results_dir)
-    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
-    cells = [(name, ()) for name in variants] or [("", ())]
-    items = interleaved(refs, threads, args.repeats, args.warmup, cells)
-    total = sum(not item.warmup for item in items)
-    return Matrix(spec, files, plan, session, session_dir, items, args.timeout, total, variants)
-
-
-_NOT_WITH_RESUME = ("all", "backend", "backend_path", "set", "spec", "quick", "sweep")
-
-
-def _resumed_matrix(args: argparse.Namespace) -> Matrix:
-    """The session's own spec, data and matrix; only the runs without a record are left to do."""
-    given = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_RESUME if getattr(args, name)]
-    if given:
-        raise HarnessError(
-            f"--resume takes the spec and the backends from the session; drop {', '.join(given)}"
-        )
-    (session_dir,) = report.resolve_sessions([args.resume], args.results_dir)
-    try:
-        info = json.loads((session_dir / SESSION_FILE).read_text())
-        spec = spec_from_dict(info["spec"])
-        stored_data = data.DataFiles.from_json(info["data"])
-        matrix = [
-            RunItem(
-                BackendRef(m["backend"], m["target"], "session"),
-                m["threads"],
-                m["repeat"],
-                m.get("order", 0),
-                variant=m.get("variant", ""),
-            )
-            for m in info["matrix"]
-        ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise HarnessError(
-            f"cannot resume {session_dir}: its {SESSION_FILE} is unreadable ({exc})"
-        ) from None
-    data_dir = args.data_dir or stored_data.paths["train_images"].parent
-    files = data.locate(spec.dataset, data_dir)
-    if files.sha256 != stored_data.sha256:
-        raise HarnessError(
-            f"cannot resume {session_dir}: the data in {data_dir} differs from "
-            "the session's (SHA-256 mismatch)"
-        )
-    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
-    if (plan.init_sha256, plan.batches_sha256) != (info["init_sha256"], info["batches_sha256"]):
-        raise HarnessError(
-            f"cannot resume {session_dir}: this version derives a different "
-            "plan from its seed, so the runs would not do the same work"
-        )
-    points = [
-        SweepPoint(name, spec_from_dict(v["spec"])) for name, v in info.get("variants", {}).items()
-    ]
-    variants = _plans_for(points, files)
-    for name, (_, point_plan) in variants.items():
-        stored = info["variants"][name]
-        if (point_plan.init_sha256, point_plan.batches_sha256) != (
-            stored["init_sha256"],
-            stored["batches_sha256"],
-        ):
-            raise HarnessError(
-                f"cannot resume {session_dir}: sweep point {name} would get "
-                "different work from its seed"
-            )
-    missing = [item for item in matrix if not (session_dir / item.filename).exists()]
-    return Matrix(
-        spec,
-        files,
-        plan,
-        info.get("session", session_dir.name),
-        session_dir,
-        missing,
-        info.get("timeout_s"),
-        len(matrix),
-        variants,
-    )
-
-
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived during the matrix."""
 
@@ -219,20 +77,29 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _warn_unreadable(results: Results) -> None:
+    for problem in results.unreadable:
+        print(f"warning: {problem}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     console = _stdout_console()
     err = Console(stderr=True)
-    matrix = _resumed_matrix(args) if args.resume else _new_matrix(args, err)
+
+    def warn(line: str) -> None:
+        err.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+
+    matrix = resumed_matrix(args) if args.resume else new_matrix(args, warn)
     spec, items = matrix.spec, matrix.items
     if args.resume:
-        done = matrix.total - len(items)
+        done = matrix.total - sum(not item.warmup for item in items)
         err.print(
             f"resuming {escape(str(matrix.session_dir))}: {done} of {matrix.total} runs "
-            f"already recorded, {len(items)} to go",
+            f"already recorded, {matrix.total - done} to go",
             soft_wrap=True,
         )
 
-    records: list[RunRecord] = []
+    recorded = 0
     with _progress() as progress:
         overall = progress.add_task("runs", total=len(items), note="")
         current = progress.add_task("", total=spec.iterations, note="")
@@ -249,9 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.update(current, completed=event["iteration"], note=note)
 
         def on_record(item: RunItem, record: RunRecord) -> None:
+            nonlocal recorded
             progress.advance(overall)
-            if not item.warmup:
-                records.append(record)
+            recorded += not item.warmup
             line = f"{item.label}: {record.status}" + (" (discarded)" if item.warmup else "")
             if record.status == "ok":
                 line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
@@ -274,11 +141,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             on_progress,
             on_start,
             on_record,
-            pin=args.pin,
-            profile=args.profile,
+            flags=matrix.flags,
             variants=matrix.variants,
         )
-        if not args.resume:
+        if matrix.resumed is None:
             runner.write_session_file(items)
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
@@ -287,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.stop()
             where = escape(str(matrix.session_dir))
             err.print(
-                f"interrupted: {len(records)} of {len(items)} runs recorded in {where}; "
+                f"interrupted: {recorded} of {len(items)} runs recorded in {where}; "
                 f"resume with: python -m harness run --resume {where}",
                 soft_wrap=True,
             )
@@ -295,23 +161,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    print_summary(console, [r.to_json() for r in records])
+    # The whole session, resumed or not: what is on disk is what the session measured.
+    results = load_results([matrix.session_dir])
+    _warn_unreadable(results)
+    print_summary(console, to_frame(results.records))
     console.print(f"results: {escape(str(matrix.session_dir))}", soft_wrap=True)
-    failed = [r for r in records if r.status != "ok"]
-    if failed:
-        err.print(f"[red]{len(failed)} of {len(records)} runs did not finish ok[/]")
+    failed = [r for r in results.records if r.status != "ok"]
+    missing = matrix.total - len(results.records)
+    if failed or missing:
+        err.print(f"[red]{len(failed) + missing} of {matrix.total} runs did not finish ok[/]")
         return EXIT_RUN_FAILED
     return EXIT_OK
 
 
-def print_summary(console: Console, records: Sequence[dict]) -> None:
-    rows = summarize(to_frame(records))
+def print_summary(console: Console, frame: pd.DataFrame) -> None:
+    rows = summarize(frame)
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
     widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
     table.add_column("backend", no_wrap=True, min_width=widest)
-    swept = bool(len(rows)) and rows["variant"].astype(bool).any()
-    if swept:
-        table.add_column("sweep point", no_wrap=True)
+    extra = label_columns(rows) if len(rows) else []
+    for heading, _ in extra:
+        table.add_column(heading, no_wrap=True)
     for column in ("threads", "time s", "CPU %", "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -319,10 +189,10 @@ def print_summary(console: Console, records: Sequence[dict]) -> None:
         name = escape(str(row.backend))
         if row.debug_build:
             name += " [red](debug)[/]"
-        cpu = None if row.cpu_util is None else row.cpu_util * 100
+        cpu = None if pd.isna(row.cpu_util) else row.cpu_util * 100
         table.add_row(
             name,
-            *([row.variant] if swept else []),
+            *[escape(str(getattr(row, column))) for _, column in extra],
             str(row.threads),
             fmt(row.train_time_s, ".2f"),
             fmt(cpu, ".0f"),
@@ -359,29 +229,38 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    loaded = report.load(report.resolve_sessions(args.results, args.results_dir))
-    for problem in loaded.problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    written = report.write_report(loaded, args.out)
-    print_summary(_stdout_console(), loaded.frame.to_dict("records"))
+    results = load_results(resolve_sessions(args.results, args.results_dir))
+    _warn_unreadable(results)
+    written = write_report(results, args.out)
+    frame = to_frame(results.records)
+    console = _stdout_console()
+    console.print(variation(frame).sentence(), soft_wrap=True)
+    print_summary(console, frame)
     print(f"report: {args.out / 'index.html'} ({len(written)} files in {args.out})")
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    (a,) = report.resolve_sessions([args.a], args.results_dir)
-    (b,) = report.resolve_sessions([args.b], args.results_dir)
-    results = compare.compare(report.load([a]).frame, report.load([b]).frame)
+    (a,) = resolve_sessions([args.a], args.results_dir)
+    (b,) = resolve_sessions([args.b], args.results_dir)
+    results_a, results_b = load_results([a]), load_results([b])
+    _warn_unreadable(results_a)
+    _warn_unreadable(results_b)
+    result = compare.compare(to_frame(results_a.records), to_frame(results_b.records))
     if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=1))
+        # The list of pairs, as before the results model; what was not paired goes to stderr.
+        print(json.dumps([pair.to_json() for pair in result.pairs], indent=1))
+        for unpaired in result.unpaired:
+            print(f"warning: {compare.describe(unpaired)}", file=sys.stderr)
     else:
-        print(compare.to_markdown(results, str(a), str(b)))
+        print(compare.to_markdown(result, str(a), str(b)))
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    loaded = report.load(report.resolve_sessions(args.results, args.results_dir))
-    export.export_pyperf(loaded.frame, args.pyperf)
+    results = load_results(resolve_sessions(args.results, args.results_dir))
+    _warn_unreadable(results)
+    export.export_pyperf(to_frame(results.records), args.pyperf)
     print(f"wrote {args.pyperf}; try: python -m pyperf stats {args.pyperf}")
     return EXIT_OK
 
@@ -411,7 +290,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "choose checkpoints between 1 and the number of steps"
         )
     args.all = not (args.backend or args.backend_path)
-    refs = _choose_backends(args, err)
+    refs = choose_backends(args, lambda line: err.print(f"[yellow]{escape(line)}[/]"))
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
@@ -436,11 +315,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "steps": args.steps,
                 "checkpoints": checkpoints,
             }
-            result = run_worker(job, scratch, f"verify-{ref.name}", args.threads, args.timeout)
-            outcome = result.outcome.get("verify")
-            if result.status != "ok" or outcome is None:
-                first_line = (result.error or "no result").splitlines()[0]
-                verdicts[ref.name] = f"FAILED TO RUN: {first_line}"
+            timeout = resolve_timeout(args.timeout, DEFAULT_TIMEOUT_S)
+            result = run_worker(job, scratch, f"verify-{ref.name}", args.threads, timeout)
+            answer = result.read_json()
+            outcome = answer.get("verify")
+            if answer.get("status") != "ok" or not isinstance(outcome, dict):
+                if result.timed_out:
+                    why = f"killed after the {timeout:g} s timeout"
+                else:
+                    why = str(answer.get("error") or result.output_tail or "no result")
+                verdicts[ref.name] = f"FAILED TO RUN: {why.strip().splitlines()[0]}"
                 continue
             console.print(_verify_table(ref.name, outcome))
             failure = outcome["first_failure"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.plan import PARAM_NAMES, Plan
+from harness.runner.plan import PARAM_NAMES, Plan
 from harness.spec import Spec
 
 

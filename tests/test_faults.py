@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import data, records
+from harness import data
+from harness.results import store
 from harness.cli import main
 from harness.errors import DataError, SpecError
 from harness.spec import Spec, build_spec
@@ -35,14 +36,14 @@ def test_segfault_is_recorded_and_the_matrix_carries_on(idx_dir, tmp_path):
 def test_unwritable_record_names_the_path_and_keeps_the_numbers(
     idx_dir, tmp_path, monkeypatch, capsys
 ):
-    real_write = records.write_json_atomic
+    real_write = store.write_json_atomic
 
     def failing_write(path: Path, payload) -> None:
         if path.name.startswith("numpy-"):
             raise OSError(28, "No space left on device")
         real_write(path, payload)
 
-    monkeypatch.setattr("harness.runner.write_json_atomic", failing_write)
+    monkeypatch.setattr("harness.runner.supervisor.write_json_atomic", failing_write)
     assert run(idx_dir, tmp_path, "--backend", "numpy") == 2
     err = capsys.readouterr().err
     assert "could not write" in err and "numpy-td-r0.json" in err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness import backends
-from harness.plan import make_plan
+from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.keras_tf import INSTALL_HINT, KerasBackend
 from impls.numpy_scratch import NumpyBackend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plan import make_plan
+from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.numpy_scratch import NumpyBackend, SoftmaxWithLoss, TwoLayerNet, softmax
 

@@ -14,66 +14,9 @@ import pytest
 
 from harness.cli import main
 from harness.spec import Spec
+from tests.records import make_record, make_session
 
 CHARTS = ("training_time", "cpu_utilisation", "accuracy", "time_to_accuracy", "learning_curves")
-
-
-def make_record(backend: str, time_s: float, repeat: int, threads=1, status="ok", **extra):
-    curve = [
-        {
-            "iteration": i * 600,
-            "train_time_s": time_s * i / 3,
-            "train_acc": 0.9 + 0.02 * i,
-            "test_acc": 0.9 + 0.025 * i,
-            "loss": 0.5 / i,
-        }
-        for i in (1, 2, 3)
-    ]
-    record = {
-        "backend": backend,
-        "status": status,
-        "repeat": repeat,
-        "threads": threads,
-        "spec": Spec().to_dict(),
-        "spec_hash": Spec().hash,
-        "seed": 0,
-        "init_sha256": "i",
-        "batches_sha256": "b",
-        "session": "s",
-        "error": None,
-        "setup_time_s": 0.5,
-        "train_time_s": time_s,
-        "cpu_time_s": time_s,
-        "cpu_util": 1.0,
-        "peak_rss_bytes": 300 * 2**20,
-        "train_acc": 0.98,
-        "test_acc": 0.97,
-        "final_loss": 0.1,
-        "curve": curve,
-        "data": {"n_features": 784},
-        "build_info": {},
-        "env": {},
-    }
-    if status != "ok":
-        record.update(
-            train_time_s=None,
-            cpu_util=None,
-            train_acc=None,
-            test_acc=None,
-            curve=[],
-            error=f"{status}: it broke\ntraceback line",
-        )
-    record.update(extra)
-    return record
-
-
-def make_session(root: Path, name: str, records: list[dict]) -> Path:
-    session = root / name
-    session.mkdir(parents=True)
-    (session / "session.json").write_text(json.dumps({"session": name, "env": {"cpu": "x"}}))
-    for i, record in enumerate(records):
-        (session / f"{record['backend']}-{i}.json").write_text(json.dumps(record))
-    return session
 
 
 @pytest.fixture
@@ -129,8 +72,9 @@ def test_unreadable_record_is_skipped_and_named(results, tmp_path, capsys):
     session = next(results.iterdir())
     (session / "broken.json").write_text('{"backend": "numpy", "stat')
     assert main(["report", "--results-dir", str(results), "--out", str(tmp_path / "o")]) == 0
-    assert "broken.json: skipped" in capsys.readouterr().err
-    assert "broken.json: skipped" in (tmp_path / "o" / "report.md").read_text()
+    line = f"unreadable: {session / 'broken.json'}: not valid JSON"
+    assert line in capsys.readouterr().err
+    assert line in (tmp_path / "o" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("setup", ["missing", "empty", "no-records"])
@@ -202,8 +146,8 @@ def test_pyperf_export_loads(results, tmp_path):
     assert main(["export", "--pyperf", str(path), "--results-dir", str(results)]) == 0
     suite = pyperf.BenchmarkSuite.load(str(path))
     names = sorted(suite.get_benchmark_names())
-    assert names == ["numpy-threads-1", "rust-threads-1"]
-    assert sorted(suite.get_benchmark("rust-threads-1").get_values()) == [1.0, 2.0, 3.0]
+    assert names == ["numpy-t1", "rust-t1"]
+    assert sorted(suite.get_benchmark("rust-t1").get_values()) == [1.0, 2.0, 3.0]
     stats = subprocess.run(
         [sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True, text=True
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import backends
-from harness.plan import make_plan
+from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.numpy_scratch import NumpyBackend
 from impls.rust_ext import BUILD_HINT, RustBackend

@@ -5,20 +5,12 @@ import statistics
 from rich.console import Console
 
 from harness.cli import print_summary
-from harness.summary import summarize, to_frame
+from harness.results.summary import summarize, to_frame
+from tests.records import run_record
 
 
 def record(backend, time_s, status="ok", threads=1, **extra):
-    return {
-        "backend": backend,
-        "status": status,
-        "threads": threads,
-        "train_time_s": time_s,
-        "cpu_util": 1.0,
-        "train_acc": 0.98,
-        "test_acc": 0.97,
-        **extra,
-    }
+    return run_record(backend, time_s, status=status, threads=threads, **extra)
 
 
 def test_medians_over_ok_runs_and_counts_of_all():
@@ -29,16 +21,15 @@ def test_medians_over_ok_runs_and_counts_of_all():
     assert (row.train_time_min_s, row.train_time_max_s) == (1.0, 10.0)
 
 
-def test_missing_optional_and_unknown_fields_still_summarise():
-    records = [{"backend": "b", "status": "ok", "train_time_s": 2.0, "brand_new": [1]}]
-    (row,) = summarize(to_frame(records)).itertuples()
+def test_default_threads_are_labelled_default():
+    (row,) = summarize(to_frame([record("b", 2.0, threads=None)])).itertuples()
     assert row.train_time_s == 2.0 and row.threads == "default"
 
 
 def test_debug_build_is_flagged_in_the_table():
     records = [record("rust", 50.0, build_info={"profile": "debug"}), record("numpy", 9.0)]
     console = Console(record=True, width=120)
-    print_summary(console, records)
+    print_summary(console, to_frame(records))
     text = console.export_text()
     assert "rust (debug)" in text
     assert "numpy (debug)" not in text
@@ -59,7 +50,7 @@ def test_noisy_groups_are_warned_about():
     records = [record("calm", t) for t in (10.0, 10.1, 9.9)]
     records += [record("noisy", t) for t in (10.0, 14.0, 7.0)]
     console = Console(record=True, width=120)
-    print_summary(console, records)
+    print_summary(console, to_frame(records))
     text = console.export_text()
     assert "noisy noisy @1: CV" in text and "calm @1: CV" not in text
 
@@ -68,4 +59,4 @@ def test_percent_of_peak_uses_the_roofline_for_the_thread_count():
     env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 80.0}}
     records = [record("a", 8.0, env=env), record("a", 4.0, threads=2, env=env)]
     rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
-    assert rows[1].peak_gflops == 40.0 and rows[2].peak_gflops == 80.0
+    assert rows["1"].peak_gflops == 40.0 and rows["2"].peak_gflops == 80.0

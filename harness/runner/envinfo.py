@@ -47,10 +47,22 @@ def _rustc_version() -> str | None:
     return out.stdout.strip() or None
 
 
+def _machine_id() -> str | None:
+    """systemd's machine id: tells apart containers and VMs that share a host name."""
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            continue
+    return None
+
+
 def session_env() -> dict[str, Any]:
     """Collected once per session, in the parent process."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
+        "hostname": platform.node(),
+        "machine_id": _machine_id(),
         **_cpu_info(),
         "cores_logical": os.cpu_count(),
         "cores_physical": psutil.cpu_count(logical=False),

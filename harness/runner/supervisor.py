@@ -21,10 +21,19 @@ from typing import Any
 from harness.backends import BackendRef
 from harness.data import DataFiles
 from harness.errors import ResultsError
-from harness.plan import Plan
-from harness.records import SESSION_FILE, RunRecord, write_json_atomic
+from harness.results.model import (
+    SESSION_FILE,
+    InvalidFile,
+    MatrixEntry,
+    RunRecord,
+    Session,
+    SweepPointInfo,
+    record_filename,
+)
+from harness.results.store import read_record, write_json_atomic
+from harness.runner.plan import Plan
+from harness.runner.threads import thread_env
 from harness.spec import Spec
-from harness.threads import thread_env
 
 ERROR_TAIL_CHARS = 4000
 
@@ -47,9 +56,17 @@ class RunItem:
 
     @property
     def filename(self) -> str:
-        threads = "d" if self.threads is None else str(self.threads)
-        point = "-" + self.variant.replace(",", "-").replace("=", "") if self.variant else ""
-        return f"{self.backend.name}-t{threads}-r{self.repeat}{point}.json"
+        return record_filename(self.backend.name, self.threads, self.repeat, self.variant)
+
+    def entry(self) -> MatrixEntry:
+        return MatrixEntry(
+            backend=self.backend.name,
+            target=self.backend.target,
+            threads=self.threads,
+            repeat=self.repeat,
+            order=self.order,
+            variant=self.variant,
+        )
 
 
 def interleaved(
@@ -107,6 +124,15 @@ def create_session(results_root: Path) -> tuple[str, Path]:
 ProgressCallback = Callable[[RunItem, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class Flags:
+    """Measurement flags that change timings; stored in the session and in every record."""
+
+    pin: bool = False
+    profile: bool = False
+    warmup: bool = False
+
+
 @dataclass
 class Runner:
     spec: Spec
@@ -119,49 +145,40 @@ class Runner:
     on_progress: ProgressCallback | None = None
     on_start: Callable[[RunItem], None] | None = None
     on_record: Callable[[RunItem, RunRecord], None] | None = None
-    pin: bool = False
-    profile: bool = False
+    flags: Flags = field(default_factory=Flags)
     # Sweep points other than the base spec: variant name → (spec, plan).
     variants: dict[str, tuple[Spec, Plan]] = field(default_factory=dict)
 
     def cell(self, item: RunItem) -> tuple[Spec, Plan]:
         return self.variants[item.variant] if item.variant else (self.spec, self.plan)
 
-    def write_session_file(self, items: Sequence[RunItem]) -> None:
-        write_json_atomic(
-            self.session_dir / SESSION_FILE,
-            {
-                "session": self.session,
-                "created_at": _now(),
-                "spec": self.spec.to_dict(),
-                "spec_hash": self.spec.hash,
-                "data": self.data.to_json(),
-                "init_sha256": self.plan.init_sha256,
-                "batches_sha256": self.plan.batches_sha256,
-                "matrix": [
-                    {
-                        "backend": i.backend.name,
-                        "target": i.backend.target,
-                        "threads": i.threads,
-                        "repeat": i.repeat,
-                        "order": i.order,
-                        "variant": i.variant,
-                    }
-                    for i in items
-                    if not i.warmup
-                ],
-                "variants": {
-                    name: {
-                        "spec": spec.to_dict(),
-                        "init_sha256": plan.init_sha256,
-                        "batches_sha256": plan.batches_sha256,
-                    }
-                    for name, (spec, plan) in self.variants.items()
-                },
-                "timeout_s": self.timeout_s,
-                "env": self.env,
+    def session_record(self, items: Sequence[RunItem]) -> Session:
+        return Session(
+            session=self.session,
+            created_at=_now(),
+            spec=self.spec.to_dict(),
+            spec_hash=self.spec.hash,
+            data=self.data.to_json(),
+            init_sha256=self.plan.init_sha256,
+            batches_sha256=self.plan.batches_sha256,
+            matrix=[item.entry() for item in items if not item.warmup],
+            variants={
+                name: SweepPointInfo(
+                    spec=spec.to_dict(),
+                    init_sha256=plan.init_sha256,
+                    batches_sha256=plan.batches_sha256,
+                )
+                for name, (spec, plan) in self.variants.items()
             },
+            timeout_s=self.timeout_s,
+            env=self.env,
+            pin=self.flags.pin,
+            profile=self.flags.profile,
+            warmup=self.flags.warmup,
         )
+
+    def write_session_file(self, items: Sequence[RunItem]) -> None:
+        write_json_atomic(self.session_dir / SESSION_FILE, self.session_record(items).to_json())
 
     def run_all(self, items: Sequence[RunItem]) -> list[RunRecord]:
         """Run every item in order; each record is on disk before the next run starts."""
@@ -182,26 +199,53 @@ class Runner:
                     self.on_record(item, record)
         return records
 
+    def identity(self, item: RunItem) -> RunRecord:
+        """The record of ``item`` before it runs: what is run, how, and where."""
+        spec, plan = self.cell(item)
+        return RunRecord(
+            backend=item.backend.name,
+            backend_target=item.backend.target,
+            status="failed",  # until the worker says otherwise
+            repeat=item.repeat,
+            threads=item.threads,
+            spec=spec.to_dict(),
+            spec_hash=spec.hash,
+            seed=spec.seed,
+            init_sha256=plan.init_sha256,
+            batches_sha256=plan.batches_sha256,
+            variant=item.variant,
+            session=self.session,
+            train_time_s=None,
+            data=self.data.to_json(),
+            env=self.env,
+            order=item.order,
+            pin=self.flags.pin,
+            profile=self.flags.profile,
+            warmup=self.flags.warmup,
+            timeout_s=self.timeout_s,
+            pinned_cpus=pinned_cpus(item.threads) if self.flags.pin else None,
+            started_at=_now(),
+        )
+
     def run_one(self, item: RunItem, plan_path: Path, scratch: Path) -> RunRecord:
+        record = self.identity(item)
         job = {
+            "record": record.to_json(),
             "backend_target": item.backend.target,
-            "spec": self.cell(item)[0].to_dict(),
             "data": self.data.to_json(),
             "plan_path": str(plan_path),
-            "threads": item.threads,
-            "profile": self.profile,
+            "profile": self.flags.profile,
         }
-        started_at = _now()
 
         def on_event(event: dict[str, Any]) -> None:
             if self.on_progress is not None:
                 self.on_progress(item, event)
 
-        cpus = pinned_cpus(item.threads) if self.pin else None
         stem = ("warmup-" if item.warmup else "") + item.filename.removesuffix(".json")
-        result = run_worker(job, scratch, stem, item.threads, self.timeout_s, on_event, cpus)
-        record = self._record(item, started_at, result)
-        record.pinned_cpus = cpus
+        result = run_worker(
+            job, scratch, stem, item.threads, self.timeout_s, on_event, record.pinned_cpus
+        )
+        record = _settle(record, result)
         if item.warmup:
             return record
         try:
@@ -217,47 +261,43 @@ class Runner:
             ) from None
         return record
 
-    def _record(self, item: RunItem, started_at: str, result: WorkerResult) -> RunRecord:
-        known = set(RunRecord.__dataclass_fields__)
-        measured = {
-            k: v for k, v in result.outcome.items() if k in known and k not in ("status", "error")
-        }
-        # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
-        env = {**self.env, "blas": result.outcome.get("blas", [])}
-        spec, plan = self.cell(item)
-        record = RunRecord(
-            backend=item.backend.name,
-            backend_target=item.backend.target,
-            status=result.status,
-            error=result.error,
-            repeat=item.repeat,
-            threads=item.threads,
-            spec=spec.to_dict(),
-            spec_hash=spec.hash,
-            seed=spec.seed,
-            init_sha256=plan.init_sha256,
-            batches_sha256=plan.batches_sha256,
-            variant=item.variant,
-            session=self.session,
-            data=self.data.to_json(),
-            env=env,
-            exit_code=result.exit_code,
-            order=item.order,
-            started_at=started_at,
-            finished_at=_now(),
-            **measured,
-        )
-        if record.train_time_s and record.cpu_time_s is not None:
-            record.cpu_util = record.cpu_time_s / record.train_time_s
-        return record
+
+def _settle(identity: RunRecord, result: WorkerResult) -> RunRecord:
+    """The worker's record if it wrote a valid one, else ``identity``; then how the run ended."""
+    record = identity
+    if result.result_path is None:
+        error: str | None = f"worker died: {_describe_exit(result.exit_code)}"
+    else:
+        try:
+            record = read_record(result.result_path)
+            error = record.error
+        except InvalidFile as exc:
+            error = f"the worker's result is unusable: {exc}"
+    status = "failed" if record is identity else record.status
+    if result.timed_out:
+        status, error = "timeout", f"killed after the {identity.timeout_s:g} s timeout"
+    if status != "ok" and result.output_tail:
+        error = f"{error}\n--- worker output (tail) ---\n{result.output_tail}"
+    record.status, record.error = status, error
+    record.exit_code, record.finished_at = result.exit_code, _now()
+    return record
 
 
 @dataclass(frozen=True)
 class WorkerResult:
-    outcome: dict[str, Any]  # what the worker wrote; empty if it died first
-    status: str  # the worker's own status, or "timeout" / "failed" when it never said
-    error: str | None  # with the tail of the worker's output when the status is not ok
+    result_path: Path | None  # the result file the worker wrote; None if it died first
+    timed_out: bool
     exit_code: int | None
+    output_tail: str  # the end of the worker's stderr (or stdout), for failures
+
+    def read_json(self) -> dict[str, Any]:
+        """The result as plain JSON (``verify`` mode); empty if missing or not JSON."""
+        if self.result_path is None:
+            return {}
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(self.result_path.read_text())
+            return data if isinstance(data, dict) else {}
+        return {}
 
 
 def run_worker(
@@ -269,7 +309,7 @@ def run_worker(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     cpus: list[int] | None = None,
 ) -> WorkerResult:
-    """Run ``python -m harness.worker`` on ``job`` in a fresh process and collect its outcome.
+    """Run ``python -m harness.runner.worker`` on ``job`` in a fresh process; collect its result.
 
     The thread variables are in the worker's environment from its start; its output goes to
     files (a flood cannot block it); progress events come back over a pipe; at ``timeout_s`` the
@@ -286,7 +326,7 @@ def run_worker(
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", str(job_path)],
+                [sys.executable, "-m", "harness.runner.worker", str(job_path)],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
@@ -303,21 +343,10 @@ def run_worker(
         except BaseException:
             _kill(proc)
             raise
-    outcome: dict[str, Any] = {}
-    if result_path.exists():
-        with contextlib.suppress(OSError, ValueError):
-            outcome = json.loads(result_path.read_text())
-    status = outcome.get("status", "failed")
-    error = outcome.get("error")
-    if timed_out:
-        status, error = "timeout", f"killed after the {timeout_s:g} s timeout"
-    elif not outcome:
-        error = f"worker died: {_describe_exit(proc.returncode)}"
-    if status != "ok":
-        tail = _tail(stderr_path) or _tail(stdout_path)
-        if tail:
-            error = f"{error}\n--- worker output (tail) ---\n{tail}"
-    return WorkerResult(outcome, status, error, proc.returncode)
+    tail = _tail(stderr_path) or _tail(stdout_path)
+    return WorkerResult(
+        result_path if result_path.exists() else None, timed_out, proc.returncode, tail
+    )
 
 
 def _supervise(

@@ -3,7 +3,7 @@
 A fresh process, because BLAS reads its thread count once at start-up. The job's FLOP count
 divided by this rate is the fastest any backend could possibly train ("the FLOP floor").
 
-    python -m harness.roofline [--threads N] [--size 2048]   # prints GFLOP/s as JSON
+    python -m harness.runner.roofline [--threads N] [--size 2048]   # prints GFLOP/s as JSON
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from harness.threads import thread_env
+from harness.runner.threads import thread_env
 
 
 def _measure_here(size: int, repeats: int) -> float:
@@ -36,7 +36,15 @@ def _measure_here(size: int, repeats: int) -> float:
 def gemm_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     """Best-of-``repeats`` float32 GEMM rate with ``threads`` BLAS threads, in GFLOP/s."""
     result = subprocess.run(
-        [sys.executable, "-m", "harness.roofline", "--size", str(size), "--repeats", str(repeats)],
+        [
+            sys.executable,
+            "-m",
+            "harness.runner.roofline",
+            "--size",
+            str(size),
+            "--repeats",
+            str(repeats),
+        ],
         env={**os.environ, **thread_env(threads)},
         capture_output=True,
         text=True,

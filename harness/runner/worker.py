@@ -1,9 +1,11 @@
-"""One run in a fresh process: ``python -m harness.worker JOB.json``.
+"""One run in a fresh process: ``python -m harness.runner.worker JOB.json``.
 
 The runner sets the thread variables in this process's environment before it starts, so every
 library sees them at import. Only ``train_steps`` is timed (wall with perf_counter, CPU as
 user+system of all threads of this process); data loading, setup and evaluation are not. The
-outcome is written atomically to the job's result path, also when the backend raises.
+job carries the run's record with its identity filled in; the worker fills in what it measures,
+as it goes, and writes the record atomically to the job's result path, also when the backend
+raises.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,37 +24,14 @@ import numpy as np
 import psutil
 
 from harness import backends, data, verify
-from harness.plan import PARAM_NAMES, Plan
-from harness.records import write_json_atomic
+from harness.results.model import RunRecord
+from harness.results.store import write_json_atomic
+from harness.runner.plan import PARAM_NAMES, Plan
 from harness.spec import spec_from_dict
 
 
 class BackendMisbehaved(Exception):
     """The backend returned something the protocol does not allow."""
-
-
-@dataclass
-class Outcome:
-    status: str = "failed"
-    error: str | None = None
-    backend_version: str | None = None
-    follows_batch_stream: bool = True
-    setup_time_s: float | None = None
-    train_time_s: float = 0.0
-    cpu_time_s: float = 0.0
-    peak_rss_bytes: int | None = None
-    threads_observed: int = 0
-    train_acc: float | None = None
-    test_acc: float | None = None
-    final_loss: float | None = None
-    iterations_done: int = 0
-    curve: list[dict[str, float]] = field(default_factory=list)
-    build_info: dict[str, Any] = field(default_factory=dict)
-    blas: list[dict[str, Any]] = field(default_factory=list)
-    verify: dict[str, Any] | None = None
-    phases: dict[str, float] | None = None  # --profile: seconds per phase of the step
-    phases_note: str | None = None
-    cpus_allowed: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
 
 
 def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -71,7 +49,7 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> None:
+def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) -> None:
     """Run the job, filling ``outcome`` as it goes so a failure keeps what was measured."""
 
     def report(**event: Any) -> None:
@@ -81,8 +59,9 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    spec = spec_from_dict(job["spec"])
-    threads = job["threads"]
+    spec = spec_from_dict(outcome.spec)
+    threads = outcome.threads
+    outcome.cpus_allowed = sorted(os.sched_getaffinity(0))
     cls = backends.load_class(job["backend_target"])
     outcome.backend_version = str(backends.call_optional(cls, "version", "?"))
     outcome.follows_batch_stream = bool(getattr(cls, "follows_batch_stream", True))
@@ -108,10 +87,12 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
     if threads is not None:
         # Also caps pools loaded during setup that ignore the environment variables.
         threadpool_limits(limits=threads)
-    outcome.blas = threadpool_info()
+    # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
+    outcome.env = {**outcome.env, "blas": threadpool_info()}
     outcome.build_info = dict(backends.call_optional(backend, "build_info", {}))
 
     process = psutil.Process()
+    outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
     for start, end in spec.eval_spans():
         chunk = plan.batches[start:end]
         cpu_before = _cpu_seconds(process)
@@ -120,6 +101,9 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
         wall = time.perf_counter() - wall_before
         outcome.cpu_time_s += _cpu_seconds(process) - cpu_before
         outcome.train_time_s += wall
+        outcome.cpu_util = (
+            outcome.cpu_time_s / outcome.train_time_s if outcome.train_time_s else None
+        )
         outcome.threads_observed = max(outcome.threads_observed, process.num_threads())
         outcome.iterations_done = end
         outcome.final_loss = loss
@@ -153,11 +137,10 @@ def execute(job: dict[str, Any], outcome: Outcome, progress: TextIO | None) -> N
     outcome.status = "ok"
 
 
-def execute_verify(job: dict[str, Any], outcome: Outcome) -> None:
+def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
     """``harness verify``: step the backend against the float64 reference; see harness.verify."""
     spec = spec_from_dict(job["spec"])
     cls = backends.load_class(job["backend_target"])
-    outcome.backend_version = str(backends.call_optional(cls, "version", "?"))
     backend = cls()
     configure = getattr(backend, "configure_threads", None)
     if callable(configure):
@@ -166,7 +149,7 @@ def execute_verify(job: dict[str, Any], outcome: Outcome) -> None:
     plan = Plan.load(Path(job["plan_path"]))
     backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
     reference = backends.load_class(job["reference_target"])()
-    outcome.verify = verify.run_verification(
+    outcome["verify"] = verify.run_verification(
         backend,
         reference,
         spec,
@@ -176,7 +159,7 @@ def execute_verify(job: dict[str, Any], outcome: Outcome) -> None:
         job["steps"],
         job["checkpoints"],
     )
-    outcome.status = "ok"
+    outcome["status"] = "ok"
 
 
 def main(argv: list[str]) -> int:
@@ -184,23 +167,30 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_path.read_text())
     progress_fd = job.get("progress_fd")
     progress = os.fdopen(progress_fd, "w") if progress_fd is not None else None
-    outcome = Outcome()
+    verifying = job.get("mode") == "verify"
+    record = None if verifying else RunRecord.from_json(job["record"])
+    verdict: dict[str, Any] = {"status": "failed", "error": None}
     try:
-        if job.get("mode") == "verify":
-            execute_verify(job, outcome)
+        if record is None:
+            execute_verify(job, verdict)
         else:
-            execute(job, outcome, progress)
+            execute(job, record, progress)
     except NotImplementedError as exc:  # a scaffolded backend not filled in yet
-        outcome.status = "failed"
-        outcome.error = f"not implemented: {exc}"
+        verdict.update(status="failed", error=f"not implemented: {exc}")
     except Exception as exc:
-        outcome.status = "failed"
         detail = traceback.format_exc(limit=-8)
-        outcome.error = f"{type(exc).__name__}: {exc}\n{detail}"
+        verdict.update(status="failed", error=f"{type(exc).__name__}: {exc}\n{detail}")
     finally:
-        outcome.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        write_json_atomic(Path(job["result_path"]), outcome.__dict__)
-    return 0 if outcome.status == "ok" else 1
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if record is None:
+            write_json_atomic(Path(job["result_path"]), verdict)
+        else:
+            if verdict["error"] is not None:
+                record.status, record.error = "failed", verdict["error"]
+            record.peak_rss_bytes = peak_rss
+            write_json_atomic(Path(job["result_path"]), record.to_json())
+    status = verdict["status"] if record is None else record.status
+    return 0 if status == "ok" else 1
 
 
 if __name__ == "__main__":

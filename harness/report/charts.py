@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import pandas as pd
 
+from harness.results.summary import group_label, groups
+
 # Built-ins get fixed colours, so a backend looks the same in every report.
 _FIXED_COLOURS = {"numpy": "#1f77b4", "rust": "#ff7f0e", "keras": "#d62728", "keras-fit": "#9467bd"}
 _PALETTE = ["#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -24,17 +26,9 @@ def colour(backend: str) -> str:
     return _FIXED_COLOURS.get(backend) or _PALETTE[zlib.crc32(backend.encode()) % len(_PALETTE)]
 
 
-def _group_label(backend: str, threads: object, variant: str = "") -> str:
-    label = f"{backend} @{threads}t" if threads != "default" else f"{backend} @default"
-    return f"{label} {variant}" if variant else label
-
-
 def _groups(ok: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """(backend, label, runs) per backend, thread count and sweep point."""
-    return [
-        (b, _group_label(b, t, v), g)
-        for (b, t, v), g in ok.groupby(["backend", "threads", "variant"], sort=True)
-    ]
+    """(backend, label, runs) per comparability key; labels name what varies (spec, machine)."""
+    return [(key.backend, group_label(g.iloc[0], ok), g) for key, g in groups(ok)]
 
 
 def time_to_accuracy(curve: list[dict] | None, target: float) -> float | None:
@@ -98,7 +92,7 @@ def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
         curve = run["curve"] or []
         if not curve:
             continue
-        label = _group_label(run["backend"], run["threads"], run["variant"])
+        label = group_label(run, ok)
         style = {
             "color": colour(run["backend"]),
             "alpha": 0.8,
@@ -174,13 +168,17 @@ def phases(ok: pd.DataFrame, ax: plt.Axes) -> None:
 def _swept(ok: pd.DataFrame, key: str) -> pd.DataFrame:
     """Median training time per backend, threads and value of ``key``, for swept sessions."""
     rows = []
-    for (backend, threads, variant), g in ok.groupby(["backend", "threads", "variant"]):
+    for run_key, g in groups(ok):
         spec = g["spec"].iloc[0]
-        others = ",".join(p for p in variant.split(",") if not p.startswith(f"{key}="))
+        others = ",".join(p for p in run_key.variant.split(",") if not p.startswith(f"{key}="))
+        if ok["machine"].nunique() > 1:  # a line never joins points of two machines
+            others += f" {g['machine_label'].iloc[0]}"
+        if ok["flags"].nunique() > 1:
+            others += f" +{run_key.flags()}"
         rows.append(
             {
-                "backend": backend,
-                "threads": threads,
+                "backend": run_key.backend,
+                "threads": run_key.threads,
                 "others": others,
                 "value": spec[key],
                 "iterations": spec["iterations"],
@@ -205,7 +203,7 @@ def scaling_batch(ok: pd.DataFrame, ax: plt.Axes) -> None:
             per_sample,
             "o-",
             color=colour(backend),
-            label=_group_label(backend, threads, others),
+            label=f"{backend} @{threads}t" + (f" {others}" if others else ""),
         )
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -225,7 +223,7 @@ def scaling_hidden(ok: pd.DataFrame, ax: plt.Axes) -> None:
             line["time"],
             "o-",
             color=colour(backend),
-            label=_group_label(backend, threads, others),
+            label=f"{backend} @{threads}t" + (f" {others}" if others else ""),
         )
         first = line.iloc[0]  # ideal: cost proportional to the hidden size from the first point
         ax.plot(
@@ -258,7 +256,7 @@ def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return {}
-    rows = ok.groupby(["backend", "threads", "variant"]).ngroups
+    rows = len(groups(ok))
     charts: dict[str, list[Path]] = {}
     for name, draw in (
         ("training_time", training_times),

@@ -1,0 +1,78 @@
+"""index.html: one self-contained page (styles inline, charts as data: URIs, no request out)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import tables
+from harness.report.markdown import fact
+from harness.results.store import Results
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0) if not frame.empty else "<p>None.</p>"
+
+
+def _items(lines: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+
+
+def render_html(results: Results, frame: pd.DataFrame, chart_pngs: dict[str, Path]) -> str:
+    images = "\n".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(path.read_bytes()).decode()}"></figure>'
+        for name, path in chart_pngs.items()
+    )
+    environment = "".join(
+        f"<h3>{html.escape(title)}</h3><table>"
+        + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(fact(v))}</td></tr>"
+            for k, v in facts.items()
+        )
+        + "</table>"
+        for title, facts in tables.environments(frame)
+    )
+    specs = "".join(
+        f"<pre>{html.escape(json.dumps(s, indent=1))}</pre>" for s in tables.specs(frame)
+    )
+    unreadable = _items([str(p) for p in results.unreadable]) if results.unreadable else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mlp-bench report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }}
+pre {{ background: #f6f6f6; padding: 0.5rem; }}
+</style></head><body>
+<h1>mlp-bench report</h1>
+<p>Sessions: {html.escape(", ".join(s.name for s in results.sessions))}</p>
+<p class="differs">{html.escape(tables.what_differs(frame))}</p>
+<h2>Comparison</h2>
+<p>Medians over the ok runs of each comparability key (spec, sweep point, backend, threads,
+machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
+(200 % = two busy cores).</p>
+{_table(tables.comparison_table(frame))}
+<h2>Roofline</h2>
+{_items(tables.roofline_lines(frame))}
+<h2>Thread audit</h2>
+{_table(tables.thread_audit(frame))}
+<h2>Same work?</h2>
+{_items(tables.same_work_check(frame))}
+<h2>Runs that did not finish ok</h2>
+{_table(tables.failures(frame))}
+{f"<h2>Records that could not be read</h2>{unreadable}" if unreadable else ""}
+<h2>Charts</h2>
+{images}
+<h2>Environment</h2>
+{environment}
+<h2>Spec</h2>
+{specs}
+</body></html>
+"""

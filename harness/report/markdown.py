@@ -1,0 +1,72 @@
+"""report.md: the tables and lines of ``tables`` as Markdown."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from harness.report import tables
+from harness.results.store import Results
+
+
+def fact(value: object) -> str:
+    """An environment value for people: lists joined, numbers of bytes in GiB."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "–"
+    return "–" if value is None else str(value)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "None."
+
+
+def render_markdown(results: Results, frame: pd.DataFrame, chart_names: list[str]) -> str:
+    lines = [
+        "# mlp-bench report",
+        "",
+        f"Sessions: {', '.join(s.name for s in results.sessions)}",
+        "",
+        tables.what_differs(frame),
+        "",
+        "## Comparison",
+        "",
+        "Medians over the ok runs of each comparability key (spec, sweep point, backend, threads, "
+        "machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training "
+        "(200 % = two busy cores). GFLOP/s = the job's FLOPs ÷ median training time.",
+        "",
+        _table(tables.comparison_table(frame)),
+        "",
+        "## Roofline",
+        "",
+        *[f"- {line}" for line in tables.roofline_lines(frame)],
+        "",
+        "## Thread audit",
+        "",
+        _table(tables.thread_audit(frame)),
+        "",
+        "## Same work?",
+        "",
+        *[f"- {line}" for line in tables.same_work_check(frame)],
+        "",
+        "## Runs that did not finish ok",
+        "",
+        _table(tables.failures(frame)),
+        "",
+    ]
+    if results.unreadable:
+        lines += ["## Records that could not be read", ""]
+        lines += [f"- {problem}" for problem in results.unreadable] + [""]
+    if chart_names:
+        lines += ["## Charts", ""]
+        lines += [f"![{name}]({name}.png)" for name in chart_names] + [""]
+    lines += ["## Environment", ""]
+    for title, facts in tables.environments(frame):
+        lines += [f"### {title}", ""]
+        lines += [f"- **{k}**: {fact(v)}" for k, v in facts.items()] + [""]
+    lines += ["## Spec", ""]
+    for spec in tables.specs(frame):
+        lines += ["```json", json.dumps(spec, indent=1), "```", ""]
+    return "\n".join(lines)

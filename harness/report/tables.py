@@ -1,0 +1,246 @@
+"""The report's tables and lines, from the runs frame; one row per comparability key, always.
+
+When the runs span more than one spec, machine or set of measurement flags, each table gains the
+columns that tell its rows apart (session, machine, spec, flags), and ``what_differs`` says so in
+one line at the top of the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from harness.results.key import machine_fingerprint, machine_label
+from harness.results.summary import (
+    NOISY_CV,
+    fmt,
+    groups,
+    label_columns,
+    summarize,
+    variation,
+)
+
+
+def what_differs(frame: pd.DataFrame) -> str:
+    return variation(frame).sentence()
+
+
+def _cv(cv: float | None) -> str:
+    """Coefficient of variation of the repeats, flagged when the machine was too noisy."""
+    if cv is None or pd.isna(cv):
+        return "–"
+    return f"{cv * 100:.1f} %" + (" ⚠" if cv > NOISY_CV else "")
+
+
+def _key_cells(row: Any, frame: pd.DataFrame) -> dict[str, str]:
+    """backend, threads, and the key parts that vary here."""
+    name = f"{row.backend} (debug build)" if getattr(row, "debug_build", False) else row.backend
+    cells = {"backend": name, "threads": str(row.threads)}
+    for heading, column in label_columns(frame):
+        cells[heading] = str(getattr(row, column))
+    return cells
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The published comparison's columns, one row per comparability key."""
+    rows = []
+    for row in summarize(frame).itertuples():
+        rows.append(
+            {
+                **_key_cells(row, frame),
+                "CPU use": fmt(row.cpu_util * 100 if pd.notna(row.cpu_util) else None, ".0f", " %"),
+                "train time (median [min–max])": (
+                    f"{fmt(row.train_time_s, '.2f')} s [{fmt(row.train_time_min_s, '.2f')}–"
+                    f"{fmt(row.train_time_max_s, '.2f')}]"
+                ),
+                "train acc": fmt(row.train_acc, ".4f"),
+                "test acc": fmt(row.test_acc, ".4f"),
+                "CV": _cv(row.train_time_cv),
+                "speed-up vs numpy": fmt(row.speedup_vs_numpy, ".2f", "×"),
+                "GFLOP/s": fmt(row.gflops, ".1f"),
+                "% of peak": fmt(
+                    row.gflops / row.peak_gflops * 100 if pd.notna(row.peak_gflops) else None,
+                    ".0f",
+                    " %",
+                ),
+                "peak RSS": fmt(
+                    row.peak_rss_bytes / 2**20 if pd.notna(row.peak_rss_bytes) else None,
+                    ".0f",
+                    " MiB",
+                ),
+                "setup": fmt(row.setup_time_s, ".2f", " s"),
+                "runs ok": f"{row.runs_ok}/{row.runs}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
+    """Threads asked for against threads used, per comparability key."""
+    rows = []
+    for key, group in groups(frame):
+        pools, told = set(), set()
+        for env, build in zip(group["env"], group["build_info"], strict=True):
+            for pool in env.get("blas", []) or []:
+                if isinstance(pool, dict):
+                    pools.add(f"{pool.get('internal_api')}={pool.get('num_threads')}")
+            if "tf_intra_op_threads" in build:
+                told.add(
+                    f"TF intra={build['tf_intra_op_threads']} inter={build['tf_inter_op_threads']}"
+                )
+        first = group.iloc[0]
+        cells = _key_cells(_Row(first, key), frame)
+        cells["threads asked"] = cells.pop("threads")
+        rows.append(
+            {
+                **cells,
+                "BLAS pools (threadpoolctl)": ", ".join(sorted(pools)) or "–",
+                "told in code": ", ".join(sorted(told)) or "–",
+                "peak process threads": fmt(group["threads_observed"].max(), ".0f"),
+                "CPU use": fmt(group["cpu_util"].median() * 100, ".0f", " %"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+class _Row:
+    """A run's row seen through its key, so per-run tables label rows like the summary."""
+
+    def __init__(self, run: pd.Series, key: Any) -> None:
+        self.backend, self.threads = key.backend, key.threads
+        self.session = run["session"]
+        self.machine_label, self.spec_label, self.flags = (
+            run["machine_label"],
+            run["spec_label"],
+            run["flags"],
+        )
+
+
+def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFrame]]:
+    """(label, env, runs) per machine, in the order first seen."""
+    out = []
+    for fingerprint in dict.fromkeys(frame["machine"]):
+        runs = frame[frame["machine"] == fingerprint]
+        out.append((machine_label(runs["env"].iloc[0]), runs["env"].iloc[0], runs))
+    return out
+
+
+def roofline_lines(frame: pd.DataFrame) -> list[str]:
+    """The measured GEMM rate and the job's FLOP floor, per machine (and per session on it)."""
+    lines = []
+    several = frame["machine"].nunique() > 1
+    for label, _, runs in _machines(frame):
+        prefix = f"{label}: " if several else ""
+        measured = False
+        for session, session_runs in runs.groupby("session", sort=True):
+            roofline = next(
+                (e["roofline"] for e in session_runs["env"] if isinstance(e.get("roofline"), dict)),
+                None,
+            )
+            if not roofline:
+                continue
+            measured = True
+            gflop = session_runs["job_gflop"].dropna()
+            line = (
+                f"{prefix}session {session}: float32 GEMM, NumPy, {roofline['size']}² square: "
+                f"{roofline['gflops_1core']:.1f} GFLOP/s on one core, "
+                f"{roofline['gflops_all_cores']:.1f} GFLOP/s on {roofline['cores']} cores"
+            )
+            if not gflop.empty and gflop.nunique() == 1:
+                job = gflop.iloc[0]
+                line += (
+                    f"; FLOP floor of the job ({job:.1f} GFLOP): "
+                    f"{job / roofline['gflops_1core']:.2f} s on one core, "
+                    f"{job / roofline['gflops_all_cores']:.2f} s on all cores"
+                )
+            lines.append(line)
+        if not measured:
+            lines.append(f"{prefix}not measured (run without --no-roofline)")
+    return lines
+
+
+def failures(frame: pd.DataFrame) -> pd.DataFrame:
+    bad = frame[frame["status"] != "ok"]
+    rows = []
+    for _, run in bad.iterrows():
+        cells = _key_cells(_Row(run, run["key"]), frame)
+        error = str(run["error"] or "").strip()
+        rows.append(
+            {
+                **cells,
+                "repeat": str(run["repeat"]),
+                "status": run["status"],
+                "error": error.splitlines()[0] if error else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def same_work_check(frame: pd.DataFrame) -> list[str]:
+    """One line per spec: did every run of it get the same initial parameters and batches?"""
+    lines = []
+    for spec_hash, group in frame.groupby("spec_hash", sort=True):
+        inits, batches = set(group["init_sha256"]), set(group["batches_sha256"])
+        if len(inits) == 1 and len(batches) == 1:
+            lines.append(
+                f"spec {spec_hash}: all {len(group)} runs got the same initial "
+                f"parameters ({next(iter(inits))[:12]}…) and batches "
+                f"({next(iter(batches))[:12]}…)"
+            )
+        else:
+            odd = ", ".join(
+                sorted(f"{r.backend}@{r.threads} r{r.repeat}" for r in group.itertuples())
+            )
+            lines.append(
+                f"WARNING spec {spec_hash}: runs got different work "
+                f"({len(inits)} init hashes, {len(batches)} batch hashes): {odd}"
+            )
+    return lines
+
+
+def _blas(pools: Iterable[Any]) -> str:
+    return ", ".join(
+        f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads)"
+        for p in pools
+        if isinstance(p, dict)
+    )
+
+
+def environments(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
+    """(title, facts) per machine and session: which environment each number came from."""
+    out = []
+    for label, _, runs in _machines(frame):
+        for session, session_runs in runs.groupby("session", sort=True):
+            env = dict(session_runs["env"].iloc[0])
+            env.pop("roofline", None)
+            facts: dict[str, Any] = {k: v for k, v in env.items() if k != "blas"}
+            facts["machine fingerprint"] = machine_fingerprint(env)
+            blas = _blas(env.get("blas") or [])
+            if blas:
+                facts["blas"] = blas
+            builds = {}
+            versions = {}
+            for _, run in session_runs.iterrows():
+                info = ", ".join(f"{k}={v}" for k, v in run["build_info"].items())
+                if info:
+                    builds.setdefault(run["backend"], set()).add(info)
+                if run["backend_version"]:
+                    versions.setdefault(run["backend"], set()).add(str(run["backend_version"]))
+            facts["build info"] = (
+                "; ".join(f"{b}: {' | '.join(sorted(i))}" for b, i in sorted(builds.items())) or "–"
+            )
+            facts["backend versions"] = (
+                "; ".join(f"{b}: {', '.join(sorted(v))}" for b, v in sorted(versions.items()))
+                or "–"
+            )
+            out.append((f"session {session} on {label}", facts))
+    return out
+
+
+def specs(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for spec_hash, spec in zip(frame["spec_hash"], frame["spec"], strict=True):
+        seen.setdefault(spec_hash, spec)
+    return [seen[h] for h in sorted(seen)]

@@ -1,0 +1,46 @@
+"""Write a report directory: report.md, charts (PNG + SVG) and index.html, from stored runs only.
+
+Nothing is re-run. Every file is rendered into a scratch directory first and moved into place
+only when all of them exist, so a failure never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.errors import ResultsError
+from harness.report import charts
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.results.store import Results
+from harness.results.summary import to_frame
+
+
+def write_report(results: Results, out_dir: Path) -> list[Path]:
+    """Render everything into a scratch directory, then move the files into ``out_dir``."""
+    if not results.records:
+        damaged = f"; {len(results.unreadable)} unreadable" if results.unreadable else ""
+        raise ResultsError(
+            f"no run records in {', '.join(str(s) for s in results.sessions)}{damaged}"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report-"))
+    except OSError as exc:
+        raise ResultsError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+    try:
+        frame = to_frame(results.records)
+        rendered = charts.render_all(frame, scratch)
+        (scratch / "report.md").write_text(render_markdown(results, frame, list(rendered)))
+        pngs = {name: paths[0] for name, paths in rendered.items()}
+        (scratch / "index.html").write_text(render_html(results, frame, pngs))
+        written = []
+        for path in sorted(scratch.iterdir()):
+            os.replace(path, out_dir / path.name)
+            written.append(out_dir / path.name)
+        return written
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

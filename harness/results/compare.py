@@ -1,0 +1,182 @@
+"""Compare two result sets key by key: the ratio of median training times with a Mann–Whitney U
+test, accuracy deltas and a plain verdict. Only equal comparability keys are paired; the rest is
+listed with the reason it could not be paired.
+
+With 3 repeats a side the smallest two-sided p-value Mann–Whitney U can give is 0.1, so nothing
+is called significant; use 4 or more repeats per side (p can then reach 0.029).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from harness.results.key import RunKey, spec_differences, spec_label
+from harness.results.summary import groups
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    backend: str
+    threads: str
+    runs_a: int
+    runs_b: int
+    median_a_s: float
+    median_b_s: float
+    ratio_b_over_a: float
+    p_value: float
+    verdict: str  # "faster", "slower" or "no significant change" (for B against A)
+    test_acc_delta: float
+    train_acc_delta: float
+    spec: str = ""  # the spec values that tell this pair apart from others ("" if one spec)
+    key: dict | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    side: str  # "A" or "B": where the runs are
+    backend: str
+    threads: str
+    spec: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    pairs: list[Comparison]
+    unpaired: list[Unpaired]
+
+    def to_json(self) -> dict:
+        return {
+            "pairs": [p.to_json() for p in self.pairs],
+            "unpaired": [u.to_json() for u in self.unpaired],
+        }
+
+
+def _ok_groups(frame: pd.DataFrame) -> dict[RunKey, pd.DataFrame]:
+    ok = frame[(frame["status"] == "ok")] if not frame.empty else frame
+    return {key: group for key, group in groups(ok) if group["train_time_s"].notna().any()}
+
+
+def _why_unpaired(
+    key: RunKey, other: dict[RunKey, str], other_side: str, labels: dict[RunKey, str]
+) -> str:
+    """What differs from the nearest keys on the other side (same backend and threads)."""
+    near = [k for k in other if (k.backend, k.threads) == (key.backend, key.threads)]
+    if not near:
+        return f"no ok {key.backend} runs at {key.threads} threads in {other_side}"
+    names = {"spec_hash": "spec", "variant": "sweep point", "machine": "machine"}
+    differing = {
+        names.get(f.name, f.name)
+        for k in near
+        for f in fields(RunKey)
+        if getattr(k, f.name) != getattr(key, f.name)
+    }
+    if "sweep point" in differing:
+        differing.discard("spec")
+    detail = ""
+    if differing & {"spec", "sweep point"}:
+        detail = f" ({labels[key]} vs {', '.join(sorted({labels[k] for k in near}))})"
+    return (
+        f"{other_side} has {key.backend} at {key.threads} threads only with another "
+        + ", ".join(sorted(differing))
+        + detail
+    )
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame) -> CompareResult:
+    groups_a, groups_b = _ok_groups(a), _ok_groups(b)
+    specs = [*a["spec"], *b["spec"]] if not (a.empty and b.empty) else []
+    differing = spec_differences(s for s in specs if isinstance(s, dict))
+
+    def label(group: pd.DataFrame) -> str:
+        return spec_label(group["spec"].iloc[0], differing) if differing else ""
+
+    pairs = []
+    for key, group_a in groups_a.items():
+        group_b = groups_b.get(key)
+        if group_b is None:
+            continue
+        times_a, times_b = group_a["train_time_s"].dropna(), group_b["train_time_s"].dropna()
+        p_value = float(mannwhitneyu(times_a, times_b, alternative="two-sided").pvalue)
+        ratio = times_b.median() / times_a.median()
+        if p_value < ALPHA:
+            verdict = "slower" if ratio > 1 else "faster"
+        else:
+            verdict = "no significant change"
+        pairs.append(
+            Comparison(
+                backend=key.backend,
+                threads=key.threads,
+                runs_a=len(times_a),
+                runs_b=len(times_b),
+                median_a_s=float(times_a.median()),
+                median_b_s=float(times_b.median()),
+                ratio_b_over_a=float(ratio),
+                p_value=p_value,
+                verdict=verdict,
+                test_acc_delta=float(group_b["test_acc"].median() - group_a["test_acc"].median()),
+                train_acc_delta=float(
+                    group_b["train_acc"].median() - group_a["train_acc"].median()
+                ),
+                spec=label(group_a),
+                key=asdict(key),
+            )
+        )
+    labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
+    unpaired = [
+        Unpaired(side, key.backend, key.threads, labels[key], _why_unpaired(key, other, o, labels))
+        for side, mine, other, o in (("A", groups_a, groups_b, "B"), ("B", groups_b, groups_a, "A"))
+        for key in mine
+        if key not in other
+    ]
+    return CompareResult(pairs, unpaired)
+
+
+def to_markdown(result: CompareResult, name_a: str, name_b: str) -> str:
+    lines = [f"A = {name_a}, B = {name_b}", ""]
+    pairs = result.pairs
+    if not pairs:
+        lines.append(
+            "No comparability key (spec, sweep point, backend, threads, machine, flags) "
+            "has ok runs in both A and B."
+        )
+    else:
+        show_spec = any(p.spec for p in pairs)
+        table = pd.DataFrame(
+            {
+                "backend": [p.backend for p in pairs],
+                "threads": [p.threads for p in pairs],
+                **({"spec": [p.spec for p in pairs]} if show_spec else {}),
+                "A median": [f"{p.median_a_s:.3f} s (n={p.runs_a})" for p in pairs],
+                "B median": [f"{p.median_b_s:.3f} s (n={p.runs_b})" for p in pairs],
+                "B / A": [f"{p.ratio_b_over_a:.3f}" for p in pairs],
+                "p (Mann–Whitney U)": [f"{p.p_value:.3g}" for p in pairs],
+                "B is": [p.verdict for p in pairs],
+                "Δ test acc": [f"{p.test_acc_delta:+.4f}" for p in pairs],
+                "Δ train acc": [f"{p.train_acc_delta:+.4f}" for p in pairs],
+            }
+        )
+        lines.append(table.to_markdown(index=False, disable_numparse=True))
+    if result.unpaired:
+        lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
+        lines += [f"- {describe(u)}" for u in result.unpaired]
+    return "\n".join(lines)
+
+
+def describe(unpaired: Unpaired) -> str:
+    spec = f" [{unpaired.spec}]" if unpaired.spec else ""
+    return (
+        f"not paired: only in {unpaired.side}: {unpaired.backend} @{unpaired.threads}{spec}: "
+        f"{unpaired.reason}"
+    )

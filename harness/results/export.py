@@ -1,0 +1,100 @@
+"""Training times as a pyperf benchmark suite, for ``python -m pyperf stats|compare_to``.
+
+One benchmark per comparability key, named after it (``numpy-t1``, ``numpy-t1[hidden=60]``,
+``numpy-t1[batch=50]@AMD EPYC 7B13 [3f2a1c]``: only the parts that vary appear), one pyperf run
+per ok run, carrying pyperf's own metadata keys so that ``compare_to`` can tell machines apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyperf
+
+from harness.errors import ResultsError
+from harness.results.key import RunKey
+from harness.results.summary import groups, variation
+
+
+def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
+    columns = variation(frame).columns()
+    name = f"{key.backend}-t{key.threads}"
+    if "spec" in columns:
+        name += f"[{row['spec_label']}]"
+    if "machine" in columns:
+        name += f"@{row['machine_label']}"
+    if "flags" in columns:
+        name += f"+{key.flags()}"
+    return name
+
+
+def run_metadata(row: pd.Series, name: str) -> dict[str, Any]:
+    """pyperf's metadata keys where they exist (cpu_model_name, hostname, …), ours otherwise."""
+    env = row["env"] if isinstance(row["env"], dict) else {}
+    versions = {
+        f"{lib}_version": env.get(lib) for lib in ("numpy", "rustc") if env.get(lib) is not None
+    }
+    for pool in env.get("blas") or []:
+        if isinstance(pool, dict) and pool.get("internal_api"):
+            versions[f"{pool['internal_api']}_version"] = str(pool.get("version"))
+    metadata: dict[str, Any] = {
+        "name": name,
+        "unit": "second",
+        "loops": 1,
+        "cpu_model_name": env.get("cpu_model"),
+        "cpu_count": env.get("cores_logical"),
+        "python_version": env.get("python"),
+        "platform": env.get("os"),
+        "hostname": env.get("hostname"),
+        "date": row.get("started_at"),
+        "commit_id": env.get("git_commit"),
+        "commit_dirty": None if env.get("git_dirty") is None else str(env["git_dirty"]),
+        "machine_fingerprint": row["machine"],
+        "backend": row["backend"],
+        "backend_version": row.get("backend_version"),
+        "threads": row["threads"],
+        "spec_hash": row["spec_hash"],
+        "session": row["session"],
+        "mem_max_rss": row.get("peak_rss_bytes"),
+        **versions,
+        **{f"build_{k}": v for k, v in (row.get("build_info") or {}).items()},
+    }
+    usable = (str, int, float)
+    return {
+        key: int(value) if key in ("cpu_count", "mem_max_rss") else value
+        for key, value in metadata.items()
+        if isinstance(value, usable)
+        and not isinstance(value, bool)
+        and value == value
+        and value != ""
+    }
+
+
+def to_pyperf(frame: pd.DataFrame) -> pyperf.BenchmarkSuite:
+    """One benchmark per comparability key; one pyperf run (one value) per ok run."""
+    benchmarks = []
+    ok = frame[(frame["status"] == "ok") & frame["train_time_s"].notna()] if len(frame) else frame
+    for key, group in groups(ok):
+        name = benchmark_name(key, group.iloc[0], frame)
+        runs = [
+            pyperf.Run(
+                [float(row["train_time_s"])],
+                metadata=run_metadata(row, name),
+                collect_metadata=False,  # the metadata of the machine that ran it, not of this one
+            )
+            for _, row in group.iterrows()
+        ]
+        benchmarks.append(pyperf.Benchmark(runs))
+    if not benchmarks:
+        raise ResultsError("no ok runs to export")
+    return pyperf.BenchmarkSuite(benchmarks)
+
+
+def export_pyperf(frame: pd.DataFrame, path: Path) -> None:
+    suite = to_pyperf(frame)
+    try:
+        suite.dump(str(path), replace=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,155 @@
+"""The comparability key: which runs measured the same thing, defined once for every reader.
+
+Two runs are pooled (a median, a pyperf benchmark, a compare pair) only when every field of their
+``RunKey`` is equal: the same job (spec hash and sweep point), backend and thread count, machine,
+and measurement flags that change timings. The session is deliberately not part of it: repeats of
+one key from several sessions on one machine belong together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from harness.results.model import RunRecord
+
+# env fields that identify a machine. Two machines of one name have measured 2× apart, so the
+# host name alone is not enough: the machine id, CPU, core count and memory go in too.
+MACHINE_FIELDS = ("hostname", "machine_id", "cpu_model", "cores_logical", "memory_bytes")
+FLAGS = ("pin", "profile", "warmup")
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    spec_hash: str
+    variant: str
+    backend: str
+    threads: str  # "1", "2", … or "default"
+    machine: str  # fingerprint, see machine_fingerprint
+    pin: bool
+    profile: bool
+    warmup: bool
+
+    @classmethod
+    def of(cls, record: RunRecord) -> RunKey:
+        return cls(
+            spec_hash=record.spec_hash,
+            variant=record.variant,
+            backend=record.backend,
+            threads=threads_label(record.threads),
+            machine=machine_fingerprint(record.env),
+            pin=record.pin,
+            profile=record.profile,
+            warmup=record.warmup,
+        )
+
+    def flags(self) -> str:
+        return ",".join(flag for flag in FLAGS if getattr(self, flag)) or "none"
+
+
+KEY_FIELDS = tuple(f.name for f in fields(RunKey))
+
+
+def threads_label(threads: int | None) -> str:
+    return "default" if threads is None else str(threads)
+
+
+def machine_fingerprint(env: Mapping[str, Any]) -> str:
+    """12 hex digits from the machine's identity fields (those a record lacks count as absent)."""
+    identity = {name: env.get(name) for name in MACHINE_FIELDS}
+    canonical = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def machine_label(env: Mapping[str, Any]) -> str:
+    """A person's name for the machine: CPU model, core count, host, fingerprint."""
+    cores = env.get("cores_logical")
+    host = env.get("hostname")
+    parts = [str(env.get("cpu_model") or "unknown CPU")]
+    if cores:
+        parts.append(f"{cores} cores")
+    if host:
+        parts.append(f"host {host}")
+    return f"{', '.join(parts)} [{machine_fingerprint(env)[:6]}]"
+
+
+def spec_differences(specs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The spec keys whose values differ between ``specs``, in the spec's own order."""
+    specs = [dict(s) for s in specs]
+    keys: list[str] = []
+    for spec in specs:
+        keys += [k for k in spec if k not in keys]
+    return [k for k in keys if len({json.dumps(s.get(k)) for s in specs}) > 1]
+
+
+def spec_label(spec: Mapping[str, Any], differing: Iterable[str]) -> str:
+    """``hidden=60,lr=0.05``: this spec's values of the keys that differ across the runs."""
+    return ",".join(f"{k}={spec.get(k)}" for k in differing) or "same"
+
+
+@dataclass(frozen=True)
+class Variation:
+    """Which parts of the key vary across a set of runs, so tables show exactly those columns."""
+
+    spec_keys: tuple[str, ...]  # spec keys with more than one value
+    machines: int
+    flag_sets: int
+    sessions: int
+
+    @classmethod
+    def of(cls, records: Iterable[RunRecord]) -> Variation:
+        records = list(records)
+        return cls.measure(
+            [r.spec for r in records],
+            [machine_fingerprint(r.env) for r in records],
+            [RunKey.of(r).flags() for r in records],
+            [r.session for r in records],
+        )
+
+    @classmethod
+    def measure(
+        cls,
+        specs: Iterable[Mapping[str, Any]],
+        machines: Iterable[str],
+        flag_sets: Iterable[str],
+        sessions: Iterable[str],
+    ) -> Variation:
+        return cls(
+            spec_keys=tuple(spec_differences(specs)),
+            machines=len(set(machines)),
+            flag_sets=len(set(flag_sets)),
+            sessions=len(set(sessions)),
+        )
+
+    def columns(self) -> list[str]:
+        """Extra table columns, beyond backend and threads, that tell the rows apart."""
+        columns = []
+        if self.sessions > 1:
+            columns.append("session")
+        if self.machines > 1:
+            columns.append("machine")
+        if self.spec_keys:
+            columns.append("spec")
+        if self.flag_sets > 1:
+            columns.append("flags")
+        return columns
+
+    def sentence(self) -> str:
+        """One line for the top of a report: what differs between the runs, if anything."""
+        parts = []
+        if self.spec_keys:
+            parts.append(f"spec ({', '.join(self.spec_keys)})")
+        if self.machines > 1:
+            parts.append(f"machine ({self.machines} machines)")
+        if self.flag_sets > 1:
+            parts.append(f"measurement flags ({self.flag_sets} sets of {'/'.join(FLAGS)})")
+        if not parts:
+            return "All runs share one spec, one machine and one set of measurement flags."
+        return (
+            "These runs differ in "
+            + "; ".join(parts)
+            + ": each row pools only runs that agree on all of them."
+        )

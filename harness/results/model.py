@@ -1,0 +1,211 @@
+"""The on-disk results: one ``RunRecord`` per run, one ``Session`` per ``harness run``.
+
+Both are plain dataclasses, written by ``to_json`` and read back by ``from_json``, which checks
+every field's type against the annotations (pydantic, strict) plus the rules types cannot say
+(an ok run has a training time). Field names are fixed for users' scripts: new fields may be added, none
+renamed; a change that old readers would misread bumps ``SCHEMA_VERSION``.
+
+Schema versions:
+  1 (no ``schema_version`` field): records and session files before the results model.
+  2: ``schema_version`` in every file; records name their measurement flags (``pin``,
+     ``profile``, ``warmup``) and ``timeout_s``; the session file stores the flags; ``env``
+     gains ``hostname`` and ``machine_id`` for the machine fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 2
+SESSION_FILE = "session.json"
+STATUSES = ("ok", "failed", "timeout", "diverged")
+T = TypeVar("T")
+Status = Literal["ok", "failed", "timeout", "diverged"]
+
+
+class InvalidFile(ValueError):
+    """A results file that cannot be used; the message is the reason, for one line."""
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One run: what was run (identity), how it was measured (flags) and what it measured."""
+
+    schema_version: int = SCHEMA_VERSION
+    # Identity: set by the runner before the worker starts.
+    backend: str
+    status: Status
+    repeat: int
+    threads: int | None
+    spec: dict[str, Any]
+    spec_hash: str
+    seed: int
+    init_sha256: str
+    batches_sha256: str
+    session: str
+    train_time_s: float | None  # required: a record that does not say is not a run
+    backend_target: str = ""
+    variant: str = ""  # the sweep point ("batch=50,hidden=100"); "" without --sweep
+    order: int | None = None  # position in the session's run order (interleaved)
+    data: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)  # machine, versions, git, "blas" pools
+    # Measurement flags: runs that differ in these are never pooled (see results.key).
+    pin: bool = False
+    profile: bool = False
+    warmup: bool = False  # the session ran a discarded warm-up per cell first
+    timeout_s: float | None = None
+    pinned_cpus: list[int] | None = None  # asked for with --pin
+    # Measured by the worker.
+    backend_version: str | None = None
+    follows_batch_stream: bool = True
+    error: str | None = None
+    setup_time_s: float | None = None
+    cpu_time_s: float | None = None
+    cpu_util: float | None = None
+    peak_rss_bytes: int | None = None
+    threads_observed: int | None = None
+    train_acc: float | None = None
+    test_acc: float | None = None
+    final_loss: float | None = None
+    iterations_done: int = 0
+    curve: list[dict[str, int | float | None]] = field(default_factory=list)
+    build_info: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, float] | None = None  # --profile: training seconds per phase
+    phases_note: str | None = None  # how the phases were measured, or why there are none
+    cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        record = _validate(cls, _upgrade_record(data))
+        if record.status == "ok":
+            missing = [
+                name
+                for name in ("train_time_s", "train_acc", "test_acc")
+                if getattr(record, name) is None
+            ]
+            if missing:
+                raise InvalidFile(f"status is ok but {', '.join(missing)} is null")
+        return record
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatrixEntry:
+    """One planned run of a session, as stored in session.json."""
+
+    backend: str
+    target: str
+    threads: int | None
+    repeat: int
+    order: int = 0
+    variant: str = ""
+
+    @property
+    def filename(self) -> str:
+        return record_filename(self.backend, self.threads, self.repeat, self.variant)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepPointInfo:
+    spec: dict[str, Any]
+    init_sha256: str
+    batches_sha256: str
+
+
+@dataclass(kw_only=True)
+class Session:
+    """What one ``harness run`` set out to do; enough to resume it."""
+
+    schema_version: int = SCHEMA_VERSION
+    session: str
+    created_at: str
+    spec: dict[str, Any]
+    spec_hash: str
+    data: dict[str, Any]
+    init_sha256: str
+    batches_sha256: str
+    matrix: list[MatrixEntry]
+    variants: dict[str, SweepPointInfo] = field(default_factory=dict)
+    timeout_s: float | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    # None: a schema-1 session, which did not store them.
+    pin: bool | None = None
+    profile: bool | None = None
+    warmup: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        return _validate(cls, _check_version(data))
+
+
+def record_filename(backend: str, threads: int | None, repeat: int, variant: str = "") -> str:
+    """``<backend>-t<threads>-r<repeat>[-<sweep point>].json``: fixed, users' scripts glob it."""
+    threads_part = "d" if threads is None else str(threads)
+    point = "-" + variant.replace(",", "-").replace("=", "") if variant else ""
+    return f"{backend}-t{threads_part}-r{repeat}{point}.json"
+
+
+@cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+def _check_version(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidFile(f"expected a JSON object, found {type(data).__name__}")
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidFile(f"schema_version {version!r} is not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise InvalidFile(
+            f"schema version {version} is newer than this harness reads ({SCHEMA_VERSION}); "
+            "upgrade mlp-bench to read it"
+        )
+    return data
+
+
+def _upgrade_record(data: Any) -> dict[str, Any]:
+    """Schema 1 → 2: the flags were not stored, but pinning and profiling leave traces."""
+    data = _check_version(data)
+    if data.get("schema_version", 1) == 1:
+        data = {
+            "pin": data.get("pinned_cpus") is not None,
+            "profile": data.get("phases") is not None or data.get("phases_note") is not None,
+            **data,
+            "schema_version": 1,
+        }
+    return data
+
+
+def _validate(cls: type[T], data: dict[str, Any]) -> T:
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    # Unknown keys come from newer minor additions or hand edits; they are not this model's.
+    kept = {key: value for key, value in data.items() if key in known}
+    try:
+        text = json.dumps(kept, allow_nan=False)
+    except ValueError:  # this harness writes null for them; in a file, they are damage
+        raise InvalidFile("holds NaN or infinity, which JSON does not allow") from None
+    try:
+        return _adapter(cls).validate_json(text, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if first["type"] == "missing":
+            raise InvalidFile(f"{where}: required field missing{more}") from None
+        given = json.dumps(first.get("input"), default=str)
+        given = given if len(given) <= 40 else given[:37] + "..."
+        raise InvalidFile(f"{where}: {first['msg'].lower()}, found {given}{more}") from None

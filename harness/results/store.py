@@ -1,0 +1,147 @@
+"""Results on disk: atomic writes, finding sessions, and the one loader every reader uses.
+
+A session is a directory holding ``session.json`` and one ``<backend>-t<threads>-r<repeat>.json``
+per run. Every reader (summary, report, compare, export, resume) loads through ``load_results``,
+so a damaged file is treated the same everywhere: listed as "unreadable: FILE: REASON", never
+counted as a run, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ResultsError
+from harness.results.model import SESSION_FILE, InvalidFile, RunRecord, Session
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unreadable: {self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Results:
+    """The runs of one or more sessions, and the files among them that could not be used."""
+
+    records: list[RunRecord]
+    sessions: list[Path]
+    unreadable: list[Unreadable]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temp file in the same directory, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it private; records are not
+        with os.fdopen(fd, "w") as out:
+            json.dump(_finite(data), out, indent=1, allow_nan=False, default=_jsonable)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON; a diverged run stores null where its loss went non-finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise InvalidFile("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidFile(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except OSError as exc:
+        raise InvalidFile(f"cannot read it ({exc.strerror or exc})") from None
+
+
+def read_record(path: Path) -> RunRecord:
+    """One run record; InvalidFile with the reason if it cannot be used."""
+    return RunRecord.from_json(_read_json(path))
+
+
+def read_session(session_dir: Path) -> Session:
+    """A session's session.json; ResultsError (one line) if it cannot be used."""
+    path = session_dir / SESSION_FILE
+    try:
+        return Session.from_json(_read_json(path))
+    except InvalidFile as exc:
+        raise ResultsError(f"{Unreadable(path, str(exc))}") from None
+
+
+def load_results(sessions: Sequence[Path]) -> Results:
+    """Every run record of ``sessions``; a file that fails validation is listed, not loaded."""
+    records, unreadable = [], []
+    for session in sessions:
+        if not session.is_dir():
+            raise ResultsError(f"results directory {session} does not exist")
+        for path in sorted(session.glob("*.json")):
+            if path.name == SESSION_FILE:
+                continue
+            try:
+                records.append(read_record(path))
+            except InvalidFile as exc:
+                unreadable.append(Unreadable(path, str(exc)))
+    return Results(records, list(sessions), unreadable)
+
+
+def resolve_sessions(names: Sequence[str], results_root: Path) -> list[Path]:
+    """Session directories from names: paths, session ids under the root, or ``latest``."""
+    sessions = []
+    for name in names or ["latest"]:
+        if name == "latest":
+            if not results_root.is_dir():
+                raise ResultsError(
+                    f"results directory {results_root} does not exist; run "
+                    "'python -m harness run' first or pass --results-dir"
+                )
+            found = sorted(p for p in results_root.iterdir() if (p / SESSION_FILE).exists())
+            if not found:
+                raise ResultsError(
+                    f"no sessions in {results_root}; run 'python -m harness run' "
+                    "first or pass --results-dir"
+                )
+            sessions.append(found[-1])
+        elif Path(name).is_dir():
+            sessions.append(Path(name))
+        elif (results_root / name).is_dir():
+            sessions.append(results_root / name)
+        else:
+            raise ResultsError(f"no results at {name} (nor {results_root / name})")
+    return sessions

@@ -1,0 +1,161 @@
+"""Run records → pandas → one summary row per comparability key; for the CLI and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+import pandas as pd
+
+from harness.data.idx import N_CLASSES
+from harness.errors import HarnessError
+from harness.results.key import KEY_FIELDS, RunKey, Variation, machine_label, spec_label
+from harness.results.model import RunRecord
+from harness.spec import spec_from_dict
+
+NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
+LABEL_COLUMNS = {"session": "session", "machine": "machine_label", "spec": "spec_label"}
+
+
+def _job_gflop(record: RunRecord) -> float | None:
+    """The FLOPs of the record's whole job (its spec, its data's input width), in GFLOP."""
+    try:
+        spec = spec_from_dict(record.spec)
+    except (TypeError, HarnessError):
+        return None
+    n_features = record.data.get("n_features", 784)
+    if not isinstance(n_features, int):
+        return None
+    return spec.flops_per_iteration(n_features, N_CLASSES) * spec.iterations / 1e9
+
+
+def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per run: every record field, the key's fields and the labels tables print.
+
+    ``threads`` becomes the key's label ("1", "default"); ``machine`` is the fingerprint.
+    """
+    varies = Variation.of(records)
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        key = RunKey.of(record)
+        rows.append(
+            {
+                **asdict(record),
+                **asdict(key),
+                "key": key,
+                "machine_label": machine_label(record.env),
+                "spec_label": spec_label(record.spec, varies.spec_keys),
+                "flags": key.flags(),
+                "job_gflop": _job_gflop(record),
+            }
+        )
+    frame = pd.DataFrame.from_records(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=[*KEY_FIELDS, "key", "status", "train_time_s"])
+    for column in ("train_time_s", "cpu_util", "setup_time_s", "peak_rss_bytes", "job_gflop"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in ("train_acc", "test_acc", "threads_observed"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def variation(frame: pd.DataFrame) -> Variation:
+    """What varies across the runs (or summary rows) of ``frame``."""
+    if frame.empty:
+        return Variation((), 1, 1, 1)
+    sessions = [s for cell in frame["session"] for s in str(cell).split(", ")]
+    return Variation.measure(frame["spec"], frame["machine"], frame["flags"], sessions)
+
+
+def fmt(value: Any, pattern: str, suffix: str = "") -> str:
+    """A number for a table; a missing one (None or NaN) as an en dash."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    return format(value, pattern) + suffix
+
+
+def groups(frame: pd.DataFrame) -> list[tuple[RunKey, pd.DataFrame]]:
+    """The runs of each comparability key, in key order; never a group across keys."""
+    if frame.empty:
+        return []
+    return sorted(frame.groupby("key", sort=False), key=lambda item: item[0])
+
+
+def _peak(runs: pd.DataFrame, threads: str) -> float | None:
+    """The session's measured GEMM rate for this thread count: one core, or every core."""
+    for env in runs["env"]:
+        roofline = env.get("roofline") if isinstance(env, dict) else None
+        if roofline:
+            return roofline["gflops_1core"] if threads == "1" else roofline["gflops_all_cores"]
+    return None
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Medians over the ok runs of each key; counts of all its runs. One row per key."""
+    rows = []
+    for key, group in groups(frame):
+        ok = group[group["status"] == "ok"]
+        bad = group[group["status"] != "ok"]
+        debug = any(info.get("profile") == "debug" for info in group["build_info"])
+        times = ok["train_time_s"].dropna()
+        rows.append(
+            {
+                **{name: getattr(key, name) for name in KEY_FIELDS},
+                "key": key,
+                "session": ", ".join(sorted(set(group["session"]))),
+                "machine_label": group["machine_label"].iloc[0],
+                "spec_label": group["spec_label"].iloc[0],
+                "flags": group["flags"].iloc[0],
+                "spec": group["spec"].iloc[0],
+                "runs_ok": len(ok),
+                "runs": len(group),
+                "train_time_s": times.median(),
+                "train_time_min_s": times.min(),
+                "train_time_max_s": times.max(),
+                "cpu_util": ok["cpu_util"].median(),
+                "train_acc": ok["train_acc"].median(),
+                "test_acc": ok["test_acc"].median(),
+                "setup_time_s": ok["setup_time_s"].median(),
+                "peak_rss_bytes": ok["peak_rss_bytes"].median(),
+                "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
+                "debug_build": debug,
+                "gflops": ok["job_gflop"].median() / times.median() if len(times) else None,
+                "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
+                # Sample standard deviation over mean; needs two runs.
+                "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
+                "peak_gflops": _peak(ok, key.threads),
+                "threads_observed": ok["threads_observed"].max(),
+            }
+        )
+    summary = pd.DataFrame(rows)
+    if summary.empty:
+        return summary
+    # Speed-up against the NumPy backend with everything else in the key equal.
+    numpy_times = {
+        row.key: row.train_time_s for row in summary.itertuples() if row.backend == "numpy"
+    }
+    baseline = [numpy_times.get(replace(key, backend="numpy")) for key in summary["key"]]
+    summary["speedup_vs_numpy"] = [
+        base / time if base is not None and time > 0 else float("nan")
+        for base, time in zip(baseline, summary["train_time_s"], strict=True)
+    ]
+    return summary
+
+
+def label_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(heading, column) pairs for the key parts that vary across ``frame``'s runs."""
+    return [
+        (heading, LABEL_COLUMNS.get(heading, heading)) for heading in variation(frame).columns()
+    ]
+
+
+def group_label(row: Any, frame: pd.DataFrame) -> str:
+    """``numpy @1t`` plus whatever else tells this key apart here (spec, machine, flags)."""
+    label = f"{row.backend} @{row.threads}t" if row.threads != "default" else f"{row.backend}"
+    extra = [
+        str(getattr(row, column))
+        for heading, column in label_columns(frame)
+        if heading not in ("session",)
+    ]
+    return label + (f" [{' · '.join(extra)}]" if extra else "")
