@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import data
-from harness.results import store
 from harness.cli import main
 from harness.errors import DataError, SpecError
+from harness.results import store
 from harness.spec import Spec, build_spec
 from tests.idx_files import idx_bytes
 from tests.test_runner import TINY, fake, run

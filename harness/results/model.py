@@ -2,8 +2,8 @@
 
 Both are plain dataclasses, written by ``to_json`` and read back by ``from_json``, which checks
 every field's type against the annotations (pydantic, strict) plus the rules types cannot say
-(an ok run has a training time). Field names are fixed for users' scripts: new fields may be added, none
-renamed; a change that old readers would misread bumps ``SCHEMA_VERSION``.
+(an ok run has a training time). Field names are fixed for users' scripts: new fields may be
+added, none renamed; a change that old readers would misread bumps ``SCHEMA_VERSION``.
 
 Schema versions:
   1 (no ``schema_version`` field): records and session files before the results model.
