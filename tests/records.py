@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.results.model import RunRecord
+from harness.results.model import SCHEMA_VERSION, RunRecord
 from harness.spec import Spec
 
 
@@ -21,6 +21,7 @@ def make_record(backend: str, time_s: float, repeat: int, threads=1, status="ok"
         for i in (1, 2, 3)
     ]
     record = {
+        "schema_version": SCHEMA_VERSION,
         "backend": backend,
         "status": status,
         "repeat": repeat,

@@ -201,11 +201,14 @@ def _validate(cls: type[T], data: dict[str, Any]) -> T:
     try:
         return _adapter(cls).validate_json(text, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "missing"]
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            raise InvalidFile(f"required field{plural} missing: {', '.join(missing)}") from None
+        first = errors[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        if first["type"] == "missing":
-            raise InvalidFile(f"{where}: required field missing{more}") from None
         given = json.dumps(first.get("input"), default=str)
         given = given if len(given) <= 40 else given[:37] + "..."
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InvalidFile(f"{where}: {first['msg'].lower()}, found {given}{more}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import pandas as pd
@@ -30,6 +30,9 @@ def _job_gflop(record: RunRecord) -> float | None:
     return spec.flops_per_iteration(n_features, N_CLASSES) * spec.iterations / 1e9
 
 
+_DERIVED = ("key", "machine_label", "spec_label", "flags", "job_gflop")
+
+
 def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per run: every record field, the key's fields and the labels tables print.
 
@@ -50,9 +53,10 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                 "job_gflop": _job_gflop(record),
             }
         )
+    if not rows:
+        columns = [f.name for f in fields(RunRecord)] + [*KEY_FIELDS, *_DERIVED]
+        return pd.DataFrame(columns=list(dict.fromkeys(columns)))
     frame = pd.DataFrame.from_records(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=[*KEY_FIELDS, "key", "status", "train_time_s"])
     for column in ("train_time_s", "cpu_util", "setup_time_s", "peak_rss_bytes", "job_gflop"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     for column in ("train_acc", "test_acc", "threads_observed"):
