@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -180,9 +181,10 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
     widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
     table.add_column("backend", no_wrap=True, min_width=widest)
     extra = label_columns(rows) if len(rows) else []
+    table.add_column("threads", justify="right", no_wrap=True)
     for heading, _ in extra:
         table.add_column(heading, no_wrap=True)
-    for column in ("threads", "time s", "CPU %", "train", "test", "ok"):
+    for column in ("time s", "CPU %", "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for row in rows.itertuples():
@@ -192,8 +194,8 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
         cpu = None if pd.isna(row.cpu_util) else row.cpu_util * 100
         table.add_row(
             name,
-            *[escape(str(getattr(row, column))) for _, column in extra],
             str(row.threads),
+            *[escape(str(getattr(row, column))) for _, column in extra],
             fmt(row.train_time_s, ".2f"),
             fmt(cpu, ".0f"),
             fmt(row.train_acc, ".4f"),
@@ -201,15 +203,16 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
             f"{row.runs_ok}/{row.runs}",
             row.statuses,
         )
-    console.print(table)
-    for row in rows.itertuples():
-        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
-            console.print(
-                f"[yellow]noisy[/] {escape(str(row.backend))} @{row.threads}: CV "
-                f"{row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the median is less "
-                "precise than it looks (quieter machine, --pin, or more --repeats)",
-                soft_wrap=True,
-            )
+    if console.is_terminal:
+        console.print(table)
+    else:  # a file or a pipe has no width to fit: never truncate a column there
+        width = console.width
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console.width = max(width, needed)
+        try:
+            console.print(table)
+        finally:
+            console.width = width
 
 
 def cmd_list(args: argparse.Namespace) -> int:
