@@ -213,6 +213,14 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
             console.print(table)
         finally:
             console.width = width
+    for row in rows.itertuples():
+        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
+            console.print(
+                f"[yellow]noisy[/] {escape(str(row.backend))} @{row.threads}: CV "
+                f"{row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the median is less "
+                "precise than it looks (quieter machine, --pin, or more --repeats)",
+                soft_wrap=True,
+            )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
