@@ -40,6 +40,10 @@ DAMAGE = [
     ("newer schema", {"schema_version": 999}, "schema version 999 is newer than this harness"),
     ("ok without accuracy", {"test_acc": None}, "status is ok but test_acc is null"),
     ("not an object", [], "expected a JSON object, found list"),
+    ("roofline a string", {"env": {"roofline": "x"}}, "env.roofline: input should be an object"),
+    ("curve point cut", {"curve": [{"iteration": 600}]}, "required fields missing: curve.0.train"),
+    ("spec value wrong", {"spec": {"hidden": "x"}}, "spec: hidden='x' must be of type int"),
+    ("NaN", {"train_time_s": float("nan")}, "holds NaN or infinity"),
     ("minimal", "minimal", "required fields missing: repeat, threads, spec, spec_hash"),
 ]
 

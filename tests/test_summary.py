@@ -56,7 +56,7 @@ def test_noisy_groups_are_warned_about():
 
 
 def test_percent_of_peak_uses_the_roofline_for_the_thread_count():
-    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 80.0}}
+    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 80.0, "cores": 2, "size": 64}}
     records = [record("a", 8.0, env=env), record("a", 4.0, threads=2, env=env)]
     rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
     assert rows["1"].peak_gflops == 40.0 and rows["2"].peak_gflops == 80.0

@@ -20,6 +20,10 @@ from functools import cache
 from typing import Any, Literal, Self, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+from harness.errors import SpecError
+from harness.spec import spec_from_dict
 
 SCHEMA_VERSION = 2
 SESSION_FILE = "session.json"
@@ -30,6 +34,25 @@ Status = Literal["ok", "failed", "timeout", "diverged"]
 
 class InvalidFile(ValueError):
     """A results file that cannot be used; the message is the reason, for one line."""
+
+
+class CurvePoint(TypedDict):
+    """One evaluation: cumulative training time and accuracy after ``iteration`` steps."""
+
+    iteration: int
+    train_time_s: float
+    train_acc: float
+    test_acc: float
+    loss: float | None
+
+
+class Roofline(TypedDict):
+    """``env["roofline"]``: the GEMM rate measured at the start of the session."""
+
+    gflops_1core: float
+    gflops_all_cores: float
+    cores: int
+    size: int
 
 
 @dataclass(kw_only=True)
@@ -73,7 +96,7 @@ class RunRecord:
     test_acc: float | None = None
     final_loss: float | None = None
     iterations_done: int = 0
-    curve: list[dict[str, int | float | None]] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
     phases: dict[str, float] | None = None  # --profile: training seconds per phase
     phases_note: str | None = None  # how the phases were measured, or why there are none
@@ -88,6 +111,13 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: Any) -> Self:
         record = _validate(cls, _upgrade_record(data))
+        try:
+            spec_from_dict(record.spec)
+        except (SpecError, TypeError) as exc:
+            raise InvalidFile(str(exc) if str(exc).startswith("spec") else f"spec: {exc}") from None
+        for name, shape in (("roofline", Roofline), ("blas", list[dict[str, Any]])):
+            if record.env.get(name) is not None:
+                _check(shape, record.env[name], f"env.{name}")
         if record.status == "ok":
             missing = [
                 name
@@ -159,8 +189,8 @@ def record_filename(backend: str, threads: int | None, repeat: int, variant: str
 
 
 @cache
-def _adapter(cls: type) -> TypeAdapter:
-    return TypeAdapter(cls)
+def _adapter(shape: Any) -> TypeAdapter:
+    return TypeAdapter(shape)
 
 
 def _check_version(data: Any) -> dict[str, Any]:
@@ -193,21 +223,31 @@ def _upgrade_record(data: Any) -> dict[str, Any]:
 def _validate(cls: type[T], data: dict[str, Any]) -> T:
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     # Unknown keys come from newer minor additions or hand edits; they are not this model's.
-    kept = {key: value for key, value in data.items() if key in known}
+    return _check(cls, {key: value for key, value in data.items() if key in known})
+
+
+def _check(shape: Any, data: Any, where: str = "") -> Any:
+    """``data`` validated strictly against ``shape``; InvalidFile naming the first bad field."""
     try:
-        text = json.dumps(kept, allow_nan=False)
+        text = json.dumps(data, allow_nan=False)
     except ValueError:  # this harness writes null for them; in a file, they are damage
         raise InvalidFile("holds NaN or infinity, which JSON does not allow") from None
     try:
-        return _adapter(cls).validate_json(text, strict=True)
+        return _adapter(shape).validate_json(text, strict=True)
     except ValidationError as exc:
         errors = exc.errors()
-        missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "missing"]
+        missing = [
+            ".".join(map(str, [where, *e["loc"]] if where else e["loc"]))
+            for e in errors
+            if e["type"] == "missing"
+        ]
         if missing:
             plural = "s" if len(missing) > 1 else ""
             raise InvalidFile(f"required field{plural} missing: {', '.join(missing)}") from None
         first = errors[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        where = (
+            ".".join(str(part) for part in [where, *first["loc"]] if part != "") or "(top level)"
+        )
         given = json.dumps(first.get("input"), default=str)
         given = given if len(given) <= 40 else given[:37] + "..."
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
