@@ -10,9 +10,7 @@ import argparse
 import json
 import signal
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
@@ -46,7 +44,8 @@ from harness.runner.envinfo import session_env
 from harness.runner.matrix import choose_backends, new_matrix, resumed_matrix
 from harness.runner.plan import PARAM_NAMES, make_plan
 from harness.runner.roofline import measure_roofline
-from harness.runner.supervisor import RunItem, Runner, run_worker
+from harness.runner.supervisor import RunItem, Runner
+from harness.runner.verification import verify_backends
 from harness.spec import build_spec, check_fits_data
 from harness.verify import TOLERANCES
 
@@ -276,14 +275,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _verify_table(name: str, result: dict) -> Table:
+def _verify_table(name: str, checkpoints: list[dict]) -> Table:
     table = Table(title=f"{name}: error against the float64 reference", title_justify="left")
     table.add_column("step", justify="right")
     table.add_column("loss (ref)", justify="right")
     for param in PARAM_NAMES:
         table.add_column(f"{param} max abs / rel", justify="right")
     table.add_column("ok")
-    for row in result["checkpoints"]:
+    for row in checkpoints:
         loss = "–" if row["loss"] is None else f"{row['loss']:.6f} ({row['reference_loss']:.6f})"
         cells = [f"{e['max_abs']:.1e} / {e['max_rel']:.1e}" for e in row["errors"].values()]
         table.add_row(str(row["step"]), loss, *cells, "yes" if row["ok"] else "[red]NO[/]")
@@ -305,57 +304,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
-    reference_target = backends.lookup("numpy").target
-    verdicts: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="mlp-bench-verify-") as scratch_name:
-        scratch = Path(scratch_name)
-        plan.save(scratch / "plan.npz")
-        for ref in refs:
-            if not getattr(backends.load_class(ref.target), "follows_batch_stream", True):
-                verdicts[ref.name] = "not comparable (draws its own batches)"
-                continue
-            err.print(f"verifying {escape(ref.name)} over {args.steps} steps …")
-            job = {
-                "mode": "verify",
-                "backend_target": ref.target,
-                "reference_target": reference_target,
-                "spec": spec.to_dict(),
-                "data": files.to_json(),
-                "plan_path": str(scratch / "plan.npz"),
-                "threads": args.threads,
-                "steps": args.steps,
-                "checkpoints": checkpoints,
-            }
-            timeout = resolve_timeout(args.timeout, DEFAULT_TIMEOUT_S)
-            result = run_worker(job, scratch, f"verify-{ref.name}", args.threads, timeout)
-            answer = result.read_json()
-            outcome = answer.get("verify")
-            if answer.get("status") != "ok" or not isinstance(outcome, dict):
-                if result.timed_out:
-                    why = f"killed after the {timeout:g} s timeout"
-                else:
-                    why = str(answer.get("error") or result.output_tail or "no result")
-                verdicts[ref.name] = f"FAILED TO RUN: {why.strip().splitlines()[0]}"
-                continue
-            console.print(_verify_table(ref.name, outcome))
-            failure = outcome["first_failure"]
-            verdicts[ref.name] = (
-                "pass"
-                if failure is None
-                else f"FAIL: tolerance first broken at step {failure['step']} "
-                f"({', '.join(failure['what'])})"
-            )
+    verdicts = verify_backends(
+        refs,
+        spec,
+        files,
+        plan,
+        threads=args.threads,
+        checkpoints=checkpoints,
+        timeout_s=resolve_timeout(args.timeout, DEFAULT_TIMEOUT_S),
+        on_start=lambda ref: err.print(f"verifying {escape(ref.name)} over {args.steps} steps …"),
+    )
+    for verdict in verdicts:
+        if verdict.checkpoints:
+            console.print(_verify_table(verdict.backend, verdict.checkpoints))
     tolerance = TOLERANCES[spec.dtype]
     console.print(
         f"tolerance ({spec.dtype}): |backend − reference| ≤ {tolerance.atol:g} + "
         f"{tolerance.rtol:g}·|reference|",
         soft_wrap=True,
     )
-    for name, verdict in verdicts.items():
-        style = "green" if verdict == "pass" else "yellow" if verdict.startswith("not") else "red"
-        console.print(f"{escape(name)}: [{style}]{escape(verdict)}[/]", soft_wrap=True)
-    failed = [n for n, v in verdicts.items() if v != "pass" and not v.startswith("not")]
-    return EXIT_RUN_FAILED if failed else EXIT_OK
+    for verdict in verdicts:
+        text = verdict.verdict
+        style = "red" if verdict.failed else "green" if text == "pass" else "yellow"
+        console.print(f"{escape(verdict.backend)}: [{style}]{escape(text)}[/]", soft_wrap=True)
+    return EXIT_RUN_FAILED if any(v.failed for v in verdicts) else EXIT_OK
 
 
 def cmd_new_backend(args: argparse.Namespace) -> int:

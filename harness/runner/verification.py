@@ -1,0 +1,87 @@
+"""``harness verify``: each backend in its own worker, stepped against the float64 reference.
+
+The arithmetic of the check is in harness.verify; this runs it the way ``run`` runs a job (a
+fresh process per backend, the thread environment set before imports, the timeout) and turns
+what each worker says into a verdict.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import backends
+from harness.backends import BackendRef
+from harness.data import DataFiles
+from harness.runner.plan import Plan
+from harness.runner.supervisor import run_worker
+from harness.spec import Spec
+
+
+@dataclass(frozen=True)
+class Verdict:
+    backend: str
+    verdict: str  # "pass", "FAIL: …", "FAILED TO RUN: …" or "not comparable (…)"
+    checkpoints: list[dict[str, Any]]  # the error table, when the check ran
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict != "pass" and not self.verdict.startswith("not")
+
+
+def verify_backends(
+    refs: Sequence[BackendRef],
+    spec: Spec,
+    files: DataFiles,
+    plan: Plan,
+    *,
+    threads: int,
+    checkpoints: list[int],
+    timeout_s: float | None,
+    on_start: Callable[[BackendRef], None] = lambda ref: None,
+) -> list[Verdict]:
+    reference_target = backends.lookup("numpy").target
+    verdicts = []
+    with tempfile.TemporaryDirectory(prefix="mlp-bench-verify-") as scratch_name:
+        scratch = Path(scratch_name)
+        plan.save(scratch / "plan.npz")
+        for ref in refs:
+            if not getattr(backends.load_class(ref.target), "follows_batch_stream", True):
+                verdicts.append(Verdict(ref.name, "not comparable (draws its own batches)", []))
+                continue
+            on_start(ref)
+            job = {
+                "mode": "verify",
+                "backend_target": ref.target,
+                "reference_target": reference_target,
+                "spec": spec.to_dict(),
+                "data": files.to_json(),
+                "plan_path": str(scratch / "plan.npz"),
+                "threads": threads,
+                "steps": spec.iterations,
+                "checkpoints": checkpoints,
+            }
+            result = run_worker(job, scratch, f"verify-{ref.name}", threads, timeout_s)
+            answer = result.read_json()
+            outcome = answer.get("verify")
+            if answer.get("status") != "ok" or not isinstance(outcome, dict):
+                if result.timed_out:
+                    why = f"killed after the {timeout_s:g} s timeout"
+                else:
+                    why = str(answer.get("error") or result.output_tail or "no result")
+                verdicts.append(
+                    Verdict(ref.name, f"FAILED TO RUN: {why.strip().splitlines()[0]}", [])
+                )
+                continue
+            failure = outcome["first_failure"]
+            verdict = (
+                "pass"
+                if failure is None
+                else f"FAIL: tolerance first broken at step {failure['step']} "
+                f"({', '.join(failure['what'])})"
+            )
+            verdicts.append(Verdict(ref.name, verdict, outcome["checkpoints"]))
+    return verdicts
