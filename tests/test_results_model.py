@@ -338,3 +338,13 @@ def test_two_specs_from_real_runs_stay_apart_everywhere(idx_dir, tmp_path, capsy
     assert "has ok runs in both A and B" in compared
     assert "only in A: numpy @default [hidden=50]" in compared
     assert "only in B: numpy @default [hidden=60]" in compared
+
+
+def test_a_session_named_twice_is_read_once(tmp_path):
+    session = make_session(tmp_path, "s", [make_record("numpy", 1.0, 0)])
+    assert len(load_results([session, tmp_path / "s" / ".." / "s"]).records) == 1
+
+
+def test_thread_counts_sort_as_numbers():
+    records = [run_record("numpy", 1.0, threads=t) for t in (10, 2, None, 1)]
+    assert list(summarize(to_frame(records))["threads"]) == ["1", "2", "10", "default"]

@@ -22,7 +22,7 @@ MACHINE_FIELDS = ("hostname", "machine_id", "cpu_model", "cores_logical", "memor
 FLAGS = ("pin", "profile", "warmup")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class RunKey:
     spec_hash: str
     variant: str
@@ -48,6 +48,11 @@ class RunKey:
 
     def flags(self) -> str:
         return ",".join(flag for flag in FLAGS if getattr(self, flag)) or "none"
+
+    def sort_key(self) -> tuple:
+        """Tables list backends together, thread counts in numeric order, "default" last."""
+        threads = int(self.threads) if self.threads.isdigit() else float("inf")
+        return (self.backend, self.variant, self.spec_hash, threads, self.machine, self.flags())
 
 
 KEY_FIELDS = tuple(f.name for f in fields(RunKey))

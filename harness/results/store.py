@@ -108,6 +108,8 @@ def read_session(session_dir: Path) -> Session:
 def load_results(sessions: Sequence[Path]) -> Results:
     """Every run record of ``sessions``; a file that fails validation is listed, not loaded."""
     records, unreadable = [], []
+    # The same session named twice ("report A A") is read once: runs are never counted twice.
+    sessions = list({session.resolve(): session for session in sessions}.values())
     for session in sessions:
         if not session.is_dir():
             raise ResultsError(f"results directory {session} does not exist")

@@ -83,7 +83,7 @@ def groups(frame: pd.DataFrame) -> list[tuple[RunKey, pd.DataFrame]]:
     """The runs of each comparability key, in key order; never a group across keys."""
     if frame.empty:
         return []
-    return sorted(frame.groupby("key", sort=False), key=lambda item: item[0])
+    return sorted(frame.groupby("key", sort=False), key=lambda item: item[0].sort_key())
 
 
 def _peak(runs: pd.DataFrame, threads: str) -> float | None:
