@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,18 @@ from harness.errors import BackendError
 from harness.spec import Spec
 
 ENTRY_POINT_GROUP = "harness.backends"
+# Names become file names (records, scratch files), so they are slugs: no "/", no leading ".".
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a backend, or None if it can."""
+    if isinstance(name, str) and _NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a valid backend name: use 1–64 letters, digits, '-', '_' or '.', "
+        "not starting with '.'"
+    )
 
 
 @runtime_checkable
@@ -81,7 +94,11 @@ def registry() -> dict[str, BackendRef]:
 def ref_from_path(target: str) -> BackendRef:
     """A ``module:Class`` given on the command line; named by the class's ``name`` attribute."""
     cls = load_class(target)
-    return BackendRef(str(getattr(cls, "name", cls.__name__)), target, "--backend-path")
+    name = getattr(cls, "name", cls.__name__)
+    problem = name_problem(name)
+    if problem:
+        raise BackendError(f"backend path {target!r}: {problem}")
+    return BackendRef(name, target, "--backend-path")
 
 
 def lookup(name: str) -> BackendRef:
@@ -89,6 +106,9 @@ def lookup(name: str) -> BackendRef:
     if name not in refs:
         known = ", ".join(refs) or "none registered (is the project installed with pip?)"
         raise BackendError(f"unknown backend {name!r}; known backends: {known}")
+    problem = name_problem(name)
+    if problem:
+        raise BackendError(f"backend entry point {refs[name].target!r}: {problem}")
     return refs[name]
 
 
@@ -121,6 +141,9 @@ def call_optional(cls: Any, hook: str, default: Any) -> Any:
 
 def status(ref: BackendRef) -> BackendStatus:
     """Import the backend's module (cheap by convention) and ask whether it can run here."""
+    problem = name_problem(ref.name)
+    if problem:
+        return BackendStatus(ref, "?", f"{ref.source}: {problem}")
     try:
         cls = load_class(ref.target)
     except BackendError as exc:

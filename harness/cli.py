@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 from rich.console import Console
@@ -27,10 +28,10 @@ from rich.table import Table
 
 from harness import backends, data, scaffold
 from harness.arguments import DEFAULT_TIMEOUT_S, EXIT_USAGE, build_parser, resolve_timeout
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.report.write import write_report
 from harness.results import compare, export
-from harness.results.model import RunRecord
+from harness.results.model import SESSION_FILE, RunRecord
 from harness.results.store import Results, load_results, resolve_sessions
 from harness.results.summary import (
     NOISY_CV,
@@ -41,8 +42,9 @@ from harness.results.summary import (
     variation,
 )
 from harness.runner.envinfo import session_env
-from harness.runner.matrix import choose_backends, new_matrix, resumed_matrix
+from harness.runner.matrix import Matrix, choose_backends, new_matrix, resumed_matrix
 from harness.runner.plan import PARAM_NAMES, make_plan
+from harness.runner.processes import remove_stale_scratch
 from harness.runner.roofline import measure_roofline
 from harness.runner.supervisor import RunItem, Runner
 from harness.runner.verification import verify_backends
@@ -83,23 +85,54 @@ def _warn_unreadable(results: Results) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    console = _stdout_console()
     err = Console(stderr=True)
+    for stale in remove_stale_scratch():
+        err.print(f"removed {escape(str(stale))}, left behind by a harness that was killed")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    matrix: Matrix | None = None
+    recorded: list[RunItem] = []
+    try:
+        matrix = resumed_matrix(args) if args.resume else new_matrix(args, _warner(err))
+        _run_matrix(matrix, args, err, recorded)
+    except (KeyboardInterrupt, Interrupted):
+        err.print(_interrupted(matrix, recorded), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return _close_session(matrix, err)
 
-    def warn(line: str) -> None:
-        err.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
 
-    matrix = resumed_matrix(args) if args.resume else new_matrix(args, warn)
+def _warner(err: Console) -> Callable[[str], None]:
+    return lambda line: err.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+
+
+def _interrupted(matrix: Matrix | None, recorded: list[RunItem]) -> str:
+    """What an interrupt leaves: nothing for a session that had no run yet, else how to resume."""
+    if matrix is None:
+        return "interrupted"
+    where = escape(str(matrix.session_dir))
+    records = [p for p in matrix.session_dir.glob("*.json") if p.name != SESSION_FILE]
+    if matrix.resumed is None and not records:
+        shutil.rmtree(matrix.session_dir, ignore_errors=True)
+        return f"interrupted before the first run ended; removed {where}"
+    done = sum(not item.warmup for item in recorded)
+    return (
+        f"interrupted: {done} of {sum(not i.warmup for i in matrix.items)} runs recorded in "
+        f"{where}; resume with: python -m harness run --resume {where}"
+    )
+
+
+def _run_matrix(
+    matrix: Matrix, args: argparse.Namespace, err: Console, recorded: list[RunItem]
+) -> None:
     spec, items = matrix.spec, matrix.items
-    if args.resume:
+    if matrix.resumed is not None:
         done = matrix.total - sum(not item.warmup for item in items)
         err.print(
             f"resuming {escape(str(matrix.session_dir))}: {done} of {matrix.total} runs "
             f"already recorded, {matrix.total - done} to go",
             soft_wrap=True,
         )
-
-    recorded = 0
     with _progress() as progress:
         overall = progress.add_task("runs", total=len(items), note="")
         current = progress.add_task("", total=spec.iterations, note="")
@@ -109,21 +142,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.reset(current, total=iterations, description=item.label, note="starting")
 
         def on_progress(item: RunItem, event: dict) -> None:
-            if event.get("event") == "setup":
+            if event["event"] == "setup":
                 progress.update(current, note="setting up")
-            elif event.get("event") == "trained":
+            elif event["event"] == "trained":
                 note = f"test acc {event['test_acc']:.4f}"
                 progress.update(current, completed=event["iteration"], note=note)
 
         def on_record(item: RunItem, record: RunRecord) -> None:
-            nonlocal recorded
             progress.advance(overall)
-            recorded += not item.warmup
+            recorded.append(item)
             line = f"{item.label}: {record.status}" + (" (discarded)" if item.warmup else "")
             if record.status == "ok":
                 line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
             else:
-                line += f" — {(record.error or '').splitlines()[0]}"
+                line += f" — {first_line(record.error)}"
             progress.console.print(escape(line), soft_wrap=True, highlight=False)
 
         env = session_env()
@@ -146,21 +178,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if matrix.resumed is None:
             runner.write_session_file(items)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-        try:
-            runner.run_all(items)
-        except (KeyboardInterrupt, Interrupted):
-            progress.stop()
-            where = escape(str(matrix.session_dir))
-            err.print(
-                f"interrupted: {recorded} of {len(items)} runs recorded in {where}; "
-                f"resume with: python -m harness run --resume {where}",
-                soft_wrap=True,
-            )
-            return EXIT_INTERRUPTED
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        runner.run_all(items)
 
+
+def _close_session(matrix: Matrix, err: Console) -> int:
+    console = _stdout_console()
     # The whole session, resumed or not: what is on disk is what the session measured.
     results = load_results([matrix.session_dir])
     _warn_unreadable(results)

@@ -19,3 +19,8 @@ class BackendError(HarnessError):
 
 class ResultsError(HarnessError):
     """The results directory or a record cannot be read or written."""
+
+
+def first_line(text: str | None) -> str:
+    """The first non-blank line of a message (tracebacks follow it in records)."""
+    return next((line for line in (text or "").splitlines() if line.strip()), "no message")

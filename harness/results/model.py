@@ -101,6 +101,8 @@ class RunRecord:
     phases: dict[str, float] | None = None  # --profile: training seconds per phase
     phases_note: str | None = None  # how the phases were measured, or why there are none
     cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
+    stray_processes: int = 0  # the backend's processes still alive at the end, killed then
+    progress_junk: int = 0  # malformed progress events the backend's process wrote, ignored
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None

@@ -39,14 +39,19 @@ class Results:
     unreadable: list[Unreadable]
 
 
+def dumps_json(data: Any) -> str:
+    """The JSON text of a results file: NaN and infinity as null, NumPy scalars as numbers."""
+    return json.dumps(_finite(data), indent=1, allow_nan=False, default=_jsonable) + "\n"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write to a temp file in the same directory, then rename: readers never see half a file."""
+    text = dumps_json(data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it private; records are not
         with os.fdopen(fd, "w") as out:
-            json.dump(_finite(data), out, indent=1, allow_nan=False, default=_jsonable)
-            out.write("\n")
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -101,13 +101,13 @@ def new_matrix(args: argparse.Namespace, warn: Callable[[str], None]) -> Matrix:
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)
     variants = _plans_for(points, files)
-    session, session_dir = create_session(args.results_dir)
     plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
     cells = [(name, ()) for name in variants] or [("", ())]
     repeats = args.repeats or DEFAULT_REPEATS
     items = interleaved(refs, threads, repeats, args.warmup, cells)
     total = sum(not item.warmup for item in items)
     timeout = resolve_timeout(args.timeout, DEFAULT_TIMEOUT_S)
+    session, session_dir = create_session(args.results_dir)  # last: nothing made before a mistake
     return Matrix(
         spec, files, plan, session, session_dir, items, timeout, total, variants, _flags(args)
     )

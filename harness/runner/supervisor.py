@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from harness.backends import BackendRef
 from harness.data import DataFiles
@@ -30,7 +34,8 @@ from harness.results.model import (
     SweepPointInfo,
     record_filename,
 )
-from harness.results.store import read_record, write_json_atomic
+from harness.results.store import write_json_atomic
+from harness.runner import processes
 from harness.runner.plan import Plan
 from harness.runner.threads import thread_env
 from harness.spec import Spec
@@ -183,20 +188,14 @@ class Runner:
     def run_all(self, items: Sequence[RunItem]) -> list[RunRecord]:
         """Run every item in order; each record is on disk before the next run starts."""
         records = []
-        with tempfile.TemporaryDirectory(prefix="mlp-bench-") as scratch:
-            plan_paths = {}
-            cells = [("", (self.spec, self.plan)), *self.variants.items()]
-            for i, (variant, (_, plan)) in enumerate(cells):
-                plan_paths[variant] = Path(scratch) / f"plan-{i}.npz"
-                plan.save(plan_paths[variant])
-            for item in items:
-                if self.on_start is not None:
-                    self.on_start(item)
-                record = self.run_one(item, plan_paths[item.variant], Path(scratch))
-                if not item.warmup:
-                    records.append(record)
-                if self.on_record is not None:
-                    self.on_record(item, record)
+        for item in items:
+            if self.on_start is not None:
+                self.on_start(item)
+            record = self.run_one(item)
+            if not item.warmup:
+                records.append(record)
+            if self.on_record is not None:
+                self.on_record(item, record)
         return records
 
     def identity(self, item: RunItem) -> RunRecord:
@@ -227,24 +226,30 @@ class Runner:
             started_at=_now(),
         )
 
-    def run_one(self, item: RunItem, plan_path: Path, scratch: Path) -> RunRecord:
+    def run_one(self, item: RunItem) -> RunRecord:
         record = self.identity(item)
-        job = {
-            "record": record.to_json(),
-            "backend_target": item.backend.target,
-            "data": self.data.to_json(),
-            "plan_path": str(plan_path),
-            "profile": self.flags.profile,
-        }
 
         def on_event(event: dict[str, Any]) -> None:
             if self.on_progress is not None:
                 self.on_progress(item, event)
 
-        stem = ("warmup-" if item.warmup else "") + item.filename.removesuffix(".json")
-        result = run_worker(
-            job, scratch, stem, item.threads, self.timeout_s, on_event, record.pinned_cpus
-        )
+        # A scratch directory of its own per run: whatever a backend does to it stays there.
+        scratch = processes.scratch_dir()
+        try:
+            plan_path = scratch / "plan.npz"
+            self.cell(item)[1].save(plan_path)
+            job = {
+                "record": record.to_json(),
+                "backend_target": item.backend.target,
+                "data": self.data.to_json(),
+                "plan_path": str(plan_path),
+                "profile": self.flags.profile,
+            }
+            result = run_worker(
+                job, scratch, item.threads, self.timeout_s, on_event, record.pinned_cpus
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         record = _settle(record, result)
         if item.warmup:
             return record
@@ -262,17 +267,59 @@ class Runner:
         return record
 
 
+# What the worker may not change: the run it was asked to do. (env gains the worker's BLAS pools.)
+_IDENTITY = (
+    "backend",
+    "repeat",
+    "threads",
+    "spec",
+    "spec_hash",
+    "seed",
+    "init_sha256",
+    "batches_sha256",
+    "session",
+    "variant",
+    "order",
+    "pin",
+    "profile",
+    "warmup",
+    "timeout_s",
+)
+
+
+def _implausible(identity: RunRecord, record: RunRecord, wall_s: float) -> str | None:
+    """Why the worker's record cannot be what happened, or None if it can."""
+    changed = [name for name in _IDENTITY if getattr(record, name) != getattr(identity, name)]
+    if changed:
+        return f"it describes another run ({', '.join(changed)} differ from the job)"
+    if record.status != "ok":
+        return None
+    iterations = identity.spec["iterations"]
+    if record.iterations_done != iterations:
+        return f"status ok after {record.iterations_done} of {iterations} iterations"
+    if record.train_time_s is not None and record.train_time_s > wall_s:
+        return (
+            f"train_time_s {record.train_time_s:.3f} s exceeds the worker's whole life, "
+            f"{wall_s:.3f} s as the runner measured it"
+        )
+    return None
+
+
 def _settle(identity: RunRecord, result: WorkerResult) -> RunRecord:
-    """The worker's record if it wrote a valid one, else ``identity``; then how the run ended."""
+    """The worker's record if it wrote a plausible one, else ``identity``; then how it ended."""
     record = identity
-    if result.result_path is None:
+    if result.result is None:
         error: str | None = f"worker died: {_describe_exit(result.exit_code)}"
     else:
         try:
-            record = read_record(result.result_path)
+            record = RunRecord.from_json(result.result)
             error = record.error
         except InvalidFile as exc:
             error = f"the worker's result is unusable: {exc}"
+        else:
+            problem = _implausible(identity, record, result.wall_s)
+            if problem:
+                record, error = identity, f"the worker's result is not credible: {problem}"
     status = "failed" if record is identity else record.status
     if result.timed_out:
         status, error = "timeout", f"killed after the {identity.timeout_s:g} s timeout"
@@ -280,30 +327,29 @@ def _settle(identity: RunRecord, result: WorkerResult) -> RunRecord:
         error = f"{error}\n--- worker output (tail) ---\n{result.output_tail}"
     record.status, record.error = status, error
     record.exit_code, record.finished_at = result.exit_code, _now()
+    record.progress_junk = result.progress_junk
+    record.stray_processes += result.strays_killed
     return record
 
 
 @dataclass(frozen=True)
 class WorkerResult:
-    result_path: Path | None  # the result file the worker wrote; None if it died first
+    result: Any  # the parsed JSON the worker wrote to its result channel; None if nothing
     timed_out: bool
     exit_code: int | None
     output_tail: str  # the end of the worker's stderr (or stdout), for failures
+    wall_s: float  # from start to exit, as the runner measured it
+    progress_junk: int = 0  # malformed progress events, ignored
+    strays_killed: int = 0  # descendants still alive after the worker ended, killed then
 
     def read_json(self) -> dict[str, Any]:
-        """The result as plain JSON (``verify`` mode); empty if missing or not JSON."""
-        if self.result_path is None:
-            return {}
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(self.result_path.read_text())
-            return data if isinstance(data, dict) else {}
-        return {}
+        """The result as a JSON object (``verify`` mode); empty if missing or not one."""
+        return self.result if isinstance(self.result, dict) else {}
 
 
 def run_worker(
     job: dict[str, Any],
     scratch: Path,
-    stem: str,
     threads: int | None,
     timeout_s: float | None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -312,41 +358,124 @@ def run_worker(
     """Run ``python -m harness.runner.worker`` on ``job`` in a fresh process; collect its result.
 
     The thread variables are in the worker's environment from its start; its output goes to
-    files (a flood cannot block it); progress events come back over a pipe; at ``timeout_s`` the
-    worker and anything it started are killed.
+    files (a flood cannot block it); progress events come back over a pipe, checked before they
+    reach ``on_event``; the result comes back through an unlinked file whose descriptor only the
+    worker gets. At ``timeout_s`` the worker is killed; when it ends, so is everything it started.
     """
-    result_path = scratch / f"{stem}.result.json"
-    stdout_path, stderr_path = scratch / f"{stem}.stdout", scratch / f"{stem}.stderr"
+    stdout_path, stderr_path = scratch / "worker.stdout", scratch / "worker.stderr"
+    job_path = scratch / "job.json"
     progress_read, progress_write = os.pipe()
-    job_path = scratch / f"{stem}.job.json"
-    job_path.write_text(
-        json.dumps({**job, "result_path": str(result_path), "progress_fd": progress_write})
-    )
+    job_path.write_text(json.dumps({**job, "progress_fd": progress_write, "timeout_s": timeout_s}))
     env = {**os.environ, **thread_env(threads)}
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.runner.worker", str(job_path)],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                pass_fds=(progress_write,),
-                start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
-                # Pinning must precede every import, or BLAS pools start on other CPUs.
-                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
-            )
-        finally:
-            os.close(progress_write)
-        try:
-            timed_out = _supervise(proc, progress_read, timeout_s, on_event)
-        except BaseException:
-            _kill(proc)
-            raise
+
+    def prepare_child() -> None:
+        processes.die_with_parent()  # a worker never outlives a harness killed with -9
+        if cpus is not None:  # pinning must precede every import, or BLAS pools start elsewhere
+            os.sched_setaffinity(0, cpus)
+
+    already = {p.pid for p in psutil.Process().children()}
+    adopting = processes.become_subreaper()  # orphans of the worker's tree come back to us
+    started = time.monotonic()
+    try:
+        with (
+            open(stdout_path, "wb") as out,
+            open(stderr_path, "wb") as err,
+            tempfile.TemporaryFile(dir=scratch) as result_file,  # unlinked: nothing to find
+        ):
+            try:
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "harness.runner.worker",
+                        str(job_path),
+                        str(result_file.fileno()),
+                    ],
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    pass_fds=(progress_write, result_file.fileno()),
+                    start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
+                    preexec_fn=prepare_child,
+                )
+            finally:
+                os.close(progress_write)
+            try:
+                timed_out, junk = _supervise(proc, progress_read, timeout_s, on_event)
+            except BaseException:
+                processes.kill_tree(proc.pid)
+                proc.wait()
+                raise
+            wall_s = time.monotonic() - started
+            strays = processes.kill_descendants(proc.pid)
+            result_file.seek(0)
+            text = result_file.read()
+    finally:
+        # Anything of the run's still alive (orphans, setsid'd daemons) was adopted by us.
+        strays_adopted = processes.kill_descendants(spare=already)
+        if adopting:
+            processes.become_subreaper(False)
+    result = None
+    with contextlib.suppress(ValueError):
+        result = json.loads(text) if text else None
     tail = _tail(stderr_path) or _tail(stdout_path)
     return WorkerResult(
-        result_path if result_path.exists() else None, timed_out, proc.returncode, tail
+        result, timed_out, proc.returncode, tail, wall_s, junk, strays + strays_adopted
     )
+
+
+class ProgressEvents:
+    """Reads the worker's progress pipe: whole, well-formed events only; the rest is counted.
+
+    A backend shares the worker's process and descriptors, so anything may arrive here: lines
+    are bounded in length, and an event is passed on only if it has the expected fields and types.
+    """
+
+    MAX_LINE = 4096
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.junk = 0
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > self.MAX_LINE:  # no newline in sight: not an event of ours
+            self.buffer, self.junk = b"", self.junk + 1
+        events = []
+        for line in lines:
+            event = self._parse(line)
+            if event is None:
+                self.junk += 1
+            else:
+                events.append(event)
+        return events
+
+    @classmethod
+    def _parse(cls, line: bytes) -> dict[str, Any] | None:
+        if len(line) > cls.MAX_LINE:
+            return None
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(event, dict):
+            return None
+        if event.get("event") == "setup":
+            return {"event": "setup"}
+        if event.get("event") != "trained":
+            return None
+        iteration, test_acc, loss = event.get("iteration"), event.get("test_acc"), event.get("loss")
+        if not (_real(iteration) and float(iteration).is_integer() and iteration >= 0):
+            return None
+        if not (_real(test_acc) and 0 <= test_acc <= 1) or not (loss is None or _real(loss)):
+            return None
+        return {"event": "trained", "iteration": int(iteration), "test_acc": test_acc, "loss": loss}
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _supervise(
@@ -354,41 +483,38 @@ def _supervise(
     progress_read: int,
     timeout_s: float | None,
     on_event: Callable[[dict[str, Any]], None] | None,
-) -> bool:
-    """Relay progress until the worker exits; kill it at the timeout. True if it timed out."""
+) -> tuple[bool, int]:
+    """Relay progress until the worker exits; kill it at the timeout.
+
+    Returns (timed out, malformed progress events).
+    """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    buffer = b""
+    events = ProgressEvents()
     with selectors.DefaultSelector() as selector, os.fdopen(progress_read, "rb", 0) as pipe:
         selector.register(pipe, selectors.EVENT_READ)
         open_pipe = True
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                _kill(proc)
-                return True
+                processes.kill_tree(proc.pid)
+                proc.wait()
+                return True, events.junk
+            wait = 0.2 if remaining is None else min(remaining, 0.2)
+            if proc.poll() is not None and not (open_pipe and selector.select(timeout=0)):
+                return False, events.junk
             if not open_pipe:
-                # The worker closed its progress pipe: it is exiting, or a child of it holds
-                # on; wait for the process itself, still under the deadline.
+                # The worker closed its progress pipe: it is exiting; wait, under the deadline.
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.2 if remaining is None else min(remaining, 0.2))
-                if proc.poll() is not None:
-                    return False
+                    proc.wait(timeout=wait)
                 continue
-            events = selector.select(timeout=0.5 if remaining is None else min(remaining, 0.5))
-            if not events:
+            if not selector.select(timeout=wait):
                 continue
             chunk = os.read(progress_read, 65536)
             if not chunk:
                 selector.unregister(pipe)
                 open_pipe = False
                 continue
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    event = json.loads(line)
-                except ValueError:  # a garbled line is not worth failing a run for
-                    continue
+            for event in events.feed(chunk):
                 if on_event is not None:
                     on_event(event)
 
@@ -413,10 +539,3 @@ def _tail(path: Path) -> str:
             return f.read().decode(errors="replace").strip()
     except OSError:
         return ""
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """End the worker and anything it started (it leads its own process group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

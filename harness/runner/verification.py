@@ -7,15 +7,16 @@ what each worker says into a verdict.
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness import backends
 from harness.backends import BackendRef
 from harness.data import DataFiles
+from harness.errors import first_line
+from harness.runner import processes
 from harness.runner.plan import Plan
 from harness.runner.supervisor import run_worker
 from harness.spec import Spec
@@ -45,10 +46,10 @@ def verify_backends(
 ) -> list[Verdict]:
     reference_target = backends.lookup("numpy").target
     verdicts = []
-    with tempfile.TemporaryDirectory(prefix="mlp-bench-verify-") as scratch_name:
-        scratch = Path(scratch_name)
-        plan.save(scratch / "plan.npz")
-        for ref in refs:
+    for ref in refs:
+        scratch = processes.scratch_dir()
+        try:
+            plan.save(scratch / "plan.npz")
             if not getattr(backends.load_class(ref.target), "follows_batch_stream", True):
                 verdicts.append(Verdict(ref.name, "not comparable (draws its own batches)", []))
                 continue
@@ -64,7 +65,7 @@ def verify_backends(
                 "steps": spec.iterations,
                 "checkpoints": checkpoints,
             }
-            result = run_worker(job, scratch, f"verify-{ref.name}", threads, timeout_s)
+            result = run_worker(job, scratch, threads, timeout_s)
             answer = result.read_json()
             outcome = answer.get("verify")
             if answer.get("status") != "ok" or not isinstance(outcome, dict):
@@ -72,16 +73,20 @@ def verify_backends(
                     why = f"killed after the {timeout_s:g} s timeout"
                 else:
                     why = str(answer.get("error") or result.output_tail or "no result")
-                verdicts.append(
-                    Verdict(ref.name, f"FAILED TO RUN: {why.strip().splitlines()[0]}", [])
-                )
+                verdicts.append(Verdict(ref.name, f"FAILED TO RUN: {first_line(why)}", []))
                 continue
-            failure = outcome["first_failure"]
-            verdict = (
-                "pass"
-                if failure is None
-                else f"FAIL: tolerance first broken at step {failure['step']} "
-                f"({', '.join(failure['what'])})"
-            )
-            verdicts.append(Verdict(ref.name, verdict, outcome["checkpoints"]))
+            try:
+                failure = outcome["first_failure"]
+                verdict = (
+                    "pass"
+                    if failure is None
+                    else f"FAIL: tolerance first broken at step {failure['step']} "
+                    f"({', '.join(failure['what'])})"
+                )
+                verdicts.append(Verdict(ref.name, verdict, list(outcome["checkpoints"])))
+            except (KeyError, TypeError) as exc:
+                why = f"the worker's result is malformed ({type(exc).__name__}: {exc})"
+                verdicts.append(Verdict(ref.name, f"FAILED TO RUN: {why}", []))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return verdicts

@@ -1,20 +1,28 @@
-"""One run in a fresh process: ``python -m harness.runner.worker JOB.json``.
+"""One run in a fresh process: ``python -m harness.runner.worker JOB.json RESULT_FD``.
 
 The runner sets the thread variables in this process's environment before it starts, so every
 library sees them at import. Only ``train_steps`` is timed (wall with perf_counter, CPU as
 user+system of all threads of this process); data loading, setup and evaluation are not. The
 job carries the run's record with its identity filled in; the worker fills in what it measures,
-as it goes, and writes the record atomically to the job's result path, also when the backend
-raises.
+as it goes, and writes the record to RESULT_FD, also when the backend raises or exits.
+
+RESULT_FD is an unlinked file the runner opened: it is taken over, and made not inheritable,
+before the backend is imported, and its name is nowhere in the job, so a backend cannot write
+its own result by accident or by the obvious route. Before the backend runs, the worker makes
+itself the subreaper of everything the backend starts, kills all of it when the run ends, and
+kills itself past the job's timeout should its runner be gone.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -25,7 +33,8 @@ import psutil
 
 from harness import backends, data, verify
 from harness.results.model import RunRecord
-from harness.results.store import write_json_atomic
+from harness.results.store import dumps_json
+from harness.runner import processes
 from harness.runner.plan import PARAM_NAMES, Plan
 from harness.spec import spec_from_dict
 
@@ -41,7 +50,22 @@ def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
             f"predict returned {predicted.dtype} of shape {predicted.shape}; "
             f"expected integer class ids of shape {y.shape}"
         )
+    if predicted.size and (predicted.min() < 0 or predicted.max() >= data.N_CLASSES):
+        raise BackendMisbehaved(
+            f"predict returned class ids from {predicted.min()} to {predicted.max()}; "
+            f"they must lie within the dataset's classes, 0–{data.N_CLASSES - 1}"
+        )
     return float(np.mean(predicted == y))
+
+
+def mean_loss(value: Any) -> float:
+    """``train_steps``'s return: a real number (int, float, NumPy scalar), never text or bool."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise BackendMisbehaved(
+            f"train_steps returned {type(value).__name__} {value!r:.40}; it must return the mean "
+            "loss as a real number (int, float or NumPy scalar)"
+        )
+    return float(value)
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -97,7 +121,7 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
         chunk = plan.batches[start:end]
         cpu_before = _cpu_seconds(process)
         wall_before = time.perf_counter()
-        loss = float(backend.train_steps(chunk))
+        loss = mean_loss(backend.train_steps(chunk))
         wall = time.perf_counter() - wall_before
         outcome.cpu_time_s += _cpu_seconds(process) - cpu_before
         outcome.train_time_s += wall
@@ -162,11 +186,43 @@ def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
     outcome["status"] = "ok"
 
 
+def _why(exc: BaseException) -> str:
+    """What a backend's exception means, in one line, then the traceback's tail."""
+    if isinstance(exc, SystemExit):
+        head = f"the backend called sys.exit({exc.code!r}), which ends a run as failed"
+    elif isinstance(exc, KeyboardInterrupt):
+        head = "KeyboardInterrupt raised inside the backend"
+    elif isinstance(exc, NotImplementedError):  # a scaffolded backend not filled in yet
+        return f"not implemented: {exc}"
+    else:
+        head = f"{type(exc).__name__}: {exc}"
+    return f"{head}\n{traceback.format_exc(limit=-8)}"
+
+
+def _watchdog(deadline_s: float) -> None:
+    """Past the deadline the runner would have killed this worker; if it is gone, do it here."""
+
+    def expire() -> None:
+        time.sleep(deadline_s)
+        processes.kill_descendants()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=expire, name="harness-watchdog", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
-    job_path = Path(argv[0])
-    job = json.loads(job_path.read_text())
+    # The result channel first: taken from the inherited descriptor, hidden from children.
+    result_fd = int(argv[1])
+    os.set_inheritable(result_fd, False)
+    result = os.fdopen(result_fd, "w")
+    job = json.loads(Path(argv[0]).read_text())
     progress_fd = job.get("progress_fd")
+    if progress_fd is not None:
+        os.set_inheritable(progress_fd, False)
     progress = os.fdopen(progress_fd, "w") if progress_fd is not None else None
+    processes.become_subreaper()
+    if job.get("timeout_s"):
+        _watchdog(job["timeout_s"] + 10)
     verifying = job.get("mode") == "verify"
     record = None if verifying else RunRecord.from_json(job["record"])
     verdict: dict[str, Any] = {"status": "failed", "error": None}
@@ -175,20 +231,20 @@ def main(argv: list[str]) -> int:
             execute_verify(job, verdict)
         else:
             execute(job, record, progress)
-    except NotImplementedError as exc:  # a scaffolded backend not filled in yet
-        verdict.update(status="failed", error=f"not implemented: {exc}")
-    except Exception as exc:
-        detail = traceback.format_exc(limit=-8)
-        verdict.update(status="failed", error=f"{type(exc).__name__}: {exc}\n{detail}")
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: every end is recorded
+        verdict.update(status="failed", error=_why(exc))
     finally:
+        strays = processes.kill_descendants()
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if record is None:
-            write_json_atomic(Path(job["result_path"]), verdict)
+            result.write(dumps_json(verdict))
         else:
             if verdict["error"] is not None:
                 record.status, record.error = "failed", verdict["error"]
             record.peak_rss_bytes = peak_rss
-            write_json_atomic(Path(job["result_path"]), record.to_json())
+            record.stray_processes = strays
+            result.write(dumps_json(record.to_json()))
+        result.close()
     status = verdict["status"] if record is None else record.status
     return 0 if status == "ok" else 1
 

@@ -1,0 +1,91 @@
+"""Keeping a run's processes in hand: no descendant of a worker outlives its run.
+
+Linux gives the tools: a *child subreaper* (``PR_SET_CHILD_SUBREAPER``) adopts the orphans of its
+descendants, even those that called setsid, so they stay findable as its children; a *parent-death
+signal* (``PR_SET_PDEATHSIG``) kills the worker if the harness itself dies. Elsewhere these are
+no-ops and only the process group is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+SCRATCH_PREFIX = "mlp-bench-"
+
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+except OSError:  # not Linux
+    _libc = None
+
+
+def _prctl(option: int, value: int) -> bool:
+    return _libc is not None and _libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def become_subreaper(on: bool = True) -> bool:
+    """Adopt orphaned descendants (instead of init), so they can still be found and killed."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, int(on))
+
+
+def die_with_parent() -> None:
+    """In a freshly forked child: get SIGKILL when the parent dies (async-signal-safe enough)."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def kill_descendants(pid: int | None = None, spare: set[int] = frozenset()) -> int:
+    """SIGKILL every descendant of ``pid`` (default: this process) but ``spare``; reap them.
+
+    Stops them first so none can fork between the listing and the kill. Returns how many died.
+    """
+    found = []
+    try:
+        for child in psutil.Process(pid).children():
+            if child.pid not in spare:
+                found += [child, *child.children(recursive=True)]
+    except psutil.Error:
+        pass
+    for proc in found:
+        with contextlib.suppress(psutil.Error):
+            proc.suspend()
+    for proc in found:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(found, timeout=5)
+    return len(found)
+
+
+def kill_tree(proc_pid: int) -> None:
+    """The worker, everything it started, and its process group."""
+    kill_descendants(proc_pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc_pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(proc_pid, signal.SIGKILL)
+
+
+def scratch_dir() -> Path:
+    """A private scratch directory for one run, named after this harness process."""
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+
+
+def remove_stale_scratch() -> list[Path]:
+    """Scratch directories of harness processes that are gone (killed with -9, say)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        owner = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if not owner.isdigit() or psutil.pid_exists(int(owner)) or not path.is_dir():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
