@@ -214,7 +214,6 @@ def main(argv: list[str]) -> int:
     # The result channel first: taken from the inherited descriptor, hidden from children.
     result_fd = int(argv[1])
     os.set_inheritable(result_fd, False)
-    result = os.fdopen(result_fd, "w")
     job = json.loads(Path(argv[0]).read_text())
     progress_fd = job.get("progress_fd")
     if progress_fd is not None:
@@ -236,15 +235,16 @@ def main(argv: list[str]) -> int:
     finally:
         strays = processes.kill_descendants()
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        if record is None:
-            result.write(dumps_json(verdict))
-        else:
+        if record is not None:
             if verdict["error"] is not None:
                 record.status, record.error = "failed", verdict["error"]
             record.peak_rss_bytes = peak_rss
             record.stray_processes = strays
-            result.write(dumps_json(record.to_json()))
-        result.close()
+        text = dumps_json(verdict if record is None else record.to_json()).encode()
+        # Whatever a backend wrote to this descriptor by mistake is replaced, not appended to.
+        os.ftruncate(result_fd, 0)
+        os.pwrite(result_fd, text, 0)
+        os.close(result_fd)
     status = verdict["status"] if record is None else record.status
     return 0 if status == "ok" else 1
 
