@@ -109,30 +109,24 @@ class ForgesResult(NumpyBackend):
         os._exit(0)
 
 
+def _claim_a_day() -> None:
+    """Reach into the worker's own record (same process) and claim a day of training."""
+    import gc
+
+    from harness.results.model import RunRecord
+
+    for obj in gc.get_objects():
+        if isinstance(obj, RunRecord):
+            obj.train_time_s = 86400.0
+
+
 class ClaimsTooMuchTime(NumpyBackend):
-    """Rewrites its own record through the worker's process to claim a day of training."""
+    """Rewrites its own record through the worker's process; the runner's clock disagrees."""
 
     name = "claims-a-day"
 
-    def train_steps(self, batch_indices):
-        loss = super().train_steps(batch_indices)
-        import gc
-
-        from harness.results.model import RunRecord
-
-        for obj in gc.get_objects():
-            if isinstance(obj, RunRecord):
-                obj.train_time_s = 86400.0
-        return loss
-
     def predict(self, x):
-        import gc
-
-        from harness.results.model import RunRecord
-
-        for obj in gc.get_objects():
-            if isinstance(obj, RunRecord):
-                obj.train_time_s = 86400.0
+        _claim_a_day()
         return super().predict(x)
 
 
