@@ -54,8 +54,7 @@ class Spec:
     @property
     def hash(self) -> str:
         """Stable across runs and machines: SHA-256 of the canonical JSON of every field."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return spec_hash(self.to_dict())
 
     def eval_points(self) -> list[int]:
         """Iterations after which accuracy is measured: every ``eval_every`` and after the last."""
@@ -76,6 +75,12 @@ class Spec:
         big = n_features * self.hidden
         small = self.hidden * n_classes
         return 2.0 * self.batch * (2 * big + 3 * small)
+
+
+def spec_hash(values: Mapping[str, Any]) -> str:
+    """The hash of a spec as stored: a record's ``spec_hash`` is this of its own ``spec``."""
+    canonical = json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 QUICK_PRESET: dict[str, Any] = {"iterations": 600, "eval_every": 200}

@@ -212,6 +212,17 @@ class LossAsNone(NumpyBackend):
         super().train_steps(batch_indices)
 
 
+class LossAsZeroDimArray(NumpyBackend):
+    """What array libraries return for a scalar: accepted, it is a real number."""
+
+    name = "loss-as-0d-array"
+
+    def train_steps(self, batch_indices):
+        import numpy as np
+
+        return np.array(super().train_steps(batch_indices))
+
+
 # name → (status, words the error must contain), for the matrix of all of them.
 EXPECTED = {
     "exits-zero": ("failed", "the backend called sys.exit(0)"),
@@ -219,7 +230,7 @@ EXPECTED = {
     "exits-text": ("failed", "the backend called sys.exit('bye')"),
     "raises-keyboard-interrupt": ("failed", "KeyboardInterrupt raised inside the backend"),
     "hard-exit": ("failed", "worker died: exit status 0 without a result"),
-    "killed": ("failed", "worker died: killed by signal SIGKILL"),
+    "killed": ("failed", "worker died: killed by signal SIGKILL (out of memory? the kernel's"),
     "junk-on-fds": ("ok", ""),
     "forges-result": ("failed", "worker died: exit status 0 without a result"),
     "claims-a-day": ("failed", "exceeds the worker's whole life"),
@@ -231,6 +242,7 @@ EXPECTED = {
     "loss-as-text": ("failed", "train_steps returned str '"),
     "loss-as-bool": ("failed", "train_steps returned bool True"),
     "loss-as-none": ("failed", "train_steps returned NoneType None"),
+    "loss-as-0d-array": ("ok", ""),
 }
 CLASSES = {
     cls.name: cls.__name__

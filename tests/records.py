@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from harness.results.model import SCHEMA_VERSION, RunRecord
-from harness.spec import Spec
+from harness.spec import Spec, spec_hash
 
 
 def make_record(backend: str, time_s: float, repeat: int, threads=1, status="ok", **extra):
@@ -56,6 +56,8 @@ def make_record(backend: str, time_s: float, repeat: int, threads=1, status="ok"
             error=f"{status}: it broke\ntraceback line",
         )
     record.update(extra)
+    if "spec" in extra and "spec_hash" not in extra:  # as the runner writes it
+        record["spec_hash"] = spec_hash(record["spec"])
     return record
 
 

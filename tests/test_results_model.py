@@ -44,6 +44,13 @@ DAMAGE = [
     ("curve point cut", {"curve": [{"iteration": 600}]}, "required fields missing: curve.0.train"),
     ("spec value wrong", {"spec": {"hidden": "x"}}, "spec: hidden='x' must be of type int"),
     ("NaN", {"train_time_s": float("nan")}, "holds NaN or infinity"),
+    (
+        "spec edited",
+        {"spec": {**Spec().to_dict(), "iterations": 5}, "spec_hash": Spec().hash},
+        f"spec_hash {Spec().hash} does not match its spec",
+    ),
+    ("accuracy above 1", {"test_acc": 1.5}, "test_acc: input should be less than or equal to 1"),
+    ("negative time", {"train_time_s": -2.0}, "train_time_s: input should be greater than or"),
     ("minimal", "minimal", "required fields missing: repeat, threads, spec, spec_hash"),
 ]
 

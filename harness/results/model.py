@@ -17,18 +17,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
-from typing import Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from harness.errors import SpecError
-from harness.spec import spec_from_dict
+from harness.spec import spec_from_dict, spec_hash
 
 SCHEMA_VERSION = 2
 SESSION_FILE = "session.json"
 STATUSES = ("ok", "failed", "timeout", "diverged")
 T = TypeVar("T")
+# Ranges a measurement cannot leave; outside them a record was damaged or forged.
+Seconds = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
 Status = Literal["ok", "failed", "timeout", "diverged"]
 
 
@@ -39,10 +43,10 @@ class InvalidFile(ValueError):
 class CurvePoint(TypedDict):
     """One evaluation: cumulative training time and accuracy after ``iteration`` steps."""
 
-    iteration: int
-    train_time_s: float
-    train_acc: float
-    test_acc: float
+    iteration: Count
+    train_time_s: Seconds
+    train_acc: Fraction
+    test_acc: Fraction
     loss: float | None
 
 
@@ -63,15 +67,15 @@ class RunRecord:
     # Identity: set by the runner before the worker starts.
     backend: str
     status: Status
-    repeat: int
-    threads: int | None
+    repeat: Count
+    threads: Annotated[int, Field(ge=1)] | None
     spec: dict[str, Any]
     spec_hash: str
     seed: int
     init_sha256: str
     batches_sha256: str
     session: str
-    train_time_s: float | None  # required: a record that does not say is not a run
+    train_time_s: Seconds | None  # required: a record that does not say is not a run
     backend_target: str = ""
     variant: str = ""  # the sweep point ("batch=50,hidden=100"); "" without --sweep
     order: int | None = None  # position in the session's run order (interleaved)
@@ -87,22 +91,22 @@ class RunRecord:
     backend_version: str | None = None
     follows_batch_stream: bool = True
     error: str | None = None
-    setup_time_s: float | None = None
-    cpu_time_s: float | None = None
-    cpu_util: float | None = None
-    peak_rss_bytes: int | None = None
-    threads_observed: int | None = None
-    train_acc: float | None = None
-    test_acc: float | None = None
+    setup_time_s: Seconds | None = None
+    cpu_time_s: Seconds | None = None
+    cpu_util: Annotated[float, Field(ge=0)] | None = None
+    peak_rss_bytes: Count | None = None
+    threads_observed: Count | None = None
+    train_acc: Fraction | None = None
+    test_acc: Fraction | None = None
     final_loss: float | None = None
-    iterations_done: int = 0
+    iterations_done: Count = 0
     curve: list[CurvePoint] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
     phases: dict[str, float] | None = None  # --profile: training seconds per phase
     phases_note: str | None = None  # how the phases were measured, or why there are none
     cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
-    stray_processes: int = 0  # the backend's processes still alive at the end, killed then
-    progress_junk: int = 0  # malformed progress events the backend's process wrote, ignored
+    stray_processes: Count = 0  # the backend's processes still alive at the end, killed then
+    progress_junk: Count = 0  # malformed progress events the backend's process wrote, ignored
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -117,6 +121,13 @@ class RunRecord:
             spec_from_dict(record.spec)
         except (SpecError, TypeError) as exc:
             raise InvalidFile(str(exc) if str(exc).startswith("spec") else f"spec: {exc}") from None
+        if spec_hash(record.spec) != record.spec_hash:
+            # Runs are grouped by this hash: one that does not match its spec would pool unlike
+            # jobs (a spec edited by hand, say).
+            raise InvalidFile(
+                f"spec_hash {record.spec_hash} does not match its spec (which hashes to "
+                f"{spec_hash(record.spec)})"
+            )
         for name, shape in (("roofline", Roofline), ("blas", list[dict[str, Any]])):
             if record.env.get(name) is not None:
                 _check(shape, record.env[name], f"env.{name}")

@@ -524,9 +524,11 @@ def _describe_exit(code: int | None) -> str:
         return "no exit status"
     if code < 0:
         try:
-            return f"killed by signal {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
         except ValueError:
             return f"killed by signal {-code}"
+        hint = " (out of memory? the kernel's OOM killer sends it)" if name == "SIGKILL" else ""
+        return f"killed by signal {name}{hint}"
     return f"exit status {code} without a result"
 
 

@@ -60,10 +60,12 @@ def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 def mean_loss(value: Any) -> float:
     """``train_steps``'s return: a real number (int, float, NumPy scalar), never text or bool."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # what array libraries hand back
+        value = value[()]
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise BackendMisbehaved(
             f"train_steps returned {type(value).__name__} {value!r:.40}; it must return the mean "
-            "loss as a real number (int, float or NumPy scalar)"
+            "loss as a real number (int, float, NumPy scalar or 0-d array)"
         )
     return float(value)
 
