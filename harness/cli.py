@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -99,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return _close_session(matrix, err)
+    return _close_session(matrix, err, args)
 
 
 def _warner(err: Console) -> Callable[[str], None]:
@@ -181,12 +182,12 @@ def _run_matrix(
         runner.run_all(items)
 
 
-def _close_session(matrix: Matrix, err: Console) -> int:
+def _close_session(matrix: Matrix, err: Console, args: argparse.Namespace) -> int:
     console = _stdout_console()
     # The whole session, resumed or not: what is on disk is what the session measured.
     results = load_results([matrix.session_dir])
     _warn_unreadable(results)
-    print_summary(console, to_frame(results.records))
+    print_summary(console, to_frame(results.records), args.baseline)
     console.print(f"results: {escape(str(matrix.session_dir))}", soft_wrap=True)
     failed = [r for r in results.records if r.status != "ok"]
     missing = matrix.total - len(results.records)
@@ -196,8 +197,16 @@ def _close_session(matrix: Matrix, err: Console) -> int:
     return EXIT_OK
 
 
-def print_summary(console: Console, frame: pd.DataFrame) -> None:
-    rows = summarize(frame)
+def check_baseline(frame: pd.DataFrame, baseline: str | None) -> None:
+    if baseline is not None and not (frame["backend"] == baseline).any():
+        known = ", ".join(sorted(set(frame["backend"]))) or "none"
+        raise HarnessError(
+            f"--baseline {baseline}: no {baseline} runs in these results; backends here: {known}"
+        )
+
+
+def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = None) -> None:
+    rows = summarize(frame, baseline)
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
     widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
     table.add_column("backend", no_wrap=True, min_width=widest)
@@ -205,7 +214,8 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
     table.add_column("threads", justify="right", no_wrap=True)
     for heading, _ in extra:
         table.add_column(heading, no_wrap=True)
-    for column in ("time s", "CPU %", "train", "test", "ok"):
+    speed = f"vs {rows['baseline'].iloc[0]} [95 % CI]" if len(rows) else "speed"
+    for column in ("time s", "CV", speed, "CPU %", "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for row in rows.itertuples():
@@ -218,6 +228,8 @@ def print_summary(console: Console, frame: pd.DataFrame) -> None:
             str(row.threads),
             *[escape(str(getattr(row, column))) for _, column in extra],
             fmt(row.train_time_s, ".2f"),
+            fmt(None if row.train_time_cv is None else row.train_time_cv * 100, ".1f", " %"),
+            row.speedup.text(),
             fmt(cpu, ".0f"),
             fmt(row.train_acc, ".4f"),
             fmt(row.test_acc, ".4f"),
@@ -263,11 +275,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     results = load_results(resolve_sessions(args.results, args.results_dir))
     _warn_unreadable(results)
-    written = write_report(results, args.out)
     frame = to_frame(results.records)
+    check_baseline(frame, args.baseline)
+    written = write_report(results, args.out, args.baseline)
     console = _stdout_console()
     console.print(variation(frame).sentence(), soft_wrap=True)
-    print_summary(console, frame)
+    print_summary(console, frame, args.baseline)
     print(f"report: {args.out / 'index.html'} ({len(written)} files in {args.out})")
     return EXIT_OK
 
@@ -286,6 +299,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"warning: {compare.describe(unpaired)}", file=sys.stderr)
     else:
         print(compare.to_markdown(result, str(a), str(b)))
+    if args.fail_if_slower is not None:
+        slower = compare.slower_than(result.pairs, args.fail_if_slower)
+        for pair in slower:
+            print(
+                f"slower by more than {args.fail_if_slower:g} %: {pair.backend} @{pair.threads}"
+                f"{f' [{pair.spec}]' if pair.spec else ''}: B/A {pair.ratio:.3f} "
+                f"[{pair.ci_low:.3f}–{pair.ci_high:.3f}]",
+                file=sys.stderr,
+            )
+        if slower:
+            return EXIT_RUN_FAILED
     return EXIT_OK
 
 
@@ -378,3 +402,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # "| head": the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return EXIT_OK

@@ -51,7 +51,7 @@ def test_table_numbers_are_the_medians(results, tmp_path):
     numpy_median = statistics.median([9.0, 11.0, 10.0])
     rust_row = next(line for line in markdown.splitlines() if line.startswith("| rust "))
     assert f"{rust_median:.2f} s [1.00–3.00]" in rust_row
-    assert f"{numpy_median / rust_median:.2f}×" in rust_row
+    assert f"{numpy_median / rust_median:.2f}× [" in rust_row
     assert f"{159.8 / rust_median:.1f}" in rust_row  # GFLOP/s of the default job
     assert "3/4" in rust_row
     # The failed run is listed with its error, not dropped.
@@ -127,16 +127,46 @@ def test_compare_twice_as_slow(tmp_path, capsys):
 
 
 def test_compare_identical_distributions(tmp_path, capsys):
-    a = [1.00, 1.02, 0.98, 1.01, 0.99]
+    a = [1.000, 1.002, 0.998, 1.001, 0.999]
     row = compare_json(tmp_path, a, list(reversed(a)), capsys)
-    assert row["verdict"] == "no significant change"
+    assert row["verdict"] == "same"
     assert row["ratio_b_over_a"] == pytest.approx(1.0)
+    assert 0.98 <= row["ci_low"] <= 1 <= row["ci_high"] <= 1.02
+
+
+def test_compare_noise_wider_than_the_change_is_inconclusive(tmp_path, capsys):
+    a = [1.00, 1.10, 0.90, 1.05, 0.95]
+    row = compare_json(tmp_path, a, [t * 1.03 for t in reversed(a)], capsys)
+    assert row["verdict"] == "inconclusive"
+    assert row["ci_low"] < 1 < row["ci_high"]
+
+
+def test_compare_json_has_the_documented_keys(tmp_path, capsys):
+    row = compare_json(tmp_path, [1.0, 1.1, 0.9], [2.0, 2.2, 1.8], capsys)
+    assert {"key", "ratio", "ci_low", "ci_high", "verdict", "n_a", "n_b"} <= set(row)
+    assert (row["n_a"], row["n_b"], row["verdict"]) == (3, 3, "slower")
+    assert row["key"]["backend"] == "numpy" and row["ratio"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("slowdown", "limit", "status"), [(2.0, 10, 1), (2.0, 150, 0), (1.0, 0, 0)]
+)
+def test_compare_fail_if_slower_gates(tmp_path, capsys, slowdown, limit, status):
+    root = tmp_path / "results"
+    a = [1.00, 1.02, 0.98, 1.01, 0.99]
+    make_session(root, "a", [make_record("numpy", t, i) for i, t in enumerate(a)])
+    make_session(root, "b", [make_record("numpy", slowdown * t, i) for i, t in enumerate(a)])
+    argv = ["compare", "a", "b", "--results-dir", str(root), "--fail-if-slower", str(limit)]
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert ("slower by more than" in err) == (status == 1)
 
 
 def test_compare_markdown(results, capsys):
     assert main(["compare", "latest", "latest", "--results-dir", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "| rust " in out and "no significant change" in out
+    assert "| rust " in out and "| inconclusive " in out  # 3 repeats a side, 2× spread
+    assert "1.000 [0.333–3.000]" in out and "no significant change" not in out
 
 
 def test_pyperf_export_loads(results, tmp_path):

@@ -22,7 +22,9 @@ def _items(lines: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
-def render_html(results: Results, frame: pd.DataFrame, chart_pngs: dict[str, Path]) -> str:
+def render_html(
+    results: Results, frame: pd.DataFrame, chart_pngs: dict[str, Path], baseline: str | None = None
+) -> str:
     images = "\n".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"></figure>'
@@ -58,7 +60,7 @@ pre {{ background: #f6f6f6; padding: 0.5rem; }}
 <p>Medians over the ok runs of each comparability key (spec, sweep point, backend, threads,
 machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
 (200 % = two busy cores).</p>
-{_table(tables.comparison_table(frame))}
+{_table(tables.comparison_table(frame, baseline))}
 <h2>Roofline</h2>
 {_items(tables.roofline_lines(frame))}
 <h2>Thread audit</h2>

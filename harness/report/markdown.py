@@ -23,7 +23,9 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "None."
 
 
-def render_markdown(results: Results, frame: pd.DataFrame, chart_names: list[str]) -> str:
+def render_markdown(
+    results: Results, frame: pd.DataFrame, chart_names: list[str], baseline: str | None = None
+) -> str:
     lines = [
         "# mlp-bench report",
         "",
@@ -37,7 +39,7 @@ def render_markdown(results: Results, frame: pd.DataFrame, chart_names: list[str
         "machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training "
         "(200 % = two busy cores). GFLOP/s = the job's FLOPs ÷ median training time.",
         "",
-        _table(tables.comparison_table(frame)),
+        _table(tables.comparison_table(frame, baseline)),
         "",
         "## Roofline",
         "",

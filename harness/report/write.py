@@ -19,7 +19,7 @@ from harness.results.store import Results
 from harness.results.summary import to_frame
 
 
-def write_report(results: Results, out_dir: Path) -> list[Path]:
+def write_report(results: Results, out_dir: Path, baseline: str | None = None) -> list[Path]:
     """Render everything into a scratch directory, then move the files into ``out_dir``."""
     if not results.records:
         damaged = f"; {len(results.unreadable)} unreadable" if results.unreadable else ""
@@ -34,9 +34,11 @@ def write_report(results: Results, out_dir: Path) -> list[Path]:
     try:
         frame = to_frame(results.records)
         rendered = charts.render_all(frame, scratch)
-        (scratch / "report.md").write_text(render_markdown(results, frame, list(rendered)))
+        (scratch / "report.md").write_text(
+            render_markdown(results, frame, list(rendered), baseline)
+        )
         pngs = {name: paths[0] for name, paths in rendered.items()}
-        (scratch / "index.html").write_text(render_html(results, frame, pngs))
+        (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline))
         written = []
         for path in sorted(scratch.iterdir()):
             os.replace(path, out_dir / path.name)

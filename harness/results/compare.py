@@ -1,22 +1,24 @@
-"""Compare two result sets key by key: the ratio of median training times with a Mann–Whitney U
-test, accuracy deltas and a plain verdict. Only equal comparability keys are paired; the rest is
-listed with the reason it could not be paired.
+"""Compare two result sets key by key: the B/A ratio of median training times with its 95 %
+bootstrap interval, a verdict drawn from that interval, and accuracy deltas. Only equal
+comparability keys are paired; the rest is listed with the reason it could not be paired.
 
-With 3 repeats a side the smallest two-sided p-value Mann–Whitney U can give is 0.1, so nothing
-is called significant; use 4 or more repeats per side (p can then reach 0.029).
+Verdicts (harness.results.stats): "faster" or "slower" when the interval excludes 1, "same" when
+it lies within ±2 %, "inconclusive" otherwise or with fewer than 3 repeats a side. The
+Mann–Whitney U p-value is kept in the JSON for scripts that read it; it decides nothing (with 3
+repeats a side it cannot go below 0.1).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.results.key import RunKey, spec_differences, spec_label
+from harness.results.stats import ratio_of_medians, verdict
 from harness.results.summary import groups
-
-ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,23 @@ class Comparison:
     median_b_s: float
     ratio_b_over_a: float
     p_value: float
-    verdict: str  # "faster", "slower" or "no significant change" (for B against A)
+    verdict: str  # "faster", "slower", "same" or "inconclusive" (for B against A)
     test_acc_delta: float
     train_acc_delta: float
     spec: str = ""  # the spec values that tell this pair apart from others ("" if one spec)
     key: dict | None = None
+    ratio: float = float("nan")  # = ratio_b_over_a
+    ci_low: float = float("nan")  # 95 % bootstrap interval of the ratio
+    ci_high: float = float("nan")
+    n_a: int = 0
+    n_b: int = 0
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """JSON has no NaN: a ratio or bound that could not be had is null."""
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in asdict(self).items()
+        }
 
 
 @dataclass(frozen=True)
@@ -109,11 +120,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> CompareResult:
             continue
         times_a, times_b = group_a["train_time_s"].dropna(), group_b["train_time_s"].dropna()
         p_value = float(mannwhitneyu(times_a, times_b, alternative="two-sided").pvalue)
-        ratio = times_b.median() / times_a.median()
-        if p_value < ALPHA:
-            verdict = "slower" if ratio > 1 else "faster"
-        else:
-            verdict = "no significant change"
+        ratio = ratio_of_medians(list(times_b), list(times_a))
         pairs.append(
             Comparison(
                 backend=key.backend,
@@ -122,15 +129,20 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> CompareResult:
                 runs_b=len(times_b),
                 median_a_s=float(times_a.median()),
                 median_b_s=float(times_b.median()),
-                ratio_b_over_a=float(ratio),
+                ratio_b_over_a=ratio.value,
                 p_value=p_value,
-                verdict=verdict,
+                verdict=verdict(ratio),
                 test_acc_delta=float(group_b["test_acc"].median() - group_a["test_acc"].median()),
                 train_acc_delta=float(
                     group_b["train_acc"].median() - group_a["train_acc"].median()
                 ),
                 spec=label(group_a),
                 key=asdict(key),
+                ratio=ratio.value,
+                ci_low=ratio.low,
+                ci_high=ratio.high,
+                n_a=ratio.n_under,
+                n_b=ratio.n_over,
             )
         )
     labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
@@ -160,8 +172,7 @@ def to_markdown(result: CompareResult, name_a: str, name_b: str) -> str:
                 **({"spec": [p.spec for p in pairs]} if show_spec else {}),
                 "A median": [f"{p.median_a_s:.3f} s (n={p.runs_a})" for p in pairs],
                 "B median": [f"{p.median_b_s:.3f} s (n={p.runs_b})" for p in pairs],
-                "B / A": [f"{p.ratio_b_over_a:.3f}" for p in pairs],
-                "p (Mann–Whitney U)": [f"{p.p_value:.3g}" for p in pairs],
+                "B / A [95 % CI]": [_ratio_text(p) for p in pairs],
                 "B is": [p.verdict for p in pairs],
                 "Δ test acc": [f"{p.test_acc_delta:+.4f}" for p in pairs],
                 "Δ train acc": [f"{p.train_acc_delta:+.4f}" for p in pairs],
@@ -172,6 +183,20 @@ def to_markdown(result: CompareResult, name_a: str, name_b: str) -> str:
         lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
         lines += [f"- {describe(u)}" for u in result.unpaired]
     return "\n".join(lines)
+
+
+def _ratio_text(pair: Comparison) -> str:
+    interval = (
+        f" [{pair.ci_low:.3f}–{pair.ci_high:.3f}]"
+        if math.isfinite(pair.ci_low) and math.isfinite(pair.ci_high)
+        else " [too few repeats]"
+    )
+    return f"{pair.ratio_b_over_a:.3f}{interval}"
+
+
+def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
+    """Pairs where B is slower than A, surely (the verdict) and by more than ``percent``."""
+    return [p for p in pairs if p.verdict == "slower" and p.ratio > 1 + percent / 100]
 
 
 def describe(unpaired: Unpaired) -> str:

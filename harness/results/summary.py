@@ -12,6 +12,7 @@ from harness.data.idx import N_CLASSES
 from harness.errors import HarnessError
 from harness.results.key import KEY_FIELDS, RunKey, Variation, machine_label, spec_label
 from harness.results.model import RunRecord
+from harness.results.stats import Ratio, ratio_of_medians
 from harness.spec import spec_from_dict
 
 NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
@@ -95,14 +96,30 @@ def _peak(runs: pd.DataFrame, threads: str) -> float | None:
     return None
 
 
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Medians over the ok runs of each key; counts of all its runs. One row per key."""
+def default_baseline(frame: pd.DataFrame) -> str | None:
+    """numpy when it ran, else the backend that ran first."""
+    if frame.empty:
+        return None
+    if (frame["backend"] == "numpy").any():
+        return "numpy"
+    first = frame.sort_values(["session", "order"], na_position="last").iloc[0]
+    return str(first["backend"])
+
+
+def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Medians over the ok runs of each key; counts of all its runs. One row per key.
+
+    ``speedup`` is the baseline's median time over this key's (with everything else in the key
+    equal) and its 95 % bootstrap interval; ``baseline`` defaults to ``default_baseline``.
+    """
     rows = []
+    times_of: dict[RunKey, list[float]] = {}
     for key, group in groups(frame):
         ok = group[group["status"] == "ok"]
         bad = group[group["status"] != "ok"]
         debug = any(info.get("profile") == "debug" for info in group["build_info"])
         times = ok["train_time_s"].dropna()
+        times_of[key] = list(times)
         rows.append(
             {
                 **{name: getattr(key, name) for name in KEY_FIELDS},
@@ -135,14 +152,20 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     if summary.empty:
         return summary
-    # Speed-up against the NumPy backend with everything else in the key equal.
-    numpy_times = {
-        row.key: row.train_time_s for row in summary.itertuples() if row.backend == "numpy"
-    }
-    baseline = [numpy_times.get(replace(key, backend="numpy")) for key in summary["key"]]
+    baseline = baseline or default_baseline(frame)
+    speedups = [
+        # The baseline against itself is 1 by definition, not a resampled estimate.
+        Ratio(1.0, 1.0, 1.0, len(times_of[key]), len(times_of[key]))
+        if key.backend == baseline and times_of[key]
+        else ratio_of_medians(times_of.get(replace(key, backend=str(baseline)), []), times_of[key])
+        for key in summary["key"]
+    ]
+    summary["baseline"] = baseline
+    summary["speedup"] = speedups
+    summary["speedup_vs_baseline"] = [r.value for r in speedups]
+    # Kept for scripts written before --baseline: the same ratio when numpy is the baseline.
     summary["speedup_vs_numpy"] = [
-        base / time if base is not None and time > 0 else float("nan")
-        for base, time in zip(baseline, summary["train_time_s"], strict=True)
+        r.value if baseline == "numpy" else float("nan") for r in speedups
     ]
     return summary
 

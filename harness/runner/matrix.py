@@ -74,6 +74,15 @@ def choose_backends(args: argparse.Namespace, warn: Callable[[str], None]) -> li
     return chosen
 
 
+def _check_baseline(args: argparse.Namespace, names: list[str]) -> None:
+    baseline = getattr(args, "baseline", None)
+    if baseline is not None and baseline not in names:
+        raise HarnessError(
+            f"--baseline {baseline}: it is not among the backends run "
+            f"({', '.join(dict.fromkeys(names))}); choose one of them"
+        )
+
+
 def _plans_for(points: list[SweepPoint], files: data.DataFiles) -> dict[str, tuple[Spec, Plan]]:
     variants = {}
     for point in points:
@@ -98,6 +107,7 @@ def new_matrix(args: argparse.Namespace, warn: Callable[[str], None]) -> Matrix:
             raise HarnessError(f"--sweep threads: {exc}") from None
     points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
     refs = choose_backends(args, warn)
+    _check_baseline(args, [ref.name for ref in refs])
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)
     variants = _plans_for(points, files)
@@ -155,6 +165,7 @@ def resumed_matrix(args: argparse.Namespace) -> Matrix:
         )
     (session_dir,) = resolve_sessions([args.resume], args.results_dir)
     stored = read_session(session_dir)
+    _check_baseline(args, [entry.backend for entry in stored.matrix])
     try:
         spec = spec_from_dict(stored.spec)
         stored_data = data.DataFiles.from_json(stored.data)
