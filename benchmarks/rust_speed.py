@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness import cli
 from harness.results.store import load_results
-from harness.runner.roofline import gemm_gflops
+from harness.runner.gemm_rate import gemm_gflops
 from harness.spec import Spec
 
 

@@ -43,10 +43,10 @@ from harness.results.summary import (
     variation,
 )
 from harness.runner.envinfo import session_env
+from harness.runner.gemm_rate import measure_gemm_rates
 from harness.runner.matrix import Matrix, choose_backends, new_matrix, resumed_matrix
 from harness.runner.plan import PARAM_NAMES, make_plan
 from harness.runner.processes import remove_stale_scratch
-from harness.runner.roofline import measure_roofline
 from harness.runner.supervisor import RunItem, Runner
 from harness.runner.verification import verify_backends
 from harness.spec import build_spec, check_fits_data
@@ -161,8 +161,10 @@ def _run_matrix(
 
         env = session_env()
         if not args.no_roofline:
-            progress.update(current, description="measuring the machine's GEMM rate")
-            env["roofline"] = measure_roofline()
+            progress.update(
+                current, description="measuring the GEMM rate per thread count", note=""
+            )
+            env.update(measure_gemm_rates({item.threads for item in items}))
         runner = Runner(
             spec,
             matrix.files,

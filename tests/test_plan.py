@@ -66,6 +66,6 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_roofline_measures_a_positive_rate():
-    from harness.runner.roofline import gemm_gflops
+    from harness.runner.gemm_rate import gemm_gflops
 
     assert gemm_gflops(threads=1, size=128, repeats=1) > 0.1

@@ -198,11 +198,11 @@ def test_report_separates_and_names_every_key_part(tmp_path, extra_a, extra_b, c
     out = tmp_path / "o"
     assert main(["report", "a", "b", "--results-dir", str(root), "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
-    rows = [line for line in markdown.split("## Roofline")[0].splitlines() if "| numpy" in line]
+    rows = [line for line in markdown.split("## GEMM rate")[0].splitlines() if "| numpy" in line]
     assert len(rows) == 2
     assert any("1.00 s [1.00–1.00]" in r for r in rows)
     assert any("3.00 s [3.00–3.00]" in r for r in rows)
-    assert f"| {column} " in markdown.split("## Roofline")[0]
+    assert f"| {column} " in markdown.split("## GEMM rate")[0]
     assert "These runs differ in " in markdown.splitlines()[4]
 
 
@@ -329,7 +329,7 @@ def test_two_specs_from_real_runs_stay_apart_everywhere(idx_dir, tmp_path, capsy
     assert main(["report", a, b, "--results-dir", str(root), "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
     assert "These runs differ in spec (hidden)" in markdown
-    table = markdown.split("## Roofline")[0]
+    table = markdown.split("## GEMM rate")[0]
     assert table.count("| numpy ") == 2 and "hidden=50" in table and "hidden=60" in table
 
     path = tmp_path / "b.json"

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import statistics
 
+import pandas as pd
+import pytest
 from rich.console import Console
 
 from harness.cli import print_summary
@@ -55,8 +57,21 @@ def test_noisy_groups_are_warned_about():
     assert "noisy noisy @1: CV" in text and "calm @1: CV" not in text
 
 
-def test_percent_of_peak_uses_the_roofline_for_the_thread_count():
-    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 80.0, "cores": 2, "size": 64}}
-    records = [record("a", 8.0, env=env), record("a", 4.0, threads=2, env=env)]
+def test_percent_of_gemm_rate_uses_the_rate_of_the_runs_own_thread_count():
+    # 16 cores, runs at 2 threads: scored against the 2-thread rate, never the 16-core one.
+    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 500.0, "cores": 16, "size": 64}}
+    records = [
+        record("a", 8.0, env=env, gemm_rate_gflops=40.0),
+        record("a", 4.0, threads=2, env=env, gemm_rate_gflops=75.0),
+    ]
     rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
-    assert rows["1"].peak_gflops == 40.0 and rows["2"].peak_gflops == 80.0
+    assert rows["1"].peak_gflops == 40.0 and rows["2"].peak_gflops == 75.0
+    assert rows["2"].gemm_bound_s == pytest.approx(159.8 / 75.0, rel=1e-3)
+
+
+def test_schema_1_records_get_no_rate_for_a_thread_count_that_was_not_measured():
+    env = {"roofline": {"gflops_1core": 40.0, "gflops_all_cores": 500.0, "cores": 16, "size": 64}}
+    records = [record("a", t, threads=n, env=env) for t, n in ((8.0, 1), (4.0, 2), (1.0, 16))]
+    rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
+    assert rows["1"].peak_gflops == 40.0 and rows["16"].peak_gflops == 500.0
+    assert pd.isna(rows["2"].peak_gflops)

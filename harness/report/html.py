@@ -61,8 +61,8 @@ pre {{ background: #f6f6f6; padding: 0.5rem; }}
 machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
 (200 % = two busy cores).</p>
 {_table(tables.comparison_table(frame, baseline))}
-<h2>Roofline</h2>
-{_items(tables.roofline_lines(frame))}
+<h2>GEMM rate and bound</h2>
+{_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}
 <h2>Thread audit</h2>
 {_table(tables.thread_audit(frame))}
 <h2>Same work?</h2>

@@ -62,7 +62,8 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
                 "CV": _cv(row.train_time_cv),
                 speed: row.speedup.text(),
                 "GFLOP/s": fmt(row.gflops, ".1f"),
-                "% of peak": fmt(
+                "GEMM-rate bound": fmt(row.gemm_bound_s, ".2f", " s"),
+                "% of GEMM rate": fmt(
                     row.gflops / row.peak_gflops * 100 if pd.notna(row.peak_gflops) else None,
                     ".0f",
                     " %",
@@ -129,38 +130,49 @@ def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFra
     return out
 
 
-def roofline_lines(frame: pd.DataFrame) -> list[str]:
-    """The measured GEMM rate and the job's FLOP floor, per machine (and per session on it)."""
+GEMM_DEFINITIONS = (
+    "GEMM rate: NumPy's float32 rate on one large square matrix product, measured on the "
+    "machine for each thread count at the start of the session.",
+    "GEMM-rate bound: the job's FLOPs ÷ the GEMM rate at the run's thread count, i.e. how long "
+    "the job would take if all of its arithmetic ran as fast as that one large product; a "
+    "yardstick, not a hardware limit.",
+    "% of GEMM rate: the run's FLOP rate (the job's FLOPs ÷ median training time) ÷ that GEMM "
+    "rate.",
+)
+
+
+def gemm_lines(frame: pd.DataFrame) -> list[str]:
+    """The GEMM rate per thread count, per machine and session."""
     lines = []
     several = frame["machine"].nunique() > 1
     for label, _, runs in _machines(frame):
         prefix = f"{label}: " if several else ""
         measured = False
         for session, session_runs in runs.groupby("session", sort=True):
-            roofline = next(
-                (e["roofline"] for e in session_runs["env"] if isinstance(e.get("roofline"), dict)),
-                None,
+            env = next(
+                (e for e in session_runs["env"] if e.get("gemm_rates") or e.get("roofline")), None
             )
-            if not roofline:
+            if env is None:
                 continue
             measured = True
-            gflop = session_runs["job_gflop"].dropna()
-            line = (
-                f"{prefix}session {session}: float32 GEMM, NumPy, {roofline['size']}² square: "
-                f"{roofline['gflops_1core']:.1f} GFLOP/s on one core, "
-                f"{roofline['gflops_all_cores']:.1f} GFLOP/s on {roofline['cores']} cores"
+            if env.get("gemm_rates"):
+                size = env.get("gemm_size", "?")
+                rates = env["gemm_rates"]
+            else:  # schema 1: one core and all cores only
+                size, old = env["roofline"]["size"], env["roofline"]
+                rates = {"1": old["gflops_1core"], str(old["cores"]): old["gflops_all_cores"]}
+            per_thread = ", ".join(
+                f"{rate:.1f} GFLOP/s at {threads} thread{'s' if threads != '1' else ''}"
+                for threads, rate in sorted(rates.items(), key=lambda kv: _thread_order(kv[0]))
             )
-            if not gflop.empty and gflop.nunique() == 1:
-                job = gflop.iloc[0]
-                line += (
-                    f"; FLOP floor of the job ({job:.1f} GFLOP): "
-                    f"{job / roofline['gflops_1core']:.2f} s on one core, "
-                    f"{job / roofline['gflops_all_cores']:.2f} s on all cores"
-                )
-            lines.append(line)
+            lines.append(f"{prefix}session {session}: {size}² float32 product: {per_thread}")
         if not measured:
-            lines.append(f"{prefix}not measured (run without --no-roofline)")
+            lines.append(f"{prefix}not measured (run without --no-gemm-rate)")
     return lines
+
+
+def _thread_order(label: str) -> float:
+    return int(label) if label.isdigit() else float("inf")
 
 
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
@@ -216,7 +228,8 @@ def environments(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
     for label, _, runs in _machines(frame):
         for session, session_runs in runs.groupby("session", sort=True):
             env = dict(session_runs["env"].iloc[0])
-            env.pop("roofline", None)
+            for measured in ("roofline", "gemm_rates", "gemm_size"):  # in their own section
+                env.pop(measured, None)
             facts: dict[str, Any] = {k: v for k, v in env.items() if k != "blas"}
             facts["machine fingerprint"] = machine_fingerprint(env)
             blas = _blas(env.get("blas") or [])

@@ -8,8 +8,9 @@ added, none renamed; a change that old readers would misread bumps ``SCHEMA_VERS
 Schema versions:
   1 (no ``schema_version`` field): records and session files before the results model.
   2: ``schema_version`` in every file; records name their measurement flags (``pin``,
-     ``profile``, ``warmup``) and ``timeout_s``; the session file stores the flags; ``env``
-     gains ``hostname`` and ``machine_id`` for the machine fingerprint.
+     ``profile``, ``warmup``), ``timeout_s`` and ``gemm_rate_gflops``; the session file stores
+     the flags; ``env`` gains ``hostname`` and ``machine_id`` for the machine fingerprint and
+     ``gemm_rates`` (per thread count).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class RunRecord:
     warmup: bool = False  # the session ran a discarded warm-up per cell first
     timeout_s: float | None = None
     pinned_cpus: list[int] | None = None  # asked for with --pin
+    # NumPy's float32 GEMM rate at this run's thread count, measured at the session's start.
+    gemm_rate_gflops: Annotated[float, Field(gt=0)] | None = None
     # Measured by the worker.
     backend_version: str | None = None
     follows_batch_stream: bool = True
@@ -128,7 +131,11 @@ class RunRecord:
                 f"spec_hash {record.spec_hash} does not match its spec (which hashes to "
                 f"{spec_hash(record.spec)})"
             )
-        for name, shape in (("roofline", Roofline), ("blas", list[dict[str, Any]])):
+        for name, shape in (
+            ("roofline", Roofline),
+            ("blas", list[dict[str, Any]]),
+            ("gemm_rates", dict[str, Annotated[float, Field(gt=0)]]),
+        ):
             if record.env.get(name) is not None:
                 _check(shape, record.env[name], f"env.{name}")
         if record.status == "ok":

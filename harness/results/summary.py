@@ -87,12 +87,19 @@ def groups(frame: pd.DataFrame) -> list[tuple[RunKey, pd.DataFrame]]:
     return sorted(frame.groupby("key", sort=False), key=lambda item: item[0].sort_key())
 
 
-def _peak(runs: pd.DataFrame, threads: str) -> float | None:
-    """The session's measured GEMM rate for this thread count: one core, or every core."""
+def _gemm_rate(runs: pd.DataFrame, threads: str) -> float | None:
+    """The GEMM rate measured for this thread count: the records' own, or for schema-1 records
+    the one-core or all-cores rate when the thread count is exactly that (never another)."""
+    rates = pd.to_numeric(runs["gemm_rate_gflops"], errors="coerce").dropna()
+    if len(rates):
+        return float(rates.median())
     for env in runs["env"]:
-        roofline = env.get("roofline") if isinstance(env, dict) else None
+        roofline = env.get("roofline")
         if roofline:
-            return roofline["gflops_1core"] if threads == "1" else roofline["gflops_all_cores"]
+            if threads == "1":
+                return roofline["gflops_1core"]
+            if threads in (str(roofline["cores"]), "default"):
+                return roofline["gflops_all_cores"]
     return None
 
 
@@ -104,6 +111,13 @@ def default_baseline(frame: pd.DataFrame) -> str | None:
         return "numpy"
     first = frame.sort_values(["session", "order"], na_position="last").iloc[0]
     return str(first["backend"])
+
+
+def _bound(runs: pd.DataFrame, threads: str) -> float | None:
+    """The job's GEMM-rate bound: its FLOPs at the GEMM rate for this thread count."""
+    rate = _gemm_rate(runs, threads)
+    gflop = runs["job_gflop"].dropna()
+    return float(gflop.median() / rate) if rate and len(gflop) else None
 
 
 def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -145,7 +159,8 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
                 # Sample standard deviation over mean; needs two runs.
                 "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
-                "peak_gflops": _peak(ok, key.threads),
+                "peak_gflops": _gemm_rate(ok, key.threads),
+                "gemm_bound_s": _bound(ok, key.threads),
                 "threads_observed": ok["threads_observed"].max(),
             }
         )

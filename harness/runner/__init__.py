@@ -1,3 +1,3 @@
 """Planning and running a session: the work (``plan``), the matrix of runs (``matrix``), one
 supervised worker process per run (``supervisor``, ``worker``), and what the machine is
-(``envinfo``, ``roofline``, ``threads``)."""
+(``envinfo``, ``gemm_rate``, ``threads``)."""

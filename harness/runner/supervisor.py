@@ -25,6 +25,7 @@ import psutil
 from harness.backends import BackendRef
 from harness.data import DataFiles
 from harness.errors import ResultsError
+from harness.results.key import threads_label
 from harness.results.model import (
     SESSION_FILE,
     InvalidFile,
@@ -223,6 +224,7 @@ class Runner:
             warmup=self.flags.warmup,
             timeout_s=self.timeout_s,
             pinned_cpus=pinned_cpus(item.threads) if self.flags.pin else None,
+            gemm_rate_gflops=(self.env.get("gemm_rates") or {}).get(threads_label(item.threads)),
             started_at=_now(),
         )
 

@@ -1,0 +1,98 @@
+"""The machine's GEMM rate: NumPy's float32 rate on one large square product, per thread count.
+
+Measured in a fresh process per thread count, because BLAS reads its thread count once at
+start-up. The job's FLOPs divided by the rate for a run's thread count is that run's *GEMM-rate
+bound*: how long the job would take if all of it ran at the speed of one large, well-shaped
+matrix product. It is a yardstick measured on the machine, not a hardware limit (small products
+run slower, and a faster library would raise it).
+
+    python -m harness.runner.gemm_rate [--size 2048]   # prints GFLOP/s as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from harness.results.key import threads_label
+from harness.runner.threads import thread_env
+
+GEMM_SIZE = 2048
+
+
+def _measure_here(size: int, repeats: int) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    a @ b  # warm-up: thread pool start, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size**3 / best / 1e9
+
+
+def gemm_gflops(threads: int | None, size: int = GEMM_SIZE, repeats: int = 5) -> float:
+    """Best-of-``repeats`` float32 GEMM rate with ``threads`` BLAS threads, in GFLOP/s."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.runner.gemm_rate",
+            "--size",
+            str(size),
+            "--repeats",
+            str(repeats),
+        ],
+        env={**os.environ, **thread_env(threads)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return float(json.loads(result.stdout)["gflops"])
+
+
+def measure_gemm_rates(
+    thread_counts: Iterable[int | None], size: int = GEMM_SIZE
+) -> dict[str, Any]:
+    """The env entries of a session: the rate for each thread count it runs, and more.
+
+    ``gemm_rates`` maps "1", "2", …, "default" to GFLOP/s. One thread and every allowed CPU are
+    always measured too, for ``roofline``: the entry records before schema 2 carried, kept so
+    that scripts reading it go on working.
+    """
+    cores = len(os.sched_getaffinity(0))
+    wanted = dict.fromkeys([1, cores, *thread_counts])
+    rates = {threads_label(t): gemm_gflops(t, size) for t in wanted}
+    return {
+        "gemm_rates": rates,
+        "gemm_size": size,
+        "roofline": {
+            "gflops_1core": rates["1"],
+            "gflops_all_cores": rates[str(cores)],
+            "cores": cores,
+            "size": size,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="float32 GEMM rate of NumPy on this machine")
+    parser.add_argument("--size", type=int, default=GEMM_SIZE)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps({"gflops": _measure_here(args.size, args.repeats), "size": args.size}))
+
+
+if __name__ == "__main__":
+    main()
