@@ -35,12 +35,12 @@ from harness.results import compare, export
 from harness.results.model import SESSION_FILE, RunRecord
 from harness.results.store import Results, load_results, resolve_sessions
 from harness.results.summary import (
-    NOISY_CV,
     fmt,
     label_columns,
     summarize,
     to_frame,
     variation,
+    warnings,
 )
 from harness.runner.envinfo import session_env
 from harness.runner.gemm_rate import measure_gemm_rates
@@ -248,14 +248,9 @@ def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = 
             console.print(table)
         finally:
             console.width = width
-    for row in rows.itertuples():
-        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
-            console.print(
-                f"[yellow]noisy[/] {escape(str(row.backend))} @{row.threads}: CV "
-                f"{row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the median is less "
-                "precise than it looks (quieter machine, --pin, or more --repeats)",
-                soft_wrap=True,
-            )
+    for line in warnings(rows):
+        kind, rest = line.split(" ", 1)
+        console.print(f"[yellow]{kind}[/] {escape(rest)}", soft_wrap=True)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -79,6 +79,8 @@ def test_ok_run_record_has_the_documented_fields(idx_dir, tmp_path, capsys):
     assert record["test_acc"] > 0.5  # the stripes are easy; 40 steps learn them
     assert {"cpu_model", "python", "numpy", "git_commit"} <= set(record["env"])
     assert any(pool.get("num_threads") == 1 for pool in record["env"]["blas"])
+    assert 0 <= record["cpu_busy_before"] <= 1
+    assert record["load_avg_1min_before"] >= 0 and record["load_avg_1min_after"] >= 0
     output = capsys.readouterr().out
     assert "numpy" in output and "results:" in output
 

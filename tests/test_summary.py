@@ -75,3 +75,20 @@ def test_schema_1_records_get_no_rate_for_a_thread_count_that_was_not_measured()
     rows = {r.threads: r for r in summarize(to_frame(records)).itertuples()}
     assert rows["1"].peak_gflops == 40.0 and rows["16"].peak_gflops == 500.0
     assert pd.isna(rows["2"].peak_gflops)
+
+
+def test_runs_started_on_a_busy_machine_are_flagged_with_the_threshold(tmp_path):
+    from harness.cli import main
+    from tests.records import make_record, make_session
+
+    records = [record("calm", 1.0, cpu_busy_before=0.05) for _ in range(3)]
+    records += [record("busy", 1.0, cpu_busy_before=b) for b in (0.05, 0.6, 0.9)]
+    console = Console(record=True, width=200)
+    print_summary(console, to_frame(records))
+    text = console.export_text()
+    assert "busy busy @1: 2 of 3 runs started while other processes kept more than 20%" in text
+    assert "calm @1: " not in text
+    runs = [make_record("numpy", 1.0, i, cpu_busy_before=0.5) for i in range(2)]
+    make_session(tmp_path / "r", "s", runs)
+    assert main(["report", "--results-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
+    assert "⚠ busy numpy @1: 2 of 2 runs started" in (tmp_path / "o" / "report.md").read_text()

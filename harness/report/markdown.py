@@ -8,6 +8,7 @@ import pandas as pd
 
 from harness.report import tables
 from harness.results.store import Results
+from harness.results.summary import summarize, warnings
 
 
 def fact(value: object) -> str:
@@ -40,6 +41,8 @@ def render_markdown(
         "(200 % = two busy cores). GFLOP/s = the job's FLOPs ÷ median training time.",
         "",
         _table(tables.comparison_table(frame, baseline)),
+        "",
+        *[f"- ⚠ {line}" for line in warnings(summarize(frame, baseline))],
         "",
         "## GEMM rate and bound",
         "",

@@ -90,6 +90,11 @@ class RunRecord:
     pinned_cpus: list[int] | None = None  # asked for with --pin
     # NumPy's float32 GEMM rate at this run's thread count, measured at the session's start.
     gemm_rate_gflops: Annotated[float, Field(gt=0)] | None = None
+    # The machine just before and after the run (see harness.runner.machine_state).
+    cpu_busy_before: Fraction | None = None  # share of all CPUs busy, the harness idle
+    load_avg_1min_before: Annotated[float, Field(ge=0)] | None = None
+    load_avg_1min_after: Annotated[float, Field(ge=0)] | None = None
+    cpu_freq_mhz: Annotated[float, Field(ge=0)] | None = None
     # Measured by the worker.
     backend_version: str | None = None
     follows_batch_stream: bool = True

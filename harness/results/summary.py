@@ -16,6 +16,13 @@ from harness.results.stats import Ratio, ratio_of_medians
 from harness.spec import spec_from_dict
 
 NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
+BUSY_ABOVE = 0.20  # a run that started with more of the CPUs busy elsewhere is flagged
+
+
+def is_busy(cpu_busy_before: Any) -> bool:
+    return isinstance(cpu_busy_before, float) and cpu_busy_before > BUSY_ABOVE
+
+
 LABEL_COLUMNS = {"session": "session", "machine": "machine_label", "spec": "spec_label"}
 
 
@@ -162,6 +169,7 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "peak_gflops": _gemm_rate(ok, key.threads),
                 "gemm_bound_s": _bound(ok, key.threads),
                 "threads_observed": ok["threads_observed"].max(),
+                "busy_runs": int(sum(is_busy(b) for b in group["cpu_busy_before"])),
             }
         )
     summary = pd.DataFrame(rows)
@@ -183,6 +191,24 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         r.value if baseline == "numpy" else float("nan") for r in speedups
     ]
     return summary
+
+
+def warnings(summary: pd.DataFrame) -> list[str]:
+    """Plain-text cautions for the rows of ``summarize``: noisy repeats, busy machine."""
+    lines = []
+    for row in summary.itertuples():
+        where = f"{row.backend} @{row.threads}"
+        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
+            lines.append(
+                f"noisy {where}: CV {row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the "
+                "median is less precise than it looks (quieter machine, --pin, or more --repeats)"
+            )
+        if row.busy_runs:
+            lines.append(
+                f"busy {where}: {row.busy_runs} of {row.runs} runs started while other processes "
+                f"kept more than {BUSY_ABOVE:.0%} of the CPUs busy; their times are suspect"
+            )
+    return lines
 
 
 def label_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from harness.results.model import (
     record_filename,
 )
 from harness.results.store import write_json_atomic
-from harness.runner import processes
+from harness.runner import machine_state, processes
 from harness.runner.plan import Plan
 from harness.runner.threads import thread_env
 from harness.spec import Spec
@@ -229,7 +229,7 @@ class Runner:
         )
 
     def run_one(self, item: RunItem) -> RunRecord:
-        record = self.identity(item)
+        record = replace(self.identity(item), **machine_state.before_run())
 
         def on_event(event: dict[str, Any]) -> None:
             if self.on_progress is not None:
@@ -253,6 +253,7 @@ class Runner:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         record = _settle(record, result)
+        record.load_avg_1min_after = machine_state.after_run()
         if item.warmup:
             return record
         try:
