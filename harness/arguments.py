@@ -54,6 +54,19 @@ def percent(text: str) -> float:
     return value
 
 
+def step_numbers(text: str) -> list[int]:
+    """``1,10,100``: step numbers only (not "all" or "default", which mean nothing here)."""
+    steps = []
+    for part in text.split(","):
+        try:
+            steps.append(positive_int(part.strip()))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give step numbers ≥ 1 separated by commas, e.g. 1,10,100"
+            ) from None
+    return steps
+
+
 def timeout_seconds(text: str) -> float | None:
     try:
         value = float(text)
@@ -261,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify_cmd.add_argument(
         "--checkpoints",
-        type=thread_counts,
+        type=step_numbers,
         default=None,
         metavar="S[,S…]",
         help="steps whose errors are tabulated (default 1,10,STEPS)",

@@ -319,15 +319,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _verify_table(name: str, checkpoints: list[dict]) -> Table:
-    table = Table(title=f"{name}: error against the float64 reference", title_justify="left")
+    table = Table(
+        title=f"{name}: |error| ÷ tolerance against the float64 reference (≤ 1 passes); "
+        "max absolute error in brackets",
+        title_justify="left",
+    )
     table.add_column("step", justify="right")
     table.add_column("loss (ref)", justify="right")
     for param in PARAM_NAMES:
-        table.add_column(f"{param} max abs / rel", justify="right")
+        table.add_column(param, justify="right")
     table.add_column("ok")
     for row in checkpoints:
-        loss = "–" if row["loss"] is None else f"{row['loss']:.6f} ({row['reference_loss']:.6f})"
-        cells = [f"{e['max_abs']:.1e} / {e['max_rel']:.1e}" for e in row["errors"].values()]
+        loss = "–"
+        if row["loss"] is not None:
+            used = row.get("loss_tolerance_used")
+            loss = f"{row['loss']:.6f} ({row['reference_loss']:.6f})" + (
+                f" {used:.2g}" if used is not None else ""
+            )
+        cells = [f"{e['tolerance_used']:.2g} [{e['max_abs']:.1e}]" for e in row["errors"].values()]
         table.add_row(str(row["step"]), loss, *cells, "yes" if row["ok"] else "[red]NO[/]")
     return table
 

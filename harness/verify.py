@@ -27,6 +27,13 @@ class Tolerance:
     rtol: float
     atol: float
 
+    def used(self, got: np.ndarray, want: np.ndarray) -> float:
+        """max |got − want| ÷ (atol + rtol·|want|): ≤ 1 passes; the share of the tolerance used."""
+        got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+        if got.shape != want.shape:
+            return float("inf")
+        return float((np.abs(got - want) / (self.atol + self.rtol * np.abs(want))).max())
+
     def breaks(self, got: np.ndarray, want: np.ndarray) -> bool:
         got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
         if got.shape != want.shape:
@@ -37,19 +44,30 @@ class Tolerance:
 TOLERANCES = {"float32": Tolerance(rtol=1e-3, atol=1e-5), "float64": Tolerance(1e-7, 1e-9)}
 
 
-def errors(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Max absolute and max relative error per parameter."""
+def errors(
+    got: dict[str, np.ndarray], want: dict[str, np.ndarray], tolerance: Tolerance
+) -> dict[str, dict[str, float]]:
+    """Per parameter: max absolute and max relative error, and the share of the tolerance used.
+
+    The relative error alone misleads: elements near zero make it large while the absolute
+    error is tiny, which the tolerance's atol allows. ``tolerance_used`` ≤ 1 is what passes.
+    """
     out = {}
     for name in PARAM_NAMES:
         g = np.asarray(got[name], dtype=np.float64)
         w = np.asarray(want[name], dtype=np.float64)
         if g.shape != w.shape:
-            out[name] = {"max_abs": float("inf"), "max_rel": float("inf")}
+            out[name] = {
+                "max_abs": float("inf"),
+                "max_rel": float("inf"),
+                "tolerance_used": float("inf"),
+            }
             continue
         diff = np.abs(g - w)
         out[name] = {
             "max_abs": float(diff.max()),
             "max_rel": float((diff / np.maximum(np.abs(w), 1e-12)).max()),
+            "tolerance_used": tolerance.used(g, w),
         }
     return out
 
@@ -98,7 +116,12 @@ def run_verification(
                     "step": step,
                     "loss": loss,
                     "reference_loss": want_loss,
-                    "errors": errors(got, want),
+                    "errors": errors(got, want, tolerance),
+                    "loss_tolerance_used": (
+                        None
+                        if loss is None
+                        else tolerance.used(np.array(loss), np.array(want_loss))
+                    ),
                     "ok": not broken,
                 }
             )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -102,9 +104,16 @@ def test_every_run_gets_the_same_work(idx_dir, tmp_path):
     assert len(found) == 4
     assert len({r["init_sha256"] for r in found.values()}) == 1
     assert len({r["batches_sha256"] for r in found.values()}) == 1
-    # Interleaved: numpy, probabilities, numpy, probabilities.
-    order = sorted(found.values(), key=lambda r: r["started_at"] + str(r["repeat"]))
-    assert [r["repeat"] for r in order] == [0, 0, 1, 1]
+    # Interleaved: numpy, probabilities, numpy, probabilities, as they really ran, one at a time.
+    ran = sorted(found.values(), key=lambda r: datetime.fromisoformat(r["started_at"]))
+    assert [(r["backend"], r["repeat"]) for r in ran] == [
+        ("numpy", 0),
+        ("probabilities", 0),
+        ("numpy", 1),
+        ("probabilities", 1),
+    ]
+    for earlier, later in itertools.pairwise(ran):
+        assert earlier["finished_at"] <= later["started_at"]
 
 
 @pytest.mark.parametrize(

@@ -75,3 +75,30 @@ def test_built_in_backends_pass(idx_dir, backend, module):
     result = verify(idx_dir, "--backend", backend, "--steps", "30")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{backend}: pass" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["default", "all", "0", "1,x"])
+def test_checkpoints_take_step_numbers_only(value, capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--checkpoints", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: argument --checkpoints: {value!r}: give step numbers ≥ 1")
+    assert len(err.splitlines()) == 1
+
+
+def test_tolerance_used_reads_pass_and_fail_directly():
+    import numpy as np
+
+    from harness.verify import TOLERANCES
+
+    tolerance = TOLERANCES["float32"]  # atol 1e-5, rtol 1e-3
+    want = np.array([0.0, 1.0])
+    assert tolerance.used(np.array([5e-6, 1.0]), want) == pytest.approx(0.5)
+    # Near zero the relative error is huge, but the tolerance is hardly used: it passes.
+    assert tolerance.used(np.array([1e-7, 1.0]), want) < 1 and not tolerance.breaks(
+        np.array([1e-7, 1.0]), want
+    )
+    assert tolerance.used(np.array([0.0, 1.002]), want) == pytest.approx(2 / 1.01, rel=1e-3)

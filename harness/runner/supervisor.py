@@ -107,7 +107,8 @@ def pinned_cpus(threads: int | None) -> list[int]:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: the run order must be recoverable from the records alone.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def create_session(results_root: Path) -> tuple[str, Path]:

@@ -357,11 +357,25 @@ mod tests {
 
     #[test]
     fn predict_agrees_with_the_training_forward_pass() {
-        let net = tiny_net(1);
-        let x = Array::from_shape_fn((20_000, 4), |(i, j)| ((i + j) % 7) as f32 / 6.0);
+        let mut net = tiny_net(1);
+        let indices = Array::from_shape_fn((30, 2), |(i, j)| ((i * 3 + j) % 8) as i32);
+        net.train_steps(indices.view()).unwrap(); // weights the test did not choose
+        // More rows than one predict block, so the blocking is exercised too.
+        let x = Array::from_shape_fn((20_000, 4), |(i, j)| ((i * 5 + j * 3) % 11) as f32 / 10.0);
         let classes = net.predict(x.view()).unwrap();
-        assert_eq!(classes.len(), 20_000);
-        assert!(classes.iter().all(|&c| (0..10).contains(&c)));
-        assert_eq!(classes[7], classes[7 + 7 * 1000]); // rows repeat every 7
+        // The book's forward pass written out: argmax of relu(x·W1 + b1)·W2 + b2.
+        let p = net.params();
+        let hidden = (x.dot(&p.w1) + &p.b1).mapv(|v| v.max(0.0));
+        let logits = hidden.dot(&p.w2) + &p.b2;
+        assert_eq!(classes.len(), logits.nrows());
+        for (row, &class) in logits.rows().into_iter().zip(&classes) {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+            assert_eq!(class, best.0 as i64, "logits {row}");
+        }
+        let distinct: std::collections::HashSet<_> = classes.iter().collect();
+        assert!(distinct.len() > 1, "a constant prediction would pass trivially");
     }
 }
