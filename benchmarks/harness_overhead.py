@@ -16,11 +16,14 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from kept import keep
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="keep the numbers in this file")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # before NumPy loads, as the harness does for its workers
@@ -74,6 +77,18 @@ def main() -> None:
     print(
         f"median: direct {statistics.median(direct_times):.2f} s, harness "
         f"{statistics.median(harness_times):.2f} s, ratio {ratio:.3f} (bar: < 1.02)"
+    )
+    keep(
+        args.json,
+        "harness_overhead",
+        {
+            "repeats": args.repeats,
+            "direct_s": direct_times,
+            "harness_s": harness_times,
+            "direct_median_s": statistics.median(direct_times),
+            "harness_median_s": statistics.median(harness_times),
+            "ratio": ratio,
+        },
     )
 
 

@@ -18,11 +18,14 @@ import statistics
 import time
 from pathlib import Path
 
+from kept import keep
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="keep the numbers in this file")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -102,6 +105,17 @@ def main() -> None:
         f"backend / script-loop = {medians['backend'] / medians['script-loop']:.3f}; "
         f"backend / script-step = {medians['backend'] / medians['script-step']:.3f} "
         f"({args.threads} thread{'s' if args.threads > 1 else ''}; bar: ≤ 1.1)"
+    )
+    keep(
+        args.json,
+        "keras_vs_script",
+        {
+            "threads": args.threads,
+            "times_s": times,
+            "medians_s": medians,
+            "backend_over_script_loop": medians["backend"] / medians["script-loop"],
+            "backend_over_script_step": medians["backend"] / medians["script-step"],
+        },
     )
 
 

@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+from kept import keep
+
 
 def plain_script(train_x, train_y, batches, init, lr):
     """The book's arithmetic written straight out, with no classes and no harness."""
@@ -62,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="keep the numbers in this file")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -90,6 +93,18 @@ def main() -> None:
         f"median: script {statistics.median(script):.2f} s, backend "
         f"{statistics.median(backend):.2f} s, ratio backend/script {ratio:.3f} "
         f"({args.threads} thread{'s' if args.threads > 1 else ''})"
+    )
+    keep(
+        args.json,
+        "numpy_vs_script",
+        {
+            "threads": args.threads,
+            "script_s": script,
+            "backend_s": backend,
+            "script_median_s": statistics.median(script),
+            "backend_median_s": statistics.median(backend),
+            "ratio": ratio,
+        },
     )
 
 
