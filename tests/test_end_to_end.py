@@ -49,7 +49,7 @@ def test_quick_run(mnist_dir, tmp_path):
     record = _run(mnist_dir, tmp_path, "--quick")
     roofline = record["env"]["roofline"]  # measured at the session's start, kept in every record
     assert roofline["gflops_1core"] > 1 and roofline["gflops_all_cores"] > 1
-    assert record["gemm_rate_gflops"] == record["env"]["gemm_rates"]["default"]
+    assert record["gemm_rate_gflops"] == record["env"]["gemm_rates"]["1"]
     assert record["status"] == "ok"
     assert record["spec"]["iterations"] == 600
     assert [p["iteration"] for p in record["curve"]] == [200, 400, 600]

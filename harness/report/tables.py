@@ -84,8 +84,11 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
     """Threads asked for against threads used, per comparability key."""
     rows = []
     for key, group in groups(frame):
-        pools, told = set(), set()
+        pools, told, builds = set(), set(), set()
         for env, build in zip(group["env"], group["build_info"], strict=True):
+            shown = {k: v for k, v in build.items() if not k.startswith("tf_")}
+            if shown:
+                builds.add(", ".join(f"{k}={v}" for k, v in shown.items()))
             for pool in env.get("blas", []) or []:
                 if isinstance(pool, dict):
                     pools.add(f"{pool.get('internal_api')}={pool.get('num_threads')}")
@@ -101,6 +104,7 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
                 **cells,
                 "BLAS pools (threadpoolctl)": ", ".join(sorted(pools)) or "–",
                 "told in code": ", ".join(sorted(told)) or "–",
+                "build info": " | ".join(sorted(builds)) or "–",
                 "peak process threads": fmt(group["threads_observed"].max(), ".0f"),
                 "CPU use": fmt(group["cpu_util"].median() * 100, ".0f", " %"),
             }

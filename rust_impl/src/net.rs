@@ -360,7 +360,7 @@ mod tests {
         let mut net = tiny_net(1);
         let indices = Array::from_shape_fn((30, 2), |(i, j)| ((i * 3 + j) % 8) as i32);
         net.train_steps(indices.view()).unwrap(); // weights the test did not choose
-        // More rows than one predict block, so the blocking is exercised too.
+                                                  // More rows than one predict block, so the blocking is exercised too.
         let x = Array::from_shape_fn((20_000, 4), |(i, j)| ((i * 5 + j * 3) % 11) as f32 / 10.0);
         let classes = net.predict(x.view()).unwrap();
         // The book's forward pass written out: argmax of relu(x·W1 + b1)·W2 + b2.
@@ -372,10 +372,16 @@ mod tests {
             let best = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+                );
             assert_eq!(class, best.0 as i64, "logits {row}");
         }
         let distinct: std::collections::HashSet<_> = classes.iter().collect();
-        assert!(distinct.len() > 1, "a constant prediction would pass trivially");
+        assert!(
+            distinct.len() > 1,
+            "a constant prediction would pass trivially"
+        );
     }
 }

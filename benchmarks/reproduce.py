@@ -1,0 +1,294 @@
+"""Regenerate every table of numbers in README.md and rust_impl/README.md from committed data.
+
+    python benchmarks/reproduce.py            # rewrite the marked blocks in both READMEs
+    python benchmarks/reproduce.py --check    # exit 1 if a README differs from what it would write
+
+A generated block sits between ``<!-- reproduce: NAME -->`` and ``<!-- /reproduce: NAME -->``;
+everything else in the READMEs is prose. The data:
+
+- ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all --threads
+  1,2``), ``init_uniform`` (``run --all --threads 1 --repeats 1 --set init=uniform``) and
+  ``profile`` (``run --backend numpy --backend rust --threads 1 --repeats 3 --profile``), each made
+  from a clean tree;
+- ``results/benchmarks/*.json``, kept by the benchmarks' ``--json``;
+- ``benchmarks/published_port.json``, the accuracy the published Rust port reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness.report.tables import comparison_table  # noqa: E402
+from harness.results.store import load_results  # noqa: E402
+from harness.results.summary import summarize, to_frame  # noqa: E402
+
+BLOCK = re.compile(
+    r"(<!-- reproduce: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /reproduce: (?P=name) -->)",
+    re.S,
+)
+
+
+class Data:
+    """The committed inputs, loaded once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        manifest = json.loads((root / "results" / "REFERENCE.json").read_text())
+        self.sessions = {name: root / "results" / sid for name, sid in manifest.items()}
+        self.frames = {
+            name: to_frame(load_results([path]).records) for name, path in self.sessions.items()
+        }
+        self.benchmarks = {
+            path.stem: json.loads(path.read_text())
+            for path in sorted((root / "results" / "benchmarks").glob("*.json"))
+        }
+        self.port = json.loads((root / "benchmarks" / "published_port.json").read_text())
+
+    def summary(self, name: str) -> pd.DataFrame:
+        return summarize(self.frames[name], "numpy")
+
+    def row(self, name: str, backend: str, threads: str) -> Any:
+        rows = self.summary(name)
+        (row,) = rows[(rows["backend"] == backend) & (rows["threads"] == threads)].itertuples()
+        return row
+
+
+def _session_id(data: Data, name: str) -> str:
+    return data.sessions[name].name
+
+
+def reference_setup(data: Data) -> str:
+    frame = data.frames["reference"]
+    env = frame["env"].iloc[0]
+    starts = [datetime.fromisoformat(s) for s in frame["started_at"]]
+    ends = [datetime.fromisoformat(s) for s in frame["finished_at"]]
+    wall = (max(ends) - min(starts)).total_seconds()
+    repeats = int(frame["repeat"].max()) + 1
+    flags = ", ".join(env.get("cpu_flags") or []) or "none listed"
+    versions = "; ".join(
+        f"{backend}: {version}"
+        for backend, version in frame.drop_duplicates("backend")[
+            ["backend", "backend_version"]
+        ].itertuples(index=False)
+    )
+    return (
+        f"Session `results/{_session_id(data, 'reference')}`: {env['cpu_model']}, "
+        f"{env['cores_logical']} cores (flags: {flags}); Python {env['python']} ({versions}); "
+        f"commit {str(env['git_commit'])[:7]}, clean tree: {not env['git_dirty']}. "
+        f"`python -m harness run --all --threads 1,2`: default spec, {repeats} interleaved "
+        f"repeats, {len(frame)} runs, {wall:.0f} s from the first run's start to the last "
+        f"one's end.\n"
+    )
+
+
+def reference_table(data: Data) -> str:
+    table = comparison_table(data.frames["reference"], "numpy")
+    columns = [
+        "backend",
+        "threads",
+        "CPU use",
+        "train time (median [min–max])",
+        "CV",
+        "train acc",
+        "test acc",
+        "speed vs numpy [95 % CI]",
+        "GEMM-rate bound",
+        "% of GEMM rate",
+    ]
+    return table[columns].to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def reference_gemm(data: Data) -> str:
+    env = data.frames["reference"]["env"].iloc[0]
+    rates = env["gemm_rates"]
+    rust1 = data.row("reference", "rust", "1")
+    parts = ", ".join(f"{rates[t]:.1f} GFLOP/s at {t} thread{'s' * (t != '1')}" for t in rates)
+    bounds = ", ".join(
+        f"{data.row('reference', 'numpy', t).gemm_bound_s:.2f} s at {t} thread{'s' * (t != '1')}"
+        for t in sorted(rates)
+        if (data.summary("reference")["threads"] == t).any()
+    )
+    return (
+        f"GEMM rate measured at the start of that session (NumPy, {env['gemm_size']}² float32 "
+        f"product): {parts}. The job's GEMM-rate bound (its FLOPs at that rate): {bounds}; rust "
+        f"at 1 thread takes {rust1.train_time_s / rust1.gemm_bound_s:.2f}× its bound.\n"
+    )
+
+
+def init_table(data: Data) -> str:
+    book, uniform = data.summary("reference"), data.summary("init_uniform")
+    lines = [
+        "| backend | init=book train / test | init=uniform train / test "
+        "| published port (uniform) |",
+        "|---|---|---|---|",
+    ]
+    for backend in uniform["backend"]:
+        b = book[(book["backend"] == backend) & (book["threads"] == "1")].iloc[0]
+        u = uniform[uniform["backend"] == backend].iloc[0]
+        port = "; ".join(
+            f"{p['train_acc']} / {p['test_acc']} ({p['variant']})"
+            for p in data.port["runs"]
+            if backend == "rust"
+        )
+        lines.append(
+            f"| {backend} | {b.train_acc:.4f} / {b.test_acc:.4f} | {u.train_acc:.4f} / "
+            f"{u.test_acc:.4f} | {port} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def init_agreement(data: Data) -> str:
+    """How far apart the backends that follow the harness's batches land, in plain words."""
+    sentences = []
+    for name, label in (("reference", "init=book"), ("init_uniform", "init=uniform")):
+        frame = data.frames[name]
+        ok = frame[(frame["status"] == "ok") & frame["follows_batch_stream"].astype(bool)]
+        ok = ok[ok["threads"] == "1"]
+        per_backend = ok.groupby("backend")["test_acc"].median()
+        spread = per_backend.max() - per_backend.min()
+        sentences.append(
+            f"{label}: the test accuracies of {', '.join(per_backend.index)} (medians, 1 thread) "
+            f"span {spread:.4f}" + (" (identical to 4 digits)" if round(spread, 4) == 0 else "")
+        )
+    return "; ".join(sentences) + ".\n"
+
+
+def benchmark_lines(data: Data) -> str:
+    n = data.benchmarks["numpy_vs_script"]["numbers"]
+    k = data.benchmarks["keras_vs_script"]["numbers"]
+    h = data.benchmarks["harness_overhead"]["numbers"]
+    km = k["medians_s"]
+    return (
+        f"- The NumPy backend's `train_steps` against the same NumPy operations written out, in "
+        f"one process: {n['backend_median_s']:.2f} s against {n['script_median_s']:.2f} s, ratio "
+        f"{n['ratio']:.3f} (`{data.benchmarks['numpy_vs_script']['command']}`, medians of "
+        f"{len(n['backend_s'])}).\n"
+        f"- The `keras` backend against a plain tf.function graph loop over the same batches: "
+        f"{km['backend']:.2f} s against {km['script-loop']:.2f} s, ratio "
+        f"{k['backend_over_script_loop']:.3f}; the common one-tf.function-call-per-step loop takes "
+        f"{km['script-step']:.2f} s (`{data.benchmarks['keras_vs_script']['command']}`).\n"
+        f"- The harness's own overhead on the time it reports: the NumPy backend's `train_steps` "
+        f"timed directly, {h['direct_median_s']:.2f} s, against the `train_time_s` the harness "
+        f"records for it, {h['harness_median_s']:.2f} s, ratio {h['ratio']:.3f} over "
+        f"{h['repeats']} interleaved repeats "
+        f"(`{data.benchmarks['harness_overhead']['command']}`).\n"
+    )
+
+
+def rust_measured(data: Data) -> str:
+    r1, r2 = data.row("reference", "rust", "1"), data.row("reference", "rust", "2")
+    n1, n2 = data.row("reference", "numpy", "1"), data.row("reference", "numpy", "2")
+    self_scaling = statistics.median(
+        data.frames["reference"].query("backend == 'rust' and threads == '1'")["train_time_s"]
+    ) / statistics.median(
+        data.frames["reference"].query("backend == 'rust' and threads == '2'")["train_time_s"]
+    )
+    rows = [
+        ("GEMM-rate bound, 1 thread", f"{r1.gemm_bound_s:.2f} s", ""),
+        (
+            "rust, 1 thread",
+            f"{r1.train_time_s:.2f} s",
+            f"{r1.train_time_s / r1.gemm_bound_s:.2f}× its bound",
+        ),
+        ("numpy, 1 thread", f"{n1.train_time_s:.2f} s", f"rust {r1.speedup.text()} as fast"),
+        ("GEMM-rate bound, 2 threads", f"{r2.gemm_bound_s:.2f} s", ""),
+        (
+            "rust, 2 threads",
+            f"{r2.train_time_s:.2f} s",
+            f"{self_scaling:.2f}× its own 1-thread speed",
+        ),
+        ("numpy, 2 threads", f"{n2.train_time_s:.2f} s", f"rust {r2.speedup.text()} as fast"),
+    ]
+    lines = ["| | median time | |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    accuracy = (
+        f"\nAccuracy with the default spec (medians, 1 thread): rust {r1.train_acc:.4f} train / "
+        f"{r1.test_acc:.4f} test, numpy {n1.train_acc:.4f} / {n1.test_acc:.4f}.\n"
+    )
+    return "\n".join(lines) + "\n" + accuracy
+
+
+def rust_phases(data: Data) -> str:
+    frame = data.frames["profile"]
+    runs = frame[(frame["backend"] == "rust") & frame["phases"].notna()]
+    phases = pd.DataFrame(list(runs["phases"])).median()
+    iterations = int(runs["spec"].iloc[0]["iterations"])
+    lines = ["| phase | µs/step |", "|---|---|"]
+    lines += [f"| {name} | {seconds / iterations * 1e6:.0f} |" for name, seconds in phases.items()]
+    lines.append(
+        f"| **total** | **{phases.sum() / iterations * 1e6:.0f} → {phases.sum():.2f} s per "
+        f"{iterations:,} steps** |"
+    )
+    note = runs["phases_note"].dropna()
+    return "\n".join(lines) + "\n" + (f"\n{note.iloc[0]}\n" if len(note) else "")
+
+
+GENERATORS: dict[str, Callable[[Data], str]] = {
+    "reference-setup": reference_setup,
+    "reference-table": reference_table,
+    "reference-gemm": reference_gemm,
+    "init-table": init_table,
+    "init-agreement": init_agreement,
+    "benchmarks": benchmark_lines,
+    "rust-measured": rust_measured,
+    "rust-phases": rust_phases,
+}
+READMES = ("README.md", "rust_impl/README.md")
+
+
+def regenerate(text: str, data: Data) -> tuple[str, list[str]]:
+    """The README with every block regenerated, and the names of blocks that changed."""
+    changed: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in GENERATORS:
+            raise SystemExit(f"error: unknown block {name!r}; known: {', '.join(GENERATORS)}")
+        body = GENERATORS[name](data)
+        if body != match["body"]:
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(replace, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 on a diff")
+    parser.add_argument("--root", type=Path, default=REPO, help="the repository (default: this)")
+    args = parser.parse_args(argv)
+    data = Data(args.root)
+    stale = []
+    for name in READMES:
+        path = args.root / name
+        text, changed = regenerate(path.read_text(), data)
+        if changed and args.check:
+            stale += [f"{name}: {block}" for block in changed]
+        elif changed:
+            path.write_text(text)
+            print(f"{name}: regenerated {', '.join(changed)}")
+    if stale:
+        print(
+            "these README blocks differ from what the committed data gives "
+            "(run python benchmarks/reproduce.py): " + "; ".join(stale),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
