@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m harness",
         description="Run one MLP training job through pluggable backends and compare them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = commands.add_parser(
@@ -216,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_argument(
         "--out",
         type=Path,
-        default=Path("reports"),
+        default=None,
         metavar="DIR",
-        help="where to write the report (default ./reports)",
+        help="where to write the report (default: SESSION/report for one session, "
+        "RESULTS-DIR/report-FIRST+N for several; never a tracked folder unless you say so)",
     )
 
     compare_cmd = commands.add_parser(
@@ -243,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_cmd = commands.add_parser(
         "export",
-        help="export training times as a pyperf benchmark suite",
-        description="Write the training times as a pyperf suite, so that 'python -m pyperf "
+        help="export the results as JSON, CSV, Markdown or a pyperf suite",
+        description="Export stored results: the summary (one row per comparability key) as JSON, "
+        "CSV or Markdown, or every training time as a pyperf suite, so that 'python -m pyperf "
         "stats FILE' and 'python -m pyperf compare_to A B' work on them.",
     )
     export_cmd.add_argument(
@@ -254,7 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="session directories or ids, or 'latest' (default)",
     )
     export_cmd.add_argument(
-        "--pyperf", type=Path, required=True, metavar="FILE", help="the pyperf JSON file to write"
+        "--format",
+        choices=("json", "csv", "markdown", "pyperf"),
+        help="json, csv or markdown: the summary, one row per comparability key (stdout unless "
+        "--out); pyperf: every training time, one benchmark per key (default: json, or pyperf "
+        "with --pyperf)",
+    )
+    export_cmd.add_argument("--out", type=Path, metavar="FILE", help="write here, not stdout")
+    export_cmd.add_argument(
+        "--pyperf", type=Path, metavar="FILE", help="the same as --format pyperf --out FILE"
     )
     verify_cmd = commands.add_parser(
         "verify",
@@ -329,10 +340,33 @@ def build_parser() -> argparse.ArgumentParser:
             help="root of the session directories (default ./results)",
         )
 
-    commands.add_parser(
+    list_cmd = commands.add_parser(
         "list",
         help="show every backend, its version and whether it can run",
         description="Show every registered backend, its version and whether "
         "it can run here (and if not, why and what to install).",
     )
+    list_cmd.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout instead of the table (progress stays on stderr)",
+    )
+    for sub in (run, verify_cmd):
+        noise = sub.add_mutually_exclusive_group()
+        noise.add_argument(
+            "-q", "--quiet", action="store_true", help="no progress; errors and the result only"
+        )
+        noise.add_argument(
+            "-v", "--verbose", action="store_true", help="the whole error of each failed run"
+        )
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlp-bench")
+    except PackageNotFoundError:
+        return "(not installed)"

@@ -7,6 +7,7 @@ parameters, the batch stream, the timer, the thread settings and the accuracy co
 
 Optional class attributes a backend may define:
   ``version() -> str``                  a version string for the record and ``harness list``
+                                        (default: the installing distribution's version)
   ``unavailable_reason() -> str|None``  why it cannot run here and what to install (None: it can)
   ``configure_threads(n)``              apply the harness's thread budget in code, before setup
   ``follows_batch_stream``              False if it draws its own batches (not comparable)
@@ -44,21 +45,50 @@ def name_problem(name: object) -> str | None:
 
 @runtime_checkable
 class Backend(Protocol):
+    """The four methods a backend implements; the data contract is in each docstring.
+
+    Shapes use n = training rows (60,000 for MNIST), f = features per row (784), h = the spec's
+    ``hidden`` (50), c = classes (10), b = the spec's ``batch`` (100).
+    """
+
     name: str
 
     def setup(
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
     ) -> None:
-        """Untimed: copy the data in, build the model, set its parameters to ``init``."""
+        """Untimed: copy the data in, build the model, set its parameters to ``init``.
+
+        ``train_x``: (n, f) floats in the spec's dtype (float32 or float64), pixels scaled to
+        [0, 1] (raw byte ÷ 255), C-contiguous. ``train_y``: (n,) int64 class ids 0 … c−1, not
+        one-hot. ``init``: ``W1`` (f, h), ``b1`` (h,), ``W2`` (h, c), ``b2`` (c,), in the spec's
+        dtype; the net computes softmax(relu(x·W1 + b1)·W2 + b2). The arrays are the harness's:
+        copy what you keep.
+        """
 
     def train_steps(self, batch_indices: np.ndarray) -> float:
-        """Timed: one SGD step per row of ``batch_indices`` (k, batch); return the mean loss."""
+        """Timed: one SGD step per row of ``batch_indices``; return the mean loss.
+
+        ``batch_indices``: (k, b) int32 row indices into ``train_x`` / ``train_y``, one row per
+        step, drawn with replacement by the harness (k = the steps until the next evaluation).
+        Each step: forward on those b rows, softmax cross-entropy averaged over the b rows,
+        backward, then W ← W − lr·∂loss/∂W for all four parameters. Return the mean over the k
+        steps of each step's batch-mean loss, as a real number (int, float, NumPy scalar or 0-d
+        array); anything else fails the run.
+        """
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class ids (n,) for inputs (n, features); the harness computes accuracy itself."""
+        """Class ids for inputs; the harness computes accuracy itself.
+
+        ``x``: (m, f) in the same dtype and scaling as ``train_x``. Return (m,) integer ids in
+        0 … c−1 (the argmax of the logits); probabilities, one-hot rows or ids out of range fail
+        the run.
+        """
 
     def params(self) -> dict[str, np.ndarray]:
-        """Current W1, b1, W2, b2 as NumPy arrays, for equivalence checks."""
+        """Current ``W1``, ``b1``, ``W2``, ``b2`` as NumPy arrays of ``init``'s shapes.
+
+        ``harness verify`` compares them, step by step, with a float64 run of the book's code.
+        """
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,20 @@ def load_class(target: str) -> type:
     return cls
 
 
+def version_of(cls: Any) -> str:
+    """The backend's ``version()``, else the version of the distribution that installed it."""
+    method = getattr(cls, "version", None)
+    if callable(method):
+        return str(method())
+    top = str(getattr(cls, "__module__", "")).split(".")[0]
+    for dist in importlib.metadata.packages_distributions().get(top, []):
+        try:
+            return f"{dist} {importlib.metadata.version(dist)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "?"
+
+
 def call_optional(cls: Any, hook: str, default: Any) -> Any:
     method = getattr(cls, hook, None)
     return method() if callable(method) else default
@@ -150,7 +194,7 @@ def status(ref: BackendRef) -> BackendStatus:
         return BackendStatus(ref, "?", str(exc))
     try:
         reason = call_optional(cls, "unavailable_reason", None)
-        version = str(call_optional(cls, "version", "?")) if reason is None else "?"
+        version = version_of(cls) if reason is None else "?"
     except Exception as exc:  # a broken plugin shows as unavailable, it does not stop `list`
         return BackendStatus(ref, "?", f"checking it failed: {type(exc).__name__}: {exc}")
     return BackendStatus(ref, version, reason)

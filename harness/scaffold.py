@@ -104,6 +104,11 @@ pytest                                     # runs the same verify
 """
 
 
+def backend_file(name: str, target: Path) -> Path:
+    """The file of the four methods to fill in."""
+    return target / ("harness_backend_" + name.replace("-", "_")) / "backend.py"
+
+
 def write_scaffold(name: str, directory: Path | None) -> Path:
     if not NAME_PATTERN.fullmatch(name):
         raise HarnessError(
@@ -113,8 +118,8 @@ def write_scaffold(name: str, directory: Path | None) -> Path:
     target = directory or Path(f"harness-backend-{name}")
     if target.exists() and any(target.iterdir()):
         raise HarnessError(f"{target} already exists and is not empty; choose another DIR")
-    module = "harness_backend_" + name.replace("-", "_")
-    backend_path = target / module / "backend.py"
+    backend_path = backend_file(name, target)
+    module = backend_path.parent.name
     files = {
         target / "pyproject.toml": PYPROJECT.format(name=name, module=module),
         target / "README.md": README.format(name=name),

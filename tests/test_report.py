@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -189,30 +190,45 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (.ci/run installs it)")
-def test_html_renders_in_a_real_browser_with_no_outside_requests(results, tmp_path):
+@pytest.mark.parametrize("width", [1400, 420])
+def test_html_renders_in_a_real_browser_with_no_outside_requests(results, tmp_path, width):
     out = tmp_path / "report"
     main(["report", "--results-dir", str(results), "--out", str(out)])
     page = (out / "index.html").read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "page links outside"
-    probe = """<script>
-window.addEventListener("load", () => {
+    # Headless Chromium will not make a window narrower than 500 px, so the page goes into an
+    # iframe of the wanted width (srcdoc: same origin, so the probe can look inside).
+    probe = f"""<!doctype html><html><body style="margin:0">
+<iframe id="page" style="width:{width}px;height:900px;border:0"
+ srcdoc="{html.escape(page)}"></iframe>
+<script>
+const frame = document.getElementById("page");
+frame.addEventListener("load", () => {{
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  const wide = [...doc.body.querySelectorAll("*")].filter(
+    e => e.getBoundingClientRect().right > win.innerWidth + 1 && !e.closest(".scroll"));
   const pre = document.createElement("pre");
   pre.id = "probe";
-  pre.textContent = JSON.stringify({
-    images: [...document.images].map(i => i.naturalWidth),
-    requests: performance.getEntriesByType("resource").map(e => e.name),
-  });
+  pre.textContent = JSON.stringify({{
+    images: [...doc.images].map(i => i.naturalWidth),
+    requests: win.performance.getEntriesByType("resource").map(e => e.name),
+    innerWidth: win.innerWidth,
+    scrollWidth: doc.documentElement.scrollWidth,
+    overflowing: wide.map(e => e.tagName + "." + e.className).slice(0, 5),
+  }});
   document.body.appendChild(pre);
-});
-</script></body>"""
+}});
+</script></body></html>"""
     probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", probe))
+    probed.write_text(probe)
     result = subprocess.run(
         [
             _chromium(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--window-size=1500,1000",
             "--dump-dom",
             "--virtual-time-budget=10000",
             probed.as_uri(),
@@ -225,8 +241,11 @@ window.addEventListener("load", () => {
     assert found, result.stderr[-2000:]
     state = json.loads(found.group(1).replace("&quot;", '"'))
     assert len(state["images"]) == len(CHARTS)
-    assert all(width > 0 for width in state["images"])
+    assert all(w > 0 for w in state["images"]), "a chart did not load"
     assert [r for r in state["requests"] if not r.startswith("data:")] == []
+    assert state["innerWidth"] <= width
+    assert state["scrollWidth"] <= state["innerWidth"], state  # no sideways scroll of the page
+    assert state["overflowing"] == []
 
 
 def test_report_flags_runs_that_got_different_work(tmp_path):
@@ -268,3 +287,33 @@ def test_sweep_reports_scaling_charts(tmp_path):
     assert main(["report", "--results-dir", str(root), "--out", str(tmp_path / "o")]) == 0
     names = {p.name for p in (tmp_path / "o").iterdir()}
     assert {"scaling_batch.png", "scaling_batch.svg", "scaling_hidden.png"} <= names
+
+
+def test_every_chart_has_a_legend_on_every_panel(tmp_path):
+    runs = []
+    for batch in (50, 100):
+        for hidden in (25, 50):
+            spec = {**Spec().to_dict(), "batch": batch, "hidden": hidden}
+            variant = f"batch={batch},hidden={hidden}"
+            runs += [
+                make_record(
+                    "numpy",
+                    batch * hidden / 1000 + r / 100,
+                    r,
+                    spec=spec,
+                    variant=variant,
+                    profile=True,
+                    phases={"batch": 0.1, "forward": 0.5, "backward": 0.4, "update": 0.1},
+                )
+                for r in range(2)
+            ]
+    root = tmp_path / "results"
+    make_session(root, "sweep", runs)
+    out = tmp_path / "o"
+    assert main(["report", "--results-dir", str(root), "--out", str(out)]) == 0
+    svgs = sorted(out.glob("*.svg"))
+    assert {p.stem for p in svgs} >= {*CHARTS, "scaling_batch", "scaling_hidden", "phases"}
+    for svg in svgs:
+        text = svg.read_text()
+        assert 'id="legend_1"' in text, svg.name
+    assert 'id="legend_2"' in (out / "learning_curves.svg").read_text()  # both panels

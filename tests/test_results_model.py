@@ -203,7 +203,7 @@ def test_report_separates_and_names_every_key_part(tmp_path, extra_a, extra_b, c
     assert any("1.00 s [1.00–1.00]" in r for r in rows)
     assert any("3.00 s [3.00–3.00]" in r for r in rows)
     assert f"| {column} " in markdown.split("## GEMM rate")[0]
-    assert "These runs differ in " in markdown.splitlines()[4]
+    assert "These runs differ in " in markdown.split("## Comparison")[0]
 
 
 def test_iterations_differing_are_two_rows_with_the_spec_column(tmp_path):

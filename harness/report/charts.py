@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +14,16 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from harness.results.summary import group_label, groups
 
 # Built-ins get fixed colours, so a backend looks the same in every report.
 _FIXED_COLOURS = {"numpy": "#1f77b4", "rust": "#ff7f0e", "keras": "#d62728", "keras-fit": "#9467bd"}
 _PALETTE = ["#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-ACCURACY_TARGETS = (0.95, 0.97)
+MARKERS = "osD^v<>ph*"
+plt.rcParams.update({"font.size": 11})  # readable when a phone shrinks the picture
 
 
 def colour(backend: str) -> str:
@@ -49,6 +53,14 @@ def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
+def _grey_legend(ax: plt.Axes, handles: list, **kwargs: object) -> None:
+    ax.legend(handles=handles, fontsize=9, framealpha=0.9, **kwargs)
+
+
+def _dot(label: str, **style: object) -> Line2D:
+    return Line2D([], [], ls="", marker="o", label=label, **{"color": "grey", **style})
+
+
 def training_times(ok: pd.DataFrame, ax: plt.Axes) -> None:
     groups = _groups(ok)
     for y, (backend, _, g) in enumerate(groups):
@@ -56,33 +68,72 @@ def training_times(ok: pd.DataFrame, ax: plt.Axes) -> None:
         ax.scatter(times, [y] * len(times), color=colour(backend), alpha=0.7, s=30, zorder=3)
         ax.plot([times.median()] * 2, [y - 0.3, y + 0.3], color=colour(backend), lw=2.5)
     ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlabel("training time (s) — dots: every repeat, bar: median")
-    ax.set_xlim(left=0)
-    ax.grid(axis="x", alpha=0.3)
+    times = ok["train_time_s"].dropna()
+    if len(times) and times.min() > 0 and times.max() / times.min() > 5:
+        ax.set_xscale("log")  # a wide range: equal ratios get equal room
+        ax.set_xlabel("training time (s, log scale)")
+    else:
+        ax.set_xlim(left=0)
+        ax.set_xlabel("training time (s)")
+    ax.grid(axis="x", alpha=0.3, which="both")
     ax.set_title("Training time")
+    _grey_legend(
+        ax,
+        [_dot("each repeat", alpha=0.7), Line2D([], [], color="grey", lw=2.5, label="median")],
+        loc="best",
+    )
 
 
 def cpu_utilisation(ok: pd.DataFrame, ax: plt.Axes) -> None:
     groups = _groups(ok)
-    values = [g["cpu_util"].median() * 100 for _, _, g in groups]
-    ax.barh(range(len(groups)), values, color=[colour(b) for b, _, _ in groups])
+    for y, (backend, _, g) in enumerate(groups):
+        values = g["cpu_util"].dropna() * 100
+        ax.barh(y, values.median(), color=colour(backend), alpha=0.6, height=0.6)
+        ax.scatter(values, [y] * len(values), color="black", s=12, zorder=3)
+        threads = g["threads"].iloc[0]
+        if str(threads).isdigit():  # what the budget allows: threads × one busy core
+            ax.plot([int(threads) * 100] * 2, [y - 0.4, y + 0.4], color="black", ls="--", lw=1.2)
     ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlabel("CPU utilisation (%) — CPU seconds ÷ wall seconds; 200 % = two busy cores")
+    ax.set_xlabel("CPU use (%): CPU seconds ÷ wall seconds; 200 % = two busy cores")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("CPU utilisation during training")
+    ax.set_title("CPU use during training")
+    _grey_legend(
+        ax,
+        [
+            Patch(color="grey", alpha=0.6, label="median"),
+            _dot("each repeat", markersize=4, color="black"),
+            Line2D([], [], color="black", ls="--", label="threads × 100 %"),
+        ],
+        loc="best",
+    )
 
 
 def accuracies(ok: pd.DataFrame, ax: plt.Axes) -> None:
+    """Dots, not bars: a bar's length would claim a zero the axis does not show."""
     groups = _groups(ok)
     for y, (backend, _, g) in enumerate(groups):
-        ax.barh(y - 0.2, g["train_acc"].median(), height=0.38, color=colour(backend), alpha=0.55)
-        ax.barh(y + 0.2, g["test_acc"].median(), height=0.38, color=colour(backend))
+        ax.scatter(
+            g["train_acc"],
+            [y - 0.15] * len(g),
+            color=colour(backend),
+            marker="o",
+            facecolors="none",
+            s=40,
+            zorder=3,
+        )
+        ax.scatter(
+            g["test_acc"], [y + 0.15] * len(g), color=colour(backend), marker="o", s=40, zorder=3
+        )
     ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    low = min(ok["test_acc"].min(), ok["train_acc"].min())
-    ax.set_xlim(max(0.0, low - 0.02), 1.0)
-    ax.set_xlabel("final accuracy — pale: train, solid: test")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
+    ax.set_xlabel("final accuracy, every run (the axis is zoomed: read the numbers)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Final accuracy")
+    _grey_legend(
+        ax,
+        [_dot("train", markerfacecolor="none"), _dot("test")],
+        loc="best",
+    )
 
 
 def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
@@ -111,58 +162,79 @@ def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
     for ax in axes:
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
-    by_iteration.set_title("Learning curve per iteration (same for backends doing the same job)")
-    by_time.set_title("Learning curve per second of training")
-    if labelled:
-        by_time.legend(fontsize=8, loc="lower right")
+        if labelled:
+            ax.legend(fontsize=8, loc="lower right")
+    by_iteration.set_title("Test accuracy per iteration (every repeat)")
+    by_time.set_title("Test accuracy per second of training")
+
+
+def accuracy_targets(ok: pd.DataFrame) -> tuple[float, ...]:
+    """Targets every group reached: the lowest best test accuracy rounded down, and 0.02 less."""
+    best = [max((p["test_acc"] for p in c), default=0.0) for c in ok["curve"] if c]
+    if not best:
+        return ()
+    top = math.floor(min(best) * 100) / 100
+    return tuple(t for t in (round(top - 0.02, 2), top) if t > 0)
 
 
 def time_to_targets(ok: pd.DataFrame, ax: plt.Axes) -> None:
     groups = _groups(ok)
-    width = 0.8 / len(ACCURACY_TARGETS)
-    for i, target in enumerate(ACCURACY_TARGETS):
+    targets = accuracy_targets(ok)
+    width = 0.8 / max(1, len(targets))
+    shades = [0.45, 1.0][-len(targets) :] if targets else []
+    for i, target in enumerate(targets):
         for y, (backend, _, g) in enumerate(groups):
             reached = [t for t in (time_to_accuracy(c, target) for c in g["curve"]) if t]
             offset = y - 0.4 + width * (i + 0.5)
             if reached:
-                value = pd.Series(reached).median()
                 ax.barh(
                     offset,
-                    value,
+                    pd.Series(reached).median(),
                     height=width * 0.9,
                     color=colour(backend),
-                    alpha=0.5 + 0.5 * i / max(1, len(ACCURACY_TARGETS) - 1),
+                    alpha=shades[i],
                 )
-                ax.text(value, offset, f" {target:.2f}: {value:.1f} s", va="center", fontsize=8)
-            else:
-                ax.text(0, offset, f" {target:.2f}: not reached", va="center", fontsize=8)
+                ax.scatter(reached, [offset] * len(reached), color="black", s=8, zorder=3)
     ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlim(0, ax.get_xlim()[1] * 1.25)  # room for the value labels
-    ax.set_xlabel("training time until test accuracy first reached the target (s), median")
+    ax.set_xlabel("training time until test accuracy first reached the target (s)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Time to accuracy " + " and ".join(f"{t:.2f}" for t in ACCURACY_TARGETS))
+    ax.set_title("Time to accuracy")
+    _grey_legend(
+        ax,
+        [
+            Patch(color="grey", alpha=a, label=f"test accuracy ≥ {t:.2f} (median)")
+            for t, a in zip(targets, shades, strict=True)
+        ]
+        + [_dot("each repeat", markersize=3, color="black")],
+        loc="best",
+    )
 
 
 def phases(ok: pd.DataFrame, ax: plt.Axes) -> None:
     """Stacked bars: median seconds per phase of a step, for the runs made with --profile."""
     profiled = ok[ok["phases"].map(lambda p: isinstance(p, dict) and bool(p))]
     groups = _groups(profiled)
-    shades = [0.35, 0.55, 0.75, 1.0]
-    widest = max(pd.DataFrame(list(g["phases"])).median().sum() for _, _, g in groups)
-    for y, (backend, _, g) in enumerate(groups):
+    names = list(dict.fromkeys(n for p in profiled["phases"] for n in p))
+    palette = plt.get_cmap("tab10")
+    for y, (_, _, g) in enumerate(groups):
         table = pd.DataFrame(list(g["phases"])).median()
         left = 0.0
-        for i, (phase, seconds) in enumerate(table.items()):
+        for phase, seconds in table.items():
             ax.barh(
-                y, seconds, left=left, color=colour(backend), alpha=shades[i % 4], edgecolor="white"
+                y, seconds, left=left, color=palette(names.index(phase) % 10), edgecolor="white"
             )
-            if seconds > 0.12 * widest:  # label only segments wide enough to hold it
-                ax.text(left + seconds / 2, y, phase, ha="center", va="center", fontsize=7)
             left += seconds
     ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.set_xlabel("training time per phase (s), median over --profile runs")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Where the training time goes")
+    ax.legend(
+        handles=[Patch(color=palette(i % 10), label=n) for i, n in enumerate(names)]
+        + [Line2D([], [], color="black", lw=1.5, label="total, min–max over runs")],
+        fontsize=9,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),  # beside the bars, never over them
+    )
 
 
 def _swept(ok: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -184,6 +256,8 @@ def _swept(ok: pd.DataFrame, key: str) -> pd.DataFrame:
                 "iterations": spec["iterations"],
                 "batch": spec["batch"],
                 "time": g["train_time_s"].median(),
+                "low": g["train_time_s"].min(),
+                "high": g["train_time_s"].max(),
             }
         )
     return pd.DataFrame(rows)
@@ -193,55 +267,76 @@ def _varies(ok: pd.DataFrame, key: str) -> bool:
     return ok["spec"].map(lambda s: s.get(key) if isinstance(s, dict) else None).nunique() > 1
 
 
+def _lines(table: pd.DataFrame):
+    """Each line of a scaling chart with its own marker and line style; colour = backend."""
+    keys = table.groupby(["backend", "threads", "others"]).groups
+    for i, (backend, threads, others) in enumerate(keys):
+        line = table[
+            (table["backend"] == backend)
+            & (table["threads"] == threads)
+            & (table["others"] == others)
+        ].sort_values("value")
+        style = {
+            "color": colour(backend),
+            "marker": MARKERS[i % len(MARKERS)],
+            "ls": ["-", "--", "-.", (0, (5, 1))][(i // len(MARKERS)) % 4],
+            "label": f"{backend} @{threads}t" + (f" {others}" if others else ""),
+        }
+        yield line, style
+
+
+def _whiskers(ax: plt.Axes, x: pd.Series, low: pd.Series, high: pd.Series, color: str) -> None:
+    """The spread over repeats: a vertical line from the fastest to the slowest."""
+    ax.vlines(x, low, high, color=color, alpha=0.6, lw=2)
+
+
+def _ticks_at_data(ax: plt.Axes, values: pd.Series) -> None:
+    ax.set_xticks(sorted(set(values)), [f"{v:g}" for v in sorted(set(values))])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
 def scaling_batch(ok: pd.DataFrame, ax: plt.Axes) -> None:
     table = _swept(ok, "batch")
-    for (backend, threads, others), line in table.groupby(["backend", "threads", "others"]):
-        line = line.sort_values("value")
-        per_sample = line["time"] / (line["iterations"] * line["batch"]) * 1e6
-        ax.plot(
-            line["value"],
-            per_sample,
-            "o-",
-            color=colour(backend),
-            label=f"{backend} @{threads}t" + (f" {others}" if others else ""),
-        )
+    for line, style in _lines(table):
+        scale = 1e6 / (line["iterations"] * line["batch"])
+        per_sample = line["time"] * scale
+        ax.plot(line["value"], per_sample, **style)
+        _whiskers(ax, line["value"], line["low"] * scale, line["high"] * scale, style["color"])
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    _ticks_at_data(ax, table["value"])
     ax.set_xlabel("batch size")
     ax.set_ylabel("training time per sample (µs)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    handles, _ = ax.get_legend_handles_labels()
+    spread = Line2D([], [], color="grey", lw=2, alpha=0.6, label="min–max over repeats")
+    ax.legend(handles=[*handles, spread], fontsize=8)
     ax.set_title("Cost per training sample as the batch grows (lower: better use of the CPU)")
 
 
 def scaling_hidden(ok: pd.DataFrame, ax: plt.Axes) -> None:
     table = _swept(ok, "hidden")
-    for (backend, threads, others), line in table.groupby(["backend", "threads", "others"]):
-        line = line.sort_values("value")
-        ax.plot(
-            line["value"],
-            line["time"],
-            "o-",
-            color=colour(backend),
-            label=f"{backend} @{threads}t" + (f" {others}" if others else ""),
-        )
+    for line, style in _lines(table):
+        ax.plot(line["value"], line["time"], **style)
+        _whiskers(ax, line["value"], line["low"], line["high"], style["color"])
         first = line.iloc[0]  # ideal: cost proportional to the hidden size from the first point
         ax.plot(
             line["value"],
             first["time"] * line["value"] / first["value"],
             ":",
-            color=colour(backend),
+            color=style["color"],
             alpha=0.6,
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _ticks_at_data(ax, table["value"])
     ax.set_xlabel("hidden units")
     ax.set_ylabel("training time (s)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title("Training time against hidden size (dotted: ideal linear cost)")
+    handles, _ = ax.get_legend_handles_labels()
+    ideal = Line2D([], [], ls=":", color="grey", label="ideal: time ∝ hidden units")
+    spread = Line2D([], [], color="grey", lw=2, alpha=0.6, label="min–max over repeats")
+    ax.legend(handles=[*handles, ideal, spread], fontsize=8)
+    ax.set_title("Training time against hidden size")
 
 
 def _figure(rows: int, draw: Callable[[plt.Axes], None], width: float = 8.0) -> plt.Figure:

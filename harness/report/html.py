@@ -16,7 +16,10 @@ from harness.results.summary import summarize, warnings
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0) if not frame.empty else "<p>None.</p>"
+    """A table that scrolls sideways inside its box on a narrow screen, never the page."""
+    if frame.empty:
+        return "<p>None.</p>"
+    return f'<div class="scroll">{frame.to_html(index=False, border=0)}</div>'
 
 
 def _items(lines: list[str]) -> str:
@@ -32,12 +35,12 @@ def render_html(
         for name, path in chart_pngs.items()
     )
     environment = "".join(
-        f"<h3>{html.escape(title)}</h3><table>"
+        f'<h3>{html.escape(title)}</h3><div class="scroll"><table class="facts">'
         + "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(fact(v))}</td></tr>"
             for k, v in facts.items()
         )
-        + "</table>"
+        + "</table></div>"
         for title, facts in tables.environments(frame)
     )
     specs = "".join(
@@ -45,16 +48,24 @@ def render_html(
     )
     unreadable = _items([str(p) for p in results.unreadable]) if results.unreadable else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mlp-bench report</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>mlp-bench report</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 1rem auto; padding: 0 1rem;
+        max-width: 1100px; color: #222; overflow-wrap: anywhere; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
 table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right;
+          white-space: nowrap; overflow-wrap: normal; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
-figure {{ margin: 1rem 0; }} img {{ max-width: 100%; }}
-pre {{ background: #f6f6f6; padding: 0.5rem; }}
+.facts td {{ white-space: normal; text-align: left; }}
+figure {{ margin: 1rem 0; }} img {{ max-width: 100%; height: auto; }}
+pre {{ background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }}
+.answer {{ font-size: 1.15rem; font-weight: 600; }}
 </style></head><body>
 <h1>mlp-bench report</h1>
+{"".join(f'<p class="answer">{html.escape(line)}</p>' for line in tables.headline(frame, baseline))}
 <p>Sessions: {html.escape(", ".join(s.name for s in results.sessions))}</p>
 <p class="differs">{html.escape(tables.what_differs(frame))}</p>
 <h2>Comparison</h2>

@@ -30,6 +30,8 @@ def render_markdown(
     lines = [
         "# mlp-bench report",
         "",
+        *[f"**{line}**  " for line in tables.headline(frame, baseline)],
+        "",
         f"Sessions: {', '.join(s.name for s in results.sessions)}",
         "",
         tables.what_differs(frame),

@@ -23,6 +23,29 @@ from harness.results.summary import (
 )
 
 
+def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
+    """The one-line answers: the fastest backend at each thread count (and spec, machine, …)."""
+    summary = summarize(frame, baseline)
+    if summary.empty:
+        return []
+    ok = summary[summary["train_time_s"].notna()]
+    lines = []
+    extra = [column for _, column in label_columns(frame) if column != "session"]
+    for _, group in ok.groupby(["threads", *extra], sort=False):
+        best = group.sort_values("train_time_s").iloc[0]
+        where = f"{best['threads']} thread{'s' if best['threads'] != '1' else ''}"
+        where += "".join(f", {best[c]}" for c in extra)
+        versus = (
+            "the baseline"
+            if best["backend"] == best["baseline"]
+            else f"{best['speedup'].text()} {best['baseline']}"
+        )
+        lines.append(
+            f"fastest at {where}: {best['backend']}, {best['train_time_s']:.2f} s ({versus})"
+        )
+    return sorted(lines, key=lambda line: _thread_order(line.split()[2]))
+
+
 def what_differs(frame: pd.DataFrame) -> str:
     return variation(frame).sentence()
 
@@ -235,6 +258,8 @@ def environments(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
             for measured in ("roofline", "gemm_rates", "gemm_size"):  # in their own section
                 env.pop(measured, None)
             facts: dict[str, Any] = {k: v for k, v in env.items() if k != "blas"}
+            if isinstance(facts.get("memory_bytes"), int):  # people read GiB, not bytes
+                facts["memory"] = f"{facts.pop('memory_bytes') / 2**30:.1f} GiB"
             facts["machine fingerprint"] = machine_fingerprint(env)
             blas = _blas(env.get("blas") or [])
             if blas:

@@ -46,7 +46,10 @@ def dumps_json(data: Any) -> str:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    text = dumps_json(data)
+    write_text_atomic(path, dumps_json(data))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it private; records are not

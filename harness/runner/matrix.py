@@ -9,6 +9,7 @@ measurement flags. A flag given with ``--resume`` that contradicts the stored on
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,12 @@ def new_matrix(args: argparse.Namespace, warn: Callable[[str], None]) -> Matrix:
         except argparse.ArgumentTypeError as exc:
             raise HarnessError(f"--sweep threads: {exc}") from None
     points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
+    cores = len(os.sched_getaffinity(0))
+    for n in sorted({t for t in threads if t is not None and t > cores}):
+        warn(
+            f"--threads {n} is more than the {cores} CPUs this process may use: those runs "
+            "measure threads queueing for cores, not speed"
+        )
     refs = choose_backends(args, warn)
     _check_baseline(args, [ref.name for ref in refs])
     files = data.locate(spec.dataset, args.data_dir)

@@ -89,7 +89,7 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
     threads = outcome.threads
     outcome.cpus_allowed = sorted(os.sched_getaffinity(0))
     cls = backends.load_class(job["backend_target"])
-    outcome.backend_version = str(backends.call_optional(cls, "version", "?"))
+    outcome.backend_version = backends.version_of(cls)
     outcome.follows_batch_stream = bool(getattr(cls, "follows_batch_stream", True))
     backend = cls()
     configure = getattr(backend, "configure_threads", None)

@@ -1,0 +1,125 @@
+"""What users of benchmark tools expect from the command line: --version, JSON out, quiet runs,
+exporters, a report that never lands on tracked files, a fast --help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.records import make_record, make_session
+from tests.test_runner import TINY
+
+
+def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_version():
+    result = harness("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"python -m harness {version('mlp-bench')}"
+
+
+def test_help_does_not_load_the_heavy_libraries():
+    code = (
+        "import sys\nfrom harness.cli import main\ntry:\n    main(['run', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'harness.commands') "
+        "if m in sys.modules))"
+    )
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert time.perf_counter() - started < 5
+
+
+def test_list_json(capsys):
+    assert main(["list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    numpy = next(b for b in listing if b["name"] == "numpy")
+    assert numpy["available"] is True and numpy["version"].startswith("numpy ")
+    assert {"name", "version", "available", "target", "source", "reason"} <= set(numpy)
+
+
+def test_run_json_and_quiet(idx_dir, tmp_path, capsys):
+    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
+    assert main([*argv, "--backend", "numpy", "--repeats", "2", "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["key"]["backend"] == "numpy" and row["runs_ok"] == 2
+    assert row["train_time_median_s"] > 0 and row["speedup"] == 1.0
+    assert "repeat 1" not in captured.err  # quiet: no per-run lines for runs that went well
+
+
+def test_more_threads_than_cores_is_warned_about(idx_dir, tmp_path, capsys):
+    cores = len(os.sched_getaffinity(0))
+    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
+    assert main([*argv, "--backend", "numpy", "--threads", str(cores + 1)]) == 0
+    err = capsys.readouterr().err.replace("\n", "")
+    assert f"--threads {cores + 1} is more than the {cores} CPUs this process may use" in err
+
+
+def test_report_goes_next_to_the_session_by_default(tmp_path, capsys):
+    root = tmp_path / "results"
+    session = make_session(root, "s1", [make_record("numpy", 1.0, i) for i in range(3)])
+    assert main(["report", "--results-dir", str(root)]) == 0
+    assert (session / "report" / "index.html").exists()
+    assert f"report: {session / 'report' / 'index.html'}" in capsys.readouterr().out
+    make_session(root, "s2", [make_record("rust", 1.0, 0)])
+    assert main(["report", "s1", "s2", "--results-dir", str(root)]) == 0
+    assert (root / "report-s1+1" / "report.md").exists()
+
+
+def test_report_opens_with_the_answer(tmp_path):
+    root = tmp_path / "results"
+    runs = [make_record("numpy", t, i) for i, t in enumerate([4.0, 4.2, 3.8])]
+    runs += [make_record("rust", t, i) for i, t in enumerate([2.0, 2.1, 1.9])]
+    make_session(root, "s", runs)
+    assert main(["report", "--results-dir", str(root), "--out", str(tmp_path / "o")]) == 0
+    markdown = (tmp_path / "o" / "report.md").read_text()
+    assert markdown.splitlines()[2].startswith("**fastest at 1 thread: rust, 2.00 s (2.00× [")
+    assert "numpy)**" in markdown.splitlines()[2]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown"])
+def test_export_formats(tmp_path, capsys, fmt):
+    root = tmp_path / "results"
+    make_session(root, "s", [make_record("numpy", t, i) for i, t in enumerate([1.0, 2.0, 3.0])])
+    assert main(["export", "--results-dir", str(root), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        assert json.loads(out)[0]["train_time_median_s"] == 2.0
+    elif fmt == "csv":
+        header, row = out.splitlines()[:2]
+        assert header.startswith("spec_hash,variant,backend,threads") and ",numpy,1," in row
+    else:
+        assert out.startswith("| spec_hash") and "| numpy " in out
+    target = tmp_path / f"out.{fmt}"
+    assert main(["export", "--results-dir", str(root), "--format", fmt, "--out", str(target)]) == 0
+    assert target.read_text() == out
+
+
+def test_export_pyperf_needs_a_file(tmp_path, capsys):
+    root = tmp_path / "results"
+    make_session(root, "s", [make_record("numpy", 1.0, 0)])
+    assert main(["export", "--results-dir", str(root), "--format", "pyperf"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --format pyperf writes a file: give it with --out FILE"
+    )
+
+
+def test_scaffold_prints_the_real_file(tmp_path, capsys):
+    assert main(["new-backend", "tiny-thing", str(tmp_path / "pkg")]) == 0
+    path = tmp_path / "pkg" / "harness_backend_tiny_thing" / "backend.py"
+    assert f"fill in {path}, then:" in capsys.readouterr().out
+    assert path.exists()
