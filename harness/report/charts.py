@@ -61,6 +61,14 @@ def _dot(label: str, **style: object) -> Line2D:
     return Line2D([], [], ls="", marker="o", label=label, **{"color": "grey", **style})
 
 
+def _rows_axis(ax: plt.Axes, groups: list, xlabel: str, title: str) -> None:
+    """One row per comparability key, labelled; the value axis, its grid and the title."""
+    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3, which="both")
+    ax.set_title(title)
+
+
 def training_times(ok: pd.DataFrame, ax: plt.Axes) -> None:
     groups = _groups(ok)
     for y, (backend, _, g) in enumerate(groups):
@@ -93,10 +101,8 @@ def cpu_utilisation(ok: pd.DataFrame, ax: plt.Axes) -> None:
         threads = g["threads"].iloc[0]
         if str(threads).isdigit():  # what the budget allows: threads × one busy core
             ax.plot([int(threads) * 100] * 2, [y - 0.4, y + 0.4], color="black", ls="--", lw=1.2)
-    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlabel("CPU use (%): CPU seconds ÷ wall seconds; 200 % = two busy cores")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("CPU use during training")
+    xlabel = "CPU use (%): CPU seconds ÷ wall seconds; 200 % = two busy cores"
+    _rows_axis(ax, groups, xlabel, "CPU use during training")
     _grey_legend(
         ax,
         [
@@ -124,11 +130,9 @@ def accuracies(ok: pd.DataFrame, ax: plt.Axes) -> None:
         ax.scatter(
             g["test_acc"], [y + 0.15] * len(g), color=colour(backend), marker="o", s=40, zorder=3
         )
-    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3f"))
-    ax.set_xlabel("final accuracy, every run (the axis is zoomed: read the numbers)")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Final accuracy")
+    xlabel = "final accuracy, every run (the axis is zoomed: read the numbers)"
+    _rows_axis(ax, groups, xlabel, "Final accuracy")
     _grey_legend(
         ax,
         [_dot("train", markerfacecolor="none"), _dot("test")],
@@ -195,10 +199,8 @@ def time_to_targets(ok: pd.DataFrame, ax: plt.Axes) -> None:
                     alpha=shades[i],
                 )
                 ax.scatter(reached, [offset] * len(reached), color="black", s=8, zorder=3)
-    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlabel("training time until test accuracy first reached the target (s)")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Time to accuracy")
+    xlabel = "training time until test accuracy first reached the target (s)"
+    _rows_axis(ax, groups, xlabel, "Time to accuracy")
     _grey_legend(
         ax,
         [
@@ -224,10 +226,8 @@ def phases(ok: pd.DataFrame, ax: plt.Axes) -> None:
                 y, seconds, left=left, color=palette(names.index(phase) % 10), edgecolor="white"
             )
             left += seconds
-    ax.set_yticks(range(len(groups)), [label for _, label, _ in groups])
-    ax.set_xlabel("training time per phase (s), median over --profile runs")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Where the training time goes")
+    xlabel = "training time per phase (s), median over --profile runs"
+    _rows_axis(ax, groups, xlabel, "Where the training time goes")
     ax.legend(
         handles=[Patch(color=palette(i % 10), label=n) for i, n in enumerate(names)]
         + [Line2D([], [], color="black", lw=1.5, label="total, min–max over runs")],
