@@ -214,12 +214,6 @@ def _close_session(matrix: Matrix, err: Console, args: argparse.Namespace) -> in
     return EXIT_OK
 
 
-def _fastest_first(rows: pd.DataFrame) -> pd.DataFrame:
-    return (
-        rows.sort_values("train_time_s", na_position="last", kind="stable") if len(rows) else rows
-    )
-
-
 def check_baseline(frame: pd.DataFrame, baseline: str | None) -> None:
     if baseline is not None and not (frame["backend"] == baseline).any():
         known = ", ".join(sorted(set(frame["backend"]))) or "none"

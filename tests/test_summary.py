@@ -92,3 +92,10 @@ def test_runs_started_on_a_busy_machine_are_flagged_with_the_threshold(tmp_path)
     make_session(tmp_path / "r", "s", runs)
     assert main(["report", "--results-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
     assert "⚠ busy numpy @1: 2 of 2 runs started" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_chart_labels_name_the_flags_that_tell_keys_apart():
+    from harness.results.summary import group_labels
+
+    frame = to_frame([record("numpy", 1.0), record("numpy", 2.0, pin=True)])
+    assert sorted(group_labels(frame).values()) == ["numpy @1t [none]", "numpy @1t [pin]"]

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from harness.results.summary import group_label, groups
+from harness.results.summary import group_labels, groups
 
 # Built-ins get fixed colours, so a backend looks the same in every report.
 _FIXED_COLOURS = {"numpy": "#1f77b4", "rust": "#ff7f0e", "keras": "#d62728", "keras-fit": "#9467bd"}
@@ -32,7 +32,8 @@ def colour(backend: str) -> str:
 
 def _groups(ok: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """(backend, label, runs) per comparability key; labels name what varies (spec, machine)."""
-    return [(key.backend, group_label(g.iloc[0], ok), g) for key, g in groups(ok)]
+    labels = group_labels(ok)
+    return [(key.backend, labels[key], g) for key, g in groups(ok)]
 
 
 def time_to_accuracy(curve: list[dict] | None, target: float) -> float | None:
@@ -143,11 +144,12 @@ def accuracies(ok: pd.DataFrame, ax: plt.Axes) -> None:
 def learning_curves(ok: pd.DataFrame, axes: tuple[plt.Axes, plt.Axes]) -> None:
     by_iteration, by_time = axes
     labelled: set[str] = set()
+    labels = group_labels(ok)
     for _, run in ok.iterrows():
         curve = run["curve"] or []
         if not curve:
             continue
-        label = group_label(run, ok)
+        label = labels[run["key"]]
         style = {
             "color": colour(run["backend"]),
             "alpha": 0.8,

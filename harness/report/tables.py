@@ -12,10 +12,12 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import first_line
 from harness.results.key import machine_fingerprint, machine_label
 from harness.results.summary import (
     NOISY_CV,
     fmt,
+    gemm_rates,
     groups,
     label_columns,
     summarize,
@@ -106,7 +108,7 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
 def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
     """Threads asked for against threads used, per comparability key."""
     rows = []
-    for key, group in groups(frame):
+    for _, group in groups(frame):
         pools, told, builds = set(), set(), set()
         for env, build in zip(group["env"], group["build_info"], strict=True):
             shown = {k: v for k, v in build.items() if not k.startswith("tf_")}
@@ -119,8 +121,7 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
                 told.add(
                     f"TF intra={build['tf_intra_op_threads']} inter={build['tf_inter_op_threads']}"
                 )
-        first = group.iloc[0]
-        cells = _key_cells(_Row(first, key), frame)
+        cells = _key_cells(next(group.itertuples()), frame)
         cells["threads asked"] = cells.pop("threads")
         rows.append(
             {
@@ -133,19 +134,6 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-class _Row:
-    """A run's row seen through its key, so per-run tables label rows like the summary."""
-
-    def __init__(self, run: pd.Series, key: Any) -> None:
-        self.backend, self.threads = key.backend, key.threads
-        self.session = run["session"]
-        self.machine_label, self.spec_label, self.flags = (
-            run["machine_label"],
-            run["spec_label"],
-            run["flags"],
-        )
 
 
 def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFrame]]:
@@ -182,12 +170,8 @@ def gemm_lines(frame: pd.DataFrame) -> list[str]:
             if env is None:
                 continue
             measured = True
-            if env.get("gemm_rates"):
-                size = env.get("gemm_size", "?")
-                rates = env["gemm_rates"]
-            else:  # schema 1: one core and all cores only
-                size, old = env["roofline"]["size"], env["roofline"]
-                rates = {"1": old["gflops_1core"], str(old["cores"]): old["gflops_all_cores"]}
+            size = env.get("gemm_size") or env["roofline"]["size"]
+            rates = gemm_rates(env)
             per_thread = ", ".join(
                 f"{rate:.1f} GFLOP/s at {threads} thread{'s' if threads != '1' else ''}"
                 for threads, rate in sorted(rates.items(), key=lambda kv: _thread_order(kv[0]))
@@ -205,15 +189,13 @@ def _thread_order(label: str) -> float:
 def failures(frame: pd.DataFrame) -> pd.DataFrame:
     bad = frame[frame["status"] != "ok"]
     rows = []
-    for _, run in bad.iterrows():
-        cells = _key_cells(_Row(run, run["key"]), frame)
-        error = str(run["error"] or "").strip()
+    for run in bad.itertuples():
         rows.append(
             {
-                **cells,
-                "repeat": str(run["repeat"]),
-                "status": run["status"],
-                "error": error.splitlines()[0] if error else "",
+                **_key_cells(run, frame),
+                "repeat": str(run.repeat),
+                "status": run.status,
+                "error": first_line(run.error),
             }
         )
     return pd.DataFrame(rows)

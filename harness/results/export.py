@@ -22,8 +22,6 @@ from harness.errors import ResultsError
 from harness.results.key import RunKey
 from harness.results.summary import groups, summarize, variation
 
-FORMATS = ("json", "csv", "markdown", "pyperf")
-
 
 def fastest_first(rows: pd.DataFrame) -> pd.DataFrame:
     return (
@@ -121,13 +119,13 @@ def run_metadata(row: pd.Series, name: str) -> dict[str, Any]:
         **versions,
         **{f"build_{k}": v for k, v in (row.get("build_info") or {}).items()},
     }
-    usable = (str, int, float)
+    # pyperf takes str, int and float values; absent, empty and NaN entries are left out.
     return {
         key: int(value) if key in ("cpu_count", "mem_max_rss") else value
         for key, value in metadata.items()
-        if isinstance(value, usable)
+        if isinstance(value, str | int | float)
         and not isinstance(value, bool)
-        and value == value
+        and not (isinstance(value, float) and math.isnan(value))
         and value != ""
     }
 

@@ -105,16 +105,6 @@ class Variation:
     sessions: int
 
     @classmethod
-    def of(cls, records: Iterable[RunRecord]) -> Variation:
-        records = list(records)
-        return cls.measure(
-            [r.spec for r in records],
-            [machine_fingerprint(r.env) for r in records],
-            [RunKey.of(r).flags() for r in records],
-            [r.session for r in records],
-        )
-
-    @classmethod
     def measure(
         cls,
         specs: Iterable[Mapping[str, Any]],

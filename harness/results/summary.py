@@ -10,7 +10,14 @@ import pandas as pd
 
 from harness.data.idx import N_CLASSES
 from harness.errors import HarnessError
-from harness.results.key import KEY_FIELDS, RunKey, Variation, machine_label, spec_label
+from harness.results.key import (
+    KEY_FIELDS,
+    RunKey,
+    Variation,
+    machine_label,
+    spec_differences,
+    spec_label,
+)
 from harness.results.model import RunRecord
 from harness.results.stats import Ratio, ratio_of_medians
 from harness.spec import spec_from_dict
@@ -46,7 +53,7 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
     ``threads`` becomes the key's label ("1", "default"); ``machine`` is the fingerprint.
     """
-    varies = Variation.of(records)
+    differing = spec_differences(record.spec for record in records)
     rows: list[dict[str, Any]] = []
     for record in records:
         key = RunKey.of(record)
@@ -56,7 +63,7 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                 **asdict(key),
                 "key": key,
                 "machine_label": machine_label(record.env),
-                "spec_label": spec_label(record.spec, varies.spec_keys),
+                "spec_label": spec_label(record.spec, differing),
                 "flags": key.flags(),
                 "job_gflop": _job_gflop(record),
             }
@@ -65,9 +72,17 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
         columns = [f.name for f in fields(RunRecord)] + [*KEY_FIELDS, *_DERIVED]
         return pd.DataFrame(columns=list(dict.fromkeys(columns)))
     frame = pd.DataFrame.from_records(rows)
-    for column in ("train_time_s", "cpu_util", "setup_time_s", "peak_rss_bytes", "job_gflop"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    for column in ("train_acc", "test_acc", "threads_observed"):
+    for column in (
+        "train_time_s",
+        "cpu_util",
+        "setup_time_s",
+        "peak_rss_bytes",
+        "job_gflop",
+        "train_acc",
+        "test_acc",
+        "threads_observed",
+        "gemm_rate_gflops",
+    ):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 
@@ -94,20 +109,27 @@ def groups(frame: pd.DataFrame) -> list[tuple[RunKey, pd.DataFrame]]:
     return sorted(frame.groupby("key", sort=False), key=lambda item: item[0].sort_key())
 
 
+def gemm_rates(env: dict[str, Any]) -> dict[str, float]:
+    """A session's GEMM rate per thread count ("1", "2", …, "default"), from its env.
+
+    Schema-1 sessions measured one core and all cores only (``roofline``); their runs at the
+    libraries' default thread count used all cores.
+    """
+    if env.get("gemm_rates"):
+        return dict(env["gemm_rates"])
+    old = env.get("roofline")
+    if not old:
+        return {}
+    every_core = old["gflops_all_cores"]
+    return {"1": old["gflops_1core"], str(old["cores"]): every_core, "default": every_core}
+
+
 def _gemm_rate(runs: pd.DataFrame, threads: str) -> float | None:
-    """The GEMM rate measured for this thread count: the records' own, or for schema-1 records
-    the one-core or all-cores rate when the thread count is exactly that (never another)."""
-    rates = pd.to_numeric(runs["gemm_rate_gflops"], errors="coerce").dropna()
+    """The GEMM rate measured for this thread count, never another thread count's."""
+    rates = runs["gemm_rate_gflops"].dropna()
     if len(rates):
         return float(rates.median())
-    for env in runs["env"]:
-        roofline = env.get("roofline")
-        if roofline:
-            if threads == "1":
-                return roofline["gflops_1core"]
-            if threads in (str(roofline["cores"]), "default"):
-                return roofline["gflops_all_cores"]
-    return None
+    return next((r for r in (gemm_rates(env).get(threads) for env in runs["env"]) if r), None)
 
 
 def default_baseline(frame: pd.DataFrame) -> str | None:
@@ -118,13 +140,6 @@ def default_baseline(frame: pd.DataFrame) -> str | None:
         return "numpy"
     first = frame.sort_values(["session", "order"], na_position="last").iloc[0]
     return str(first["backend"])
-
-
-def _bound(runs: pd.DataFrame, threads: str) -> float | None:
-    """The job's GEMM-rate bound: its FLOPs at the GEMM rate for this thread count."""
-    rate = _gemm_rate(runs, threads)
-    gflop = runs["job_gflop"].dropna()
-    return float(gflop.median() / rate) if rate and len(gflop) else None
 
 
 def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -141,6 +156,8 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         debug = any(info.get("profile") == "debug" for info in group["build_info"])
         times = ok["train_time_s"].dropna()
         times_of[key] = list(times)
+        rate = _gemm_rate(ok, key.threads)
+        gflop = ok["job_gflop"].median()
         rows.append(
             {
                 **{name: getattr(key, name) for name in KEY_FIELDS},
@@ -162,12 +179,13 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "peak_rss_bytes": ok["peak_rss_bytes"].median(),
                 "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
                 "debug_build": debug,
-                "gflops": ok["job_gflop"].median() / times.median() if len(times) else None,
+                "gflops": gflop / times.median() if len(times) else None,
                 "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
                 # Sample standard deviation over mean; needs two runs.
                 "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
-                "peak_gflops": _gemm_rate(ok, key.threads),
-                "gemm_bound_s": _bound(ok, key.threads),
+                "peak_gflops": rate,
+                # The job's GEMM-rate bound: its FLOPs at the GEMM rate for this thread count.
+                "gemm_bound_s": gflop / rate if rate and pd.notna(gflop) else None,
                 "threads_observed": ok["threads_observed"].max(),
                 "busy_runs": int(sum(is_busy(b) for b in group["cpu_busy_before"])),
             }
@@ -185,11 +203,6 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     ]
     summary["baseline"] = baseline
     summary["speedup"] = speedups
-    summary["speedup_vs_baseline"] = [r.value for r in speedups]
-    # Kept for scripts written before --baseline: the same ratio when numpy is the baseline.
-    summary["speedup_vs_numpy"] = [
-        r.value if baseline == "numpy" else float("nan") for r in speedups
-    ]
     return summary
 
 
@@ -218,12 +231,15 @@ def label_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
-def group_label(row: Any, frame: pd.DataFrame) -> str:
-    """``numpy @1t`` plus whatever else tells this key apart here (spec, machine, flags)."""
-    label = f"{row.backend} @{row.threads}t" if row.threads != "default" else f"{row.backend}"
-    extra = [
-        str(getattr(row, column))
-        for heading, column in label_columns(frame)
-        if heading not in ("session",)
-    ]
-    return label + (f" [{' · '.join(extra)}]" if extra else "")
+def group_labels(frame: pd.DataFrame) -> dict[RunKey, str]:
+    """``numpy @1t`` per key, plus whatever else tells the keys apart here (spec, machine, flags).
+
+    Read through itertuples: a Series would answer ``.flags`` with pandas' own attribute.
+    """
+    extra = [column for heading, column in label_columns(frame) if heading != "session"]
+    labels = {}
+    for row in frame.itertuples():
+        label = f"{row.backend} @{row.threads}t" if row.threads != "default" else row.backend
+        parts = [str(getattr(row, column)) for column in extra]
+        labels[row.key] = label + (f" [{' · '.join(parts)}]" if parts else "")
+    return labels

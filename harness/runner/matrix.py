@@ -76,7 +76,7 @@ def choose_backends(args: argparse.Namespace, warn: Callable[[str], None]) -> li
 
 
 def _check_baseline(args: argparse.Namespace, names: list[str]) -> None:
-    baseline = getattr(args, "baseline", None)
+    baseline = args.baseline
     if baseline is not None and baseline not in names:
         raise HarnessError(
             f"--baseline {baseline}: it is not among the backends run "

@@ -55,10 +55,9 @@ class RunItem:
 
     @property
     def label(self) -> str:
-        threads = "default" if self.threads is None else str(self.threads)
         which = "warm-up" if self.warmup else f"repeat {self.repeat + 1}"
         point = f" · {self.variant}" if self.variant else ""
-        return f"{self.backend.name} · threads {threads}{point} · {which}"
+        return f"{self.backend.name} · threads {threads_label(self.threads)}{point} · {which}"
 
     @property
     def filename(self) -> str:
