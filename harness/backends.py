@@ -11,7 +11,9 @@ Optional class attributes a backend may define:
   ``unavailable_reason() -> str|None``  why it cannot run here and what to install (None: it can)
   ``configure_threads(n)``              apply the harness's thread budget in code, before setup
   ``follows_batch_stream``              False if it draws its own batches (not comparable)
-  ``build_info() -> dict``              extra facts for the record (e.g. build profile)
+  ``build_info() -> dict``              extra facts for the record (e.g. build profile); a
+                                        ``threads_told`` string says what the library was told
+                                        about threads, for the report's thread audit
 """
 
 from __future__ import annotations

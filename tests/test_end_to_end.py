@@ -60,9 +60,18 @@ def test_quick_run(mnist_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["numpy", "rust", "keras", "keras-fit"])
+@pytest.mark.parametrize(
+    "backend", ["numpy", "rust", "keras", "keras-fit", "jax", "torch", "torch-compile"]
+)
 def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backend):
-    needs = {"rust": "mlp_bench_rust", "keras": "tensorflow", "keras-fit": "tensorflow"}
+    needs = {
+        "rust": "mlp_bench_rust",
+        "keras": "tensorflow",
+        "keras-fit": "tensorflow",
+        "jax": "jax",
+        "torch": "torch",
+        "torch-compile": "torch",
+    }
     if backend in needs:
         pytest.importorskip(needs[backend], reason=f"{backend} is not installed")
     record = _run(mnist_dir, tmp_path, "--no-roofline", backend=backend)

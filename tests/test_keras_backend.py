@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.keras_tf import INSTALL_HINT, KerasBackend
 from impls.numpy_scratch import NumpyBackend
-from tests.test_runner import TINY
+from tests.harness_runs import run_cli
 from tests.test_rust_backend import synthetic_mnist
 
 tf = pytest.importorskip("tensorflow", reason=INSTALL_HINT)
@@ -37,32 +34,6 @@ def test_100_steps_match_numpy():
         np.testing.assert_allclose(got, value, rtol=1e-3, atol=1e-4, err_msg=name)
     assert our_loss / 100 == pytest.approx(book_loss, rel=1e-3)
     assert (ours.predict(x) == book.predict(x)).mean() > 0.99
-
-
-def run_cli(idx_dir, tmp_path, backend: str) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--backend",
-            backend,
-            "--threads",
-            "1",
-            "--data-dir",
-            str(idx_dir),
-            "--results-dir",
-            str(tmp_path / "r"),
-            *TINY,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    (session,) = (tmp_path / "r").iterdir()
-    (record,) = [json.loads(p.read_text()) for p in session.glob(f"{backend}-*.json")]
-    return result, record
 
 
 def test_keras_through_the_harness(idx_dir, tmp_path):

@@ -173,10 +173,11 @@ def test_run_all_skips_unavailable_backends_and_says_why(idx_dir, tmp_path, monk
 
     monkeypatch.setitem(sys.modules, "mlp_bench_rust", None)  # as if never built
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(  # as if TensorFlow were not installed
+    missing = {"tensorflow", "torch", "jax"}
+    monkeypatch.setattr(  # as if the libraries were not installed
         importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "tensorflow" else real_find_spec(name, *a),
+        lambda name, *a: None if name in missing else real_find_spec(name, *a),
     )
     assert run(idx_dir, tmp_path, "--all") == 0
     err = capsys.readouterr().err
@@ -188,6 +189,8 @@ def test_run_all_skips_unavailable_backends_and_says_why(idx_dir, tmp_path, monk
         "skipping keras: TensorFlow/Keras are not installed; install them with: pip "
         "install -e '.[keras]'" in err
     )
+    assert "skipping torch-compile: PyTorch is not installed" in err
+    assert "skipping jax: JAX is not installed; install it with: pip install -e '.[jax]'" in err
     assert {r["backend"] for r in records(tmp_path).values()} == {"numpy"}
 
 

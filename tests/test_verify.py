@@ -68,7 +68,14 @@ def test_float64_tolerance_is_tighter(idx_dir, dtype):
 
 
 @pytest.mark.parametrize(
-    ("backend", "module"), [("rust", "mlp_bench_rust"), ("keras", "tensorflow")]
+    ("backend", "module"),
+    [
+        ("rust", "mlp_bench_rust"),
+        ("keras", "tensorflow"),
+        ("jax", "jax"),
+        ("torch", "torch"),
+        ("torch-compile", "torch"),
+    ],
 )
 def test_built_in_backends_pass(idx_dir, backend, module):
     pytest.importorskip(module, reason=f"{backend} is not installed")

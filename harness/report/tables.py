@@ -111,7 +111,9 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
     for _, group in groups(frame):
         pools, told, builds = set(), set(), set()
         for env, build in zip(group["env"], group["build_info"], strict=True):
-            shown = {k: v for k, v in build.items() if not k.startswith("tf_")}
+            shown = {
+                k: v for k, v in build.items() if not k.startswith("tf_") and k != "threads_told"
+            }
             if shown:
                 builds.add(", ".join(f"{k}={v}" for k, v in shown.items()))
             for pool in env.get("blas", []) or []:
@@ -121,6 +123,8 @@ def thread_audit(frame: pd.DataFrame) -> pd.DataFrame:
                 told.add(
                     f"TF intra={build['tf_intra_op_threads']} inter={build['tf_inter_op_threads']}"
                 )
+            if build.get("threads_told"):
+                told.add(str(build["threads_told"]))
         cells = _key_cells(next(group.itertuples()), frame)
         cells["threads asked"] = cells.pop("threads")
         rows.append(
