@@ -108,6 +108,27 @@ def _add_backend_choice(group: argparse._ActionsContainer, note: str) -> None:
         metavar="MODULE:CLASS",
         help="a backend class that is not installed as a plugin (repeatable)",
     )
+    _add_command_backends(group)
+
+
+def _add_command_backends(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--backend-cmd",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="a program in any language speaking the process protocol "
+        '(docs/process-protocol.md), e.g. "c=examples/c-backend/mlp-c" (repeatable)',
+    )
+    group.add_argument(
+        "--backend-cmds",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help='a TOML file declaring such programs: [backend-cmd] NAME = "COMMAND ARGS" '
+        "(repeatable)",
+    )
 
 
 def _add_spec_and_data(group: argparse._ActionsContainer) -> None:
@@ -347,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it can run here (and if not, why and what to install).",
     )
     list_cmd.add_argument("--json", action="store_true", help="a JSON list on stdout")
+    _add_command_backends(list_cmd)
     run.add_argument(
         "--json",
         action="store_true",

@@ -21,8 +21,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+import shlex
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -144,7 +146,33 @@ def lookup(name: str) -> BackendRef:
     return refs[name]
 
 
+def refs_from_commands(declared: list[str], files: list[Path]) -> list[BackendRef]:
+    """Backends declared as programs (``--backend-cmd NAME=COMMAND``, ``--backend-cmds FILE``)."""
+    from harness import process_backend
+
+    pairs = [(process_backend.parse_declaration(text), "--backend-cmd") for text in declared]
+    for path in files:
+        found = process_backend.read_declarations(path)
+        pairs += [(pair, f"--backend-cmds {path}") for pair in found]
+    refs = []
+    for (name, argv), source in pairs:
+        problem = name_problem(name)
+        if problem:
+            raise BackendError(f"{source}: {problem}")
+        if name in registry():
+            raise BackendError(
+                f"{source}: {name!r} is already a registered backend; give the program another name"
+            )
+        target = process_backend.target_for(name, argv)
+        refs.append(BackendRef(name, target, f"{source}: {shlex.join(argv)}"))
+    return refs
+
+
 def load_class(target: str) -> type:
+    from harness import process_backend
+
+    if target.startswith(process_backend.TARGET_PREFIX):
+        return process_backend.command_class(target)
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise BackendError(f"backend path {target!r} must look like 'package.module:ClassName'")

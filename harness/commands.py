@@ -268,10 +268,15 @@ def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = 
         console.print(f"[yellow]{kind}[/] {escape(rest)}", soft_wrap=True)
 
 
+def _listed(args: argparse.Namespace) -> list[backends.BackendRef]:
+    commands = backends.refs_from_commands(args.backend_cmd, args.backend_cmds)
+    return [*backends.registry().values(), *commands]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         listing = []
-        for ref in backends.registry().values():
+        for ref in _listed(args):
             state = backends.status(ref)
             listing.append(
                 {
@@ -288,7 +293,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title="backends")
     for column in ("name", "version", "available", "source / how to enable"):
         table.add_column(column)
-    for ref in backends.registry().values():
+    for ref in _listed(args):
         state = backends.status(ref)
         table.add_row(
             ref.name,
@@ -403,7 +408,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"--checkpoints {checkpoints[-1]} is past --steps {args.steps}; "
             "choose checkpoints between 1 and the number of steps"
         )
-    args.all = not (args.backend or args.backend_path)
+    args.all = not (args.backend or args.backend_path or args.backend_cmd or args.backend_cmds)
     refs = choose_backends(args, lambda line: err.print(f"[yellow]{escape(line)}[/]"))
     files = data.locate(spec.dataset, args.data_dir)
     check_fits_data(spec, files.n_train)

@@ -58,7 +58,7 @@ def test_list_shows_numpy_available():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run"], "choose backends with --all, --backend NAME or --backend-path"),
+        (["run"], "choose backends with --all, --backend NAME, --backend-path M:C or --backend-"),
         (
             ["run", "--backend", "tensorflow-lite"],
             "unknown backend 'tensorflow-lite'; known backends: jax, keras, keras-fit, numpy, "

@@ -52,8 +52,11 @@ class Matrix:
 
 
 def choose_backends(args: argparse.Namespace, warn: Callable[[str], None]) -> list[BackendRef]:
-    if not (args.all or args.backend or args.backend_path):
-        raise HarnessError("choose backends with --all, --backend NAME or --backend-path M:C")
+    if not (args.all or args.backend or args.backend_path or args.backend_cmd or args.backend_cmds):
+        raise HarnessError(
+            "choose backends with --all, --backend NAME, --backend-path M:C or "
+            "--backend-cmd NAME=COMMAND"
+        )
     chosen: list[BackendRef] = []
     if args.all:
         for ref in backends.registry().values():
@@ -70,6 +73,11 @@ def choose_backends(args: argparse.Namespace, warn: Callable[[str], None]) -> li
         if ref not in chosen:
             chosen.append(ref)
     chosen.extend(backends.ref_from_path(target) for target in args.backend_path)
+    chosen.extend(backends.refs_from_commands(args.backend_cmd, args.backend_cmds))
+    names = [ref.name for ref in chosen]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise HarnessError(f"backend name(s) {', '.join(twice)} given twice; name each once")
     if not chosen:
         raise HarnessError("no backend is available to run; see 'python -m harness list'")
     return chosen
@@ -135,6 +143,8 @@ _NOT_WITH_RESUME = (
     "all",
     "backend",
     "backend_path",
+    "backend_cmd",
+    "backend_cmds",
     "set",
     "spec",
     "quick",

@@ -70,9 +70,40 @@ def mean_loss(value: Any) -> float:
     return float(value)
 
 
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    """The worker and its live descendants: a process backend's program works in a child."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
 def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+    total = 0.0
+    for member in _tree(process):
+        try:
+            times = member.cpu_times()
+        except psutil.Error:  # ended between the listing and the reading
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _threads(process: psutil.Process) -> int:
+    total = 0
+    for member in _tree(process):
+        try:
+            total += member.num_threads()
+        except psutil.Error:
+            continue
+    return total
+
+
+def _close(backend: Any) -> None:
+    """A backend that holds a process (the process protocol) ends it here, not as a stray."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) -> None:
@@ -92,76 +123,81 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
     outcome.backend_version = backends.version_of(cls)
     outcome.follows_batch_stream = bool(getattr(cls, "follows_batch_stream", True))
     backend = cls()
-    configure = getattr(backend, "configure_threads", None)
-    if callable(configure):
-        configure(threads)
-    profiling = False
-    if job.get("profile"):
-        enable = getattr(backend, "enable_profiling", None)
-        profiling = callable(enable)
-        if profiling:
-            enable()
-        else:
-            outcome.phases_note = f"{cls.__name__} has no enable_profiling(): no phase times"
+    try:
+        configure = getattr(backend, "configure_threads", None)
+        if callable(configure):
+            configure(threads)
+        profiling = False
+        if job.get("profile"):
+            enable = getattr(backend, "enable_profiling", None)
+            profiling = callable(enable)
+            if profiling:
+                enable()
+            else:
+                outcome.phases_note = f"{cls.__name__} has no enable_profiling(): no phase times"
 
-    dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
-    plan = Plan.load(Path(job["plan_path"]))
-    report(event="setup")
-    started = time.perf_counter()
-    backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
-    outcome.setup_time_s = time.perf_counter() - started
-    if threads is not None:
-        # Also caps pools loaded during setup that ignore the environment variables.
-        threadpool_limits(limits=threads)
-    # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
-    outcome.env = {**outcome.env, "blas": threadpool_info()}
-    outcome.build_info = dict(backends.call_optional(backend, "build_info", {}))
+        dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
+        plan = Plan.load(Path(job["plan_path"]))
+        report(event="setup")
+        started = time.perf_counter()
+        backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
+        outcome.setup_time_s = time.perf_counter() - started
+        if threads is not None:
+            # Also caps pools loaded during setup that ignore the environment variables.
+            threadpool_limits(limits=threads)
+        # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
+        outcome.env = {**outcome.env, "blas": threadpool_info()}
+        outcome.build_info = dict(backends.call_optional(backend, "build_info", {}))
 
-    process = psutil.Process()
-    outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
-    for start, end in spec.eval_spans():
-        chunk = plan.batches[start:end]
-        cpu_before = _cpu_seconds(process)
-        wall_before = time.perf_counter()
-        returned = backend.train_steps(chunk)
-        wall = time.perf_counter() - wall_before
-        outcome.cpu_time_s += _cpu_seconds(process) - cpu_before
-        loss = mean_loss(returned)  # checked after the clock stops: not the backend's time
-        outcome.train_time_s += wall
-        outcome.cpu_util = (
-            outcome.cpu_time_s / outcome.train_time_s if outcome.train_time_s else None
-        )
-        outcome.threads_observed = max(outcome.threads_observed, process.num_threads())
-        outcome.iterations_done = end
-        outcome.final_loss = loss
-        if not math.isfinite(loss):
+        process = psutil.Process()
+        outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
+        for start, end in spec.eval_spans():
+            chunk = plan.batches[start:end]
+            cpu_before = _cpu_seconds(process)
+            wall_before = time.perf_counter()
+            returned = backend.train_steps(chunk)
+            wall = time.perf_counter() - wall_before
+            outcome.cpu_time_s += _cpu_seconds(process) - cpu_before
+            loss = mean_loss(returned)  # checked after the clock stops: not the backend's time
+            outcome.train_time_s += wall
+            outcome.cpu_util = (
+                outcome.cpu_time_s / outcome.train_time_s if outcome.train_time_s else None
+            )
+            outcome.threads_observed = max(outcome.threads_observed, _threads(process))
+            outcome.iterations_done = end
+            outcome.final_loss = loss
+            if not math.isfinite(loss):
+                outcome.status = "diverged"
+                outcome.error = f"loss became {loss} within iterations {start + 1}–{end}"
+                return
+            train_acc = accuracy(backend, dataset.train_x, dataset.train_y)
+            test_acc = accuracy(backend, dataset.test_x, dataset.test_y)
+            outcome.train_acc, outcome.test_acc = train_acc, test_acc
+            outcome.curve.append(
+                {
+                    "iteration": end,
+                    "train_time_s": outcome.train_time_s,
+                    "train_acc": train_acc,
+                    "test_acc": test_acc,
+                    "loss": loss,
+                }
+            )
+            report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
+
+        # Read again: some facts (a process backend's protocol cost) exist only after training.
+        outcome.build_info.update(backends.call_optional(backend, "build_info", {}))
+        if profiling and callable(getattr(backend, "phase_times", None)):
+            outcome.phases = {k: float(v) for k, v in backend.phase_times().items()}
+            outcome.phases_note = getattr(backend, "phases_note", None)
+        params = backend.params()
+        bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]
+        if bad:
             outcome.status = "diverged"
-            outcome.error = f"loss became {loss} within iterations {start + 1}–{end}"
+            outcome.error = f"parameters {', '.join(bad)} hold NaN or infinity after training"
             return
-        train_acc = accuracy(backend, dataset.train_x, dataset.train_y)
-        test_acc = accuracy(backend, dataset.test_x, dataset.test_y)
-        outcome.train_acc, outcome.test_acc = train_acc, test_acc
-        outcome.curve.append(
-            {
-                "iteration": end,
-                "train_time_s": outcome.train_time_s,
-                "train_acc": train_acc,
-                "test_acc": test_acc,
-                "loss": loss,
-            }
-        )
-        report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
-
-    if profiling and callable(getattr(backend, "phase_times", None)):
-        outcome.phases = {k: float(v) for k, v in backend.phase_times().items()}
-        outcome.phases_note = getattr(backend, "phases_note", None)
-    params = backend.params()
-    bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]
-    if bad:
-        outcome.status = "diverged"
-        outcome.error = f"parameters {', '.join(bad)} hold NaN or infinity after training"
-        return
-    outcome.status = "ok"
+        outcome.status = "ok"
+    finally:
+        _close(backend)
 
 
 def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
@@ -169,24 +205,27 @@ def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
     spec = spec_from_dict(job["spec"])
     cls = backends.load_class(job["backend_target"])
     backend = cls()
-    configure = getattr(backend, "configure_threads", None)
-    if callable(configure):
-        configure(job["threads"])
-    dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
-    plan = Plan.load(Path(job["plan_path"]))
-    backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
-    reference = backends.load_class(job["reference_target"])()
-    outcome["verify"] = verify.run_verification(
-        backend,
-        reference,
-        spec,
-        dataset.train_x,
-        dataset.train_y,
-        plan,
-        job["steps"],
-        job["checkpoints"],
-    )
-    outcome["status"] = "ok"
+    try:
+        configure = getattr(backend, "configure_threads", None)
+        if callable(configure):
+            configure(job["threads"])
+        dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
+        plan = Plan.load(Path(job["plan_path"]))
+        backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
+        reference = backends.load_class(job["reference_target"])()
+        outcome["verify"] = verify.run_verification(
+            backend,
+            reference,
+            spec,
+            dataset.train_x,
+            dataset.train_y,
+            plan,
+            job["steps"],
+            job["checkpoints"],
+        )
+        outcome["status"] = "ok"
+    finally:
+        _close(backend)
 
 
 def _why(exc: BaseException) -> str:
@@ -223,6 +262,8 @@ def main(argv: list[str]) -> int:
         os.set_inheritable(progress_fd, False)
     progress = os.fdopen(progress_fd, "w") if progress_fd is not None else None
     processes.become_subreaper()
+    # A folder of the run's own, removed after it: where a backend may put files it needs.
+    os.environ["HARNESS_SCRATCH_DIR"] = str(Path(argv[0]).resolve().parent)
     if job.get("timeout_s"):
         _watchdog(job["timeout_s"] + 10)
     verifying = job.get("mode") == "verify"
@@ -237,7 +278,12 @@ def main(argv: list[str]) -> int:
         verdict.update(status="failed", error=_why(exc))
     finally:
         strays = processes.kill_descendants()
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # The worker's peak plus that of the largest process it waited for (a process
+        # backend's program): both were alive at once.
+        peak_rss = 1024 * sum(
+            resource.getrusage(who).ru_maxrss
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
         if record is not None:
             if verdict["error"] is not None:
                 record.status, record.error = "failed", verdict["error"]
