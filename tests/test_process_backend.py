@@ -241,3 +241,11 @@ def test_c_example_reaches_the_book_accuracy(mnist_dir, tmp_path, c_backend):
     assert record["train_acc"] >= 0.975 and record["test_acc"] >= 0.965
     # Measured, not asserted: how it compares with 1 % is reported from the reference session.
     assert 0 <= record["build_info"]["protocol_share"] < 1
+
+
+def test_declared_as_a_class_like_an_entry_point(idx_dir, tmp_path):
+    target = "tests.process_programs.declared:DeclaredProgram"
+    assert run(idx_dir, tmp_path, "--backend-path", target) == 0
+    (record,) = records(tmp_path).values()
+    assert record["backend"] == "declared" and record["status"] == "ok"
+    assert record["build_info"]["program"] == "book_net.py"
