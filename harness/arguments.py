@@ -187,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", action="store_true", help="first one discarded run per backend and thread count"
     )
     how.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the matrix on a Dask cluster: a scheduler address (tcp://HOST:8786), or "
+        "local / local:N for N worker processes on this machine; one run at a time per worker, "
+        "records written here (needs the [cluster] extra)",
+    )
+    how.add_argument(
+        "--cluster-wait",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="with --cluster: give up after S seconds without a worker able to run "
+        "(default 120); the session can be resumed",
+    )
+    how.add_argument(
         "--pin",
         action="store_true",
         help="pin each worker to the first N allowed CPUs (N = its threads)",

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -23,6 +24,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -98,14 +100,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     matrix: Matrix | None = None
     recorded: list[RunItem] = []
+    client = None
     try:
+        if args.cluster:  # before the session exists: an unreachable cluster leaves nothing
+            from harness.runner import cluster
+
+            client = cluster.connect(args.cluster, _warner(err))
         matrix = resumed_matrix(args) if args.resume else new_matrix(args, _warner(err))
-        _run_matrix(matrix, args, err, recorded)
+        _run_matrix(matrix, args, err, recorded, client)
     except (KeyboardInterrupt, Interrupted):
         err.print(_interrupted(matrix, recorded), soft_wrap=True)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if client is not None:
+            client.close()
     return _close_session(matrix, err, args)
 
 
@@ -130,7 +139,11 @@ def _interrupted(matrix: Matrix | None, recorded: list[RunItem]) -> str:
 
 
 def _run_matrix(
-    matrix: Matrix, args: argparse.Namespace, err: Console, recorded: list[RunItem]
+    matrix: Matrix,
+    args: argparse.Namespace,
+    err: Console,
+    recorded: list[RunItem],
+    client: Any = None,
 ) -> None:
     spec, items = matrix.spec, matrix.items
     if matrix.resumed is not None:
@@ -141,6 +154,9 @@ def _run_matrix(
             soft_wrap=True,
         )
     env = session_env()
+    if client is not None:
+        _run_on_cluster(matrix, args, err, recorded, env, client)
+        return
     if not args.no_roofline:
         counts = ", ".join(dict.fromkeys(threads_label(item.threads) for item in items))
         with (
@@ -193,6 +209,81 @@ def _run_matrix(
         if matrix.resumed is None:
             runner.write_session_file(items)
         runner.run_all(items)
+
+
+def _run_on_cluster(
+    matrix: Matrix,
+    args: argparse.Namespace,
+    err: Console,
+    recorded: list[RunItem],
+    env: dict,
+    client: Any,
+) -> None:
+    """The matrix on Dask: runs done of the total, and a bar per run in flight."""
+    from harness.runner import cluster
+
+    env["cluster"] = args.cluster  # the session's env; each record has its machine's own
+    runnable = [item for item in matrix.items if not item.warmup]
+    if len(runnable) < len(matrix.items):
+        _warner(err)("--warmup is not done on a cluster (a warm-up could land on another machine)")
+    try:
+        with _progress(args.quiet) as progress:
+            overall = progress.add_task("runs", total=len(runnable), note="")
+            bars: dict[int, TaskID] = {}
+
+            def on_progress(item: RunItem, event: dict) -> None:
+                if event["event"] == "started":
+                    iterations = matrix.variants.get(item.variant, (matrix.spec,))[0].iterations
+                    bars[item.order] = progress.add_task(
+                        f"{item.label} @ {event.get('host', '?')}", total=iterations, note=""
+                    )
+                elif item.order in bars and event["event"] == "trained":
+                    note = f"test acc {event['test_acc']:.4f}"
+                    progress.update(bars[item.order], completed=event["iteration"], note=note)
+
+            def on_record(item: RunItem, record: RunRecord) -> None:
+                if item.order in bars:
+                    progress.remove_task(bars.pop(item.order))
+                progress.advance(overall)
+                recorded.append(item)
+                host = (record.env or {}).get("hostname", "?")
+                line = f"{item.label} @ {host}: {record.status}"
+                if record.status == "ok":
+                    line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
+                else:
+                    line += f" — {record.error if args.verbose else first_line(record.error)}"
+                if not (args.quiet and record.status == "ok"):
+                    progress.console.print(escape(line), soft_wrap=True, highlight=False)
+
+            runner = Runner(
+                matrix.spec,
+                matrix.files,
+                matrix.plan,
+                matrix.session,
+                matrix.session_dir,
+                env,
+                matrix.timeout_s,
+                flags=matrix.flags,
+                variants=matrix.variants,
+            )
+            if matrix.resumed is None:
+                runner.write_session_file(matrix.items)
+            cluster.run_on_cluster(
+                runner,
+                runnable,
+                client,
+                measure_gemm=not args.no_roofline,
+                wait_s=args.cluster_wait,
+                on_record=on_record,
+                on_progress=on_progress,
+            )
+    except cluster.ClusterStalled as exc:
+        where = escape(str(matrix.session_dir))
+        err.print(
+            f"[red]{escape(str(exc))}[/]; once workers are back: python -m harness run "
+            f"--resume {where} --cluster {escape(args.cluster)}",
+            soft_wrap=True,
+        )
 
 
 def _close_session(matrix: Matrix, err: Console, args: argparse.Namespace) -> int:

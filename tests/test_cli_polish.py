@@ -123,3 +123,29 @@ def test_scaffold_prints_the_real_file(tmp_path, capsys):
     path = tmp_path / "pkg" / "harness_backend_tiny_thing" / "backend.py"
     assert f"fill in {path}, then:" in capsys.readouterr().out
     assert path.exists()
+
+
+def test_cluster_without_distributed_says_what_to_install(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from harness.cli import main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    args = ["run", "--backend", "numpy", "--cluster", "local", "--results-dir", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --cluster needs Dask's distributed package: pip install -e '.[cluster]'"
+    assert not any(tmp_path.iterdir())
+
+
+def test_local_cluster_needs_a_worker(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("distributed")
+    from harness.cli import main
+
+    args = ["run", "--backend", "numpy", "--cluster", "local:0", "--results-dir", str(tmp_path)]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --cluster local:N needs N ≥ 1 worker processes"
+    )

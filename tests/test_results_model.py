@@ -355,3 +355,37 @@ def test_a_session_named_twice_is_read_once(tmp_path):
 def test_thread_counts_sort_as_numbers():
     records = [run_record("numpy", 1.0, threads=t) for t in (10, 2, None, 1)]
     assert list(summarize(to_frame(records))["threads"]) == ["1", "2", "10", "default"]
+
+
+def test_one_session_on_two_machines_reads_side_by_side(tmp_path):
+    """A cluster session: one session, records from two machines, the same work on each."""
+    records = [
+        make_record(b, t, i, env=MACHINE_A)
+        for b, t in (("numpy", 2.0), ("rust", 1.0))
+        for i in range(2)
+    ]
+    records += [
+        make_record(b, t, i, env=MACHINE_B)
+        for b, t in (("numpy", 4.0), ("rust", 3.0))
+        for i in range(2)
+    ]
+    root = tmp_path / "results"
+    make_session(root, "cluster", records)
+    out = tmp_path / "o"
+    assert main(["report", "cluster", "--results-dir", str(root), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    section = markdown.split("## Machines side by side")[1].split("## GEMM rate")[0]
+    label_a = f"AMD EPYC 7B13, 2 cores, host a [{machine_fingerprint(MACHINE_A)[:6]}]"
+    label_b = f"Intel Xeon 8481C, 2 cores, host a [{machine_fingerprint(MACHINE_B)[:6]}]"
+    assert f"| {label_a} " in section and f"| {label_b} " in section
+    numpy_row = next(line for line in section.splitlines() if line.startswith("| numpy"))
+    assert "2.00 s" in numpy_row and "4.00 s" in numpy_row
+    assert "Machines side by side" in (out / "index.html").read_text()
+
+
+def test_one_machine_has_no_side_by_side_section(tmp_path):
+    root = tmp_path / "results"
+    make_session(root, "one", [make_record("numpy", 2.0, i) for i in range(2)])
+    out = tmp_path / "o"
+    assert main(["report", "one", "--results-dir", str(root), "--out", str(out)]) == 0
+    assert "Machines side by side" not in (out / "report.md").read_text()

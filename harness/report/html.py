@@ -47,6 +47,13 @@ def render_html(
         f"<pre>{html.escape(json.dumps(s, indent=1))}</pre>" for s in tables.specs(frame)
     )
     unreadable = _items([str(p) for p in results.unreadable]) if results.unreadable else ""
+    side_by_side = tables.machines_side_by_side(frame)
+    machines = (
+        "<h2>Machines side by side</h2><p>Median training time of the same work on each "
+        f"machine.</p>{_table(side_by_side)}"
+        if not side_by_side.empty
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -74,7 +81,7 @@ machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed 
 (200 % = two busy cores).</p>
 {_table(tables.comparison_table(frame, baseline))}
 {_items(["⚠ " + line for line in warnings(summarize(frame, baseline))])}
-<h2>GEMM rate and bound</h2>
+{machines}<h2>GEMM rate and bound</h2>
 {_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}
 <h2>Thread audit</h2>
 {_table(tables.thread_audit(frame))}

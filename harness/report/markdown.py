@@ -46,6 +46,19 @@ def render_markdown(
         "",
         *[f"- ⚠ {line}" for line in warnings(summarize(frame, baseline))],
         "",
+    ]
+    side_by_side = tables.machines_side_by_side(frame)
+    if not side_by_side.empty:
+        lines += [
+            "## Machines side by side",
+            "",
+            "Median training time of the same work on each machine (ratios across machines "
+            "compare the machines, not only the backends).",
+            "",
+            _table(side_by_side),
+            "",
+        ]
+    lines += [
         "## GEMM rate and bound",
         "",
         *[f"- {line}" for line in tables.GEMM_DEFINITIONS],

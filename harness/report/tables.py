@@ -149,6 +149,29 @@ def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFra
     return out
 
 
+def machines_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+    """Median training time per backend, threads and spec (rows) on each machine (columns).
+
+    Empty unless the runs come from more than one machine (a cluster session, or several
+    sessions): then the same work can be read across machines.
+    """
+    if frame["machine"].nunique() < 2:
+        return pd.DataFrame()
+    summary = summarize(frame)
+    labels = {m: machine_label(env) for m, env in zip(frame["machine"], frame["env"], strict=True)}
+    rows: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in summary.itertuples():
+        cell = (row.backend, row.threads, row.spec_label, row.flags)
+        rows.setdefault(cell, {})[labels[row.machine]] = fmt(row.train_time_s, ".2f", " s")
+    table = pd.DataFrame(
+        [
+            {"backend": b, "threads": t, "spec": s, "flags": f, **times}
+            for (b, t, s, f), times in rows.items()
+        ]
+    ).fillna("–")
+    return table.drop(columns=[c for c in ("spec", "flags") if table[c].nunique() < 2])
+
+
 GEMM_DEFINITIONS = (
     "GEMM rate: NumPy's float32 rate on one large square matrix product, measured on the "
     "machine for each thread count at the start of the session.",

@@ -254,8 +254,13 @@ class Runner:
             shutil.rmtree(scratch, ignore_errors=True)
         record = _settle(record, result)
         record.load_avg_1min_after = machine_state.after_run()
+        self.store(item, record)
+        return record
+
+    def store(self, item: RunItem, record: RunRecord) -> None:
+        """Write the run's record atomically (a warm-up's is discarded)."""
         if item.warmup:
-            return record
+            return
         try:
             write_json_atomic(self.session_dir / item.filename, record.to_json())
         except OSError as exc:
@@ -267,7 +272,6 @@ class Runner:
                 f"could not write {self.session_dir / item.filename}: {exc}; "
                 f"the run's numbers were {summary}"
             ) from None
-        return record
 
 
 # What the worker may not change: the run it was asked to do. (env gains the worker's BLAS pools.)

@@ -1,0 +1,325 @@
+"""The matrix on a Dask distributed cluster: one run at a time per worker machine, records home.
+
+Each run is one Dask task that needs the resource ``bench=1``; workers started with
+``--nthreads 1 --resources bench=1`` therefore take one run at a time. The task does on its
+machine what the local runner does: a fresh harness worker process with the thread environment,
+timeout and kill of descendants (``supervisor.run_worker``), the machine state before the run,
+and the machine's own environment and GEMM rate in the record. The Dask worker only launches and
+supervises it. Records come back to the machine that ran ``harness run`` and are written there
+atomically as each arrives; progress events travel as Dask worker events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness import data
+from harness.errors import HarnessError
+from harness.results.key import threads_label
+from harness.results.model import RunRecord
+from harness.runner import machine_state, processes
+from harness.runner.envinfo import session_env
+from harness.runner.plan import Plan
+from harness.runner.supervisor import (
+    RunItem,
+    Runner,
+    _now,
+    _settle,
+    pinned_cpus,
+    run_worker,
+)
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # connect() says what to install
+    WorkerPlugin = object
+
+INSTALL_HINT = "--cluster needs Dask's distributed package: pip install -e '.[cluster]'"
+RESOURCES = {"bench": 1}
+GEMM_PLUGIN = "harness-gemm-rates"
+_LOCAL = re.compile(r"local(?::(\d+))?")
+
+
+class ClusterStalled(HarnessError):
+    """No worker able to take a run has been in the cluster for the allowed wait."""
+
+
+def connect(address: str, warn: Callable[[str], None]) -> Any:
+    """A Dask client for ``tcp://host:port`` or ``local[:N]`` (a LocalCluster of N processes)."""
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise HarnessError(INSTALL_HINT) from None
+    local = _LOCAL.fullmatch(address)
+    if local:
+        workers = int(local.group(1) or 1)
+        if workers < 1:
+            raise HarnessError("--cluster local:N needs N ≥ 1 worker processes")
+        warn(
+            f"--cluster {address}: {workers} worker process(es) on this machine, sharing it with "
+            "each other and with the harness: runs that overlap disturb each other's timings. "
+            "Use it to try the cluster out; measure on one worker per machine."
+        )
+        # A lost worker fails its run (recorded) instead of the scheduler retrying it elsewhere.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                resources=dict(RESOURCES),
+                dashboard_address=None,
+            )
+        return Client(cluster)
+    if not re.fullmatch(r"(tcp|tls|inproc|ws|wss)://\S+", address):
+        raise HarnessError(
+            f"--cluster {address!r}: give a Dask scheduler address (tcp://HOST:8786) or "
+            "local / local:N"
+        )
+    try:
+        return Client(address, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise HarnessError(
+            f"--cluster {address}: no Dask scheduler answered ({exc}); start one with "
+            "'dask scheduler', or try --cluster local"
+        ) from None
+
+
+class GemmRates(WorkerPlugin):
+    """A Dask worker plugin: the machine's GEMM rates, measured at its first run and kept."""
+
+    name = GEMM_PLUGIN
+
+    def __init__(self, thread_counts: Sequence[int | None]) -> None:
+        self.thread_counts = list(thread_counts)
+        self.env: dict[str, Any] | None = None
+        self.lock = threading.Lock()
+
+    def rates(self) -> dict[str, Any]:
+        from harness.runner.gemm_rate import measure_gemm_rates
+
+        with self.lock:
+            if self.env is None:
+                self.env = measure_gemm_rates(self.thread_counts)
+            return self.env
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"thread_counts": self.thread_counts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["thread_counts"])
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """Everything a run needs on the worker machine; plain data, pickled by Dask."""
+
+    record: dict[str, Any]  # the run's identity, as the runner made it
+    backend_target: str
+    threads: int | None
+    data: dict[str, Any]  # the session's data files; the worker finds its own copy
+    plan_npz: bytes
+    profile: bool
+    pin: bool
+    timeout_s: float | None
+    topic: str  # where progress events go
+    gemm: bool  # measure the machine's GEMM rate (once per worker)
+
+
+def remote_run(job: RemoteJob) -> dict[str, Any]:
+    """Runs on a Dask worker: one run, supervised as locally; returns the record as JSON."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    order = job.record["order"]
+
+    def publish(event: dict[str, Any]) -> None:
+        worker.log_event(job.topic, {**event, "order": order})
+
+    record = RunRecord.from_json(job.record)
+    env = session_env()
+    if job.gemm and GEMM_PLUGIN in worker.plugins:
+        env.update(worker.plugins[GEMM_PLUGIN].rates())
+    record.env = env
+    record.gemm_rate_gflops = (env.get("gemm_rates") or {}).get(threads_label(job.threads))
+    record.pinned_cpus = pinned_cpus(job.threads) if job.pin else None
+    publish({"event": "started", "worker": worker.address, "host": env["hostname"]})
+    record = replace(record, started_at=_now(), **machine_state.before_run())
+    try:
+        files = data.locate(job.data["dataset"], _data_dir(job.data))
+    except HarnessError as exc:
+        record.error = f"no data on {env['hostname']}: {exc}"
+        record.finished_at = _now()
+        return record.to_json()
+    if files.sha256 != job.data["sha256"]:
+        record.error = (
+            f"the data on {env['hostname']} differs from the session's (SHA-256 mismatch); "
+            "point HARNESS_DATA_DIR there at the same files"
+        )
+        record.finished_at = _now()
+        return record.to_json()
+    scratch = processes.scratch_dir()
+    try:
+        plan_path = scratch / "plan.npz"
+        plan_path.write_bytes(job.plan_npz)
+        worker_job = {
+            "record": record.to_json(),
+            "backend_target": job.backend_target,
+            "data": files.to_json(),
+            "plan_path": str(plan_path),
+            "profile": job.profile,
+        }
+        result = run_worker(
+            worker_job, scratch, job.threads, job.timeout_s, publish, record.pinned_cpus
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record = _settle(record, result)
+    record.load_avg_1min_after = machine_state.after_run()
+    return record.to_json()
+
+
+def _data_dir(session_data: dict[str, Any]) -> Path | None:
+    """HARNESS_DATA_DIR on this machine; without it, the session's folder if this machine has it
+    (a local cluster); else None: the cache, then a download. Checksums are compared after."""
+    if os.environ.get(data.DATA_DIR_ENV):
+        return None
+    folder = Path(session_data["paths"]["train_images"]).parent
+    return folder if folder.is_dir() else None
+
+
+def _plan_bytes(plan: Plan) -> bytes:
+    buffer = io.BytesIO()
+    plan.save(buffer)
+    return buffer.getvalue()
+
+
+def lost(identity: RunRecord, why: str) -> RunRecord:
+    """The record of a run whose Dask worker went away (or never ran it)."""
+    record = replace(identity, status="failed", error=f"worker lost: {why}", finished_at=_now())
+    return record
+
+
+def run_on_cluster(
+    runner: Runner,
+    items: Sequence[RunItem],
+    client: Any,
+    *,
+    measure_gemm: bool,
+    wait_s: float,
+    on_record: Callable[[RunItem, RunRecord], None],
+    on_progress: Callable[[RunItem, dict[str, Any]], None],
+) -> None:
+    """Submit every run; write each record as it comes home; fail the runs of lost workers.
+
+    Stops with ClusterStalled when no worker offering ``bench`` has been there for ``wait_s``.
+    """
+    from distributed import wait
+
+    topic = f"harness-{runner.session}"
+    by_order = {item.order: item for item in items}
+    running_on: dict[int, str] = {}  # run order → the worker address it started on
+
+    def on_event(event: Any) -> None:
+        _, message = event
+        item = by_order.get(message.get("order"))
+        if item is None:
+            return
+        if message.get("event") == "started":
+            running_on[item.order] = message["worker"]
+        on_progress(item, message)
+
+    client.subscribe_topic(topic, on_event)
+    if measure_gemm:
+        thread_counts = sorted({item.threads for item in items}, key=lambda t: t or 0)
+        client.register_plugin(GemmRates(thread_counts), name=GEMM_PLUGIN)
+    futures = {}
+    for rank, item in enumerate(items):
+        cell_plan = runner.cell(item)[1]
+        job = RemoteJob(
+            record=runner.identity(item).to_json(),
+            backend_target=item.backend.target,
+            threads=item.threads,
+            data=runner.data.to_json(),
+            plan_npz=_plan_bytes(cell_plan),
+            profile=runner.flags.profile,
+            pin=runner.flags.pin,
+            timeout_s=runner.timeout_s,
+            topic=topic,
+            gemm=measure_gemm,
+        )
+        future = client.submit(
+            remote_run,
+            job,
+            key=f"harness-{runner.session}-run-{item.order}",
+            resources=dict(RESOURCES),
+            pure=False,
+            priority=len(items) - rank,  # earlier in the matrix, sooner on a worker
+        )
+        futures[future] = item
+
+    def finish(item: RunItem, record: RunRecord) -> None:
+        runner.store(item, record)
+        on_record(item, record)
+
+    pending = set(futures)
+    idle_since: float | None = None
+    try:
+        while pending:
+            with contextlib.suppress(TimeoutError):  # a second without an end is no error
+                wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
+            for future in [f for f in pending if f.done()]:
+                pending.discard(future)
+                item = futures[future]
+                finish(item, _collect(future, runner.identity(item)))
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            present = set(workers)
+            for future in list(pending):
+                item = futures[future]
+                address = running_on.get(item.order)
+                if address is not None and address not in present:
+                    future.cancel()
+                    pending.discard(future)
+                    why = f"{address} left the cluster during the run"
+                    finish(item, lost(runner.identity(item), why))
+            able = [w for w in workers.values() if w.get("resources", {}).get("bench", 0) >= 1]
+            if able or not pending:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > wait_s:
+                raise ClusterStalled(
+                    f"no Dask worker with resources bench=1 for {wait_s:g} s; {len(pending)} "
+                    "run(s) not done"
+                )
+    finally:
+        for future in pending:
+            future.cancel()
+        client.unsubscribe_topic(topic)
+
+
+def _collect(future: Any, identity: RunRecord) -> RunRecord:
+    """The record a finished task brought home, or a failed one saying why there is none."""
+    try:
+        return RunRecord.from_json(future.result())
+    except Exception as exc:  # the task's exception, re-raised here; never ends the matrix
+        name = type(exc).__name__
+        if name == "KilledWorker":
+            return lost(identity, f"{exc}")
+        failed = replace(
+            identity,
+            status="failed",
+            error=f"the run could not be done on the Dask worker: {name}: {exc}",
+            finished_at=_now(),
+        )
+        return failed

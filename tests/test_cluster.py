@@ -1,0 +1,315 @@
+"""run --cluster against a real Dask scheduler and workers, started here as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_runner import TINY
+
+pytest.importorskip("distributed", reason="the [cluster] extra is not installed")
+
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+class Cluster:
+    """A scheduler on localhost and the workers started on it; all killed at the end."""
+
+    def __init__(self, folder: Path, data_dir: Path) -> None:
+        self.folder, self.data_dir = folder, data_dir
+        self.processes: list[subprocess.Popen] = []
+        file = folder / "scheduler.json"
+        self.scheduler = self._start(
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(file),
+            ],
+        )
+        self.address = json.loads(_wait_for(file).read_text())["address"]
+
+    def _start(self, command: list[str], **env: str) -> subprocess.Popen:
+        log = open(self.folder / f"dask-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            command, stdout=log, stderr=log, env={**os.environ, **env}, start_new_session=True
+        )
+        self.processes.append(process)
+        return process
+
+    def add_worker(self, **env: str) -> subprocess.Popen:
+        """A worker started as the README says, with this machine's data; no nanny revives it."""
+        before = self.worker_count()
+        worker = self._start(
+            [
+                DASK,
+                "worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--resources",
+                "bench=1",
+                "--no-dashboard",
+                "--no-nanny",
+            ],
+            HARNESS_DATA_DIR=str(self.data_dir),
+            **env,
+        )
+        deadline = time.monotonic() + 60
+        while self.worker_count() <= before:
+            assert time.monotonic() < deadline, "the Dask worker did not join"
+            time.sleep(0.2)
+        return worker
+
+    def worker_count(self) -> int:
+        from distributed import Client
+
+        with Client(self.address, timeout=20) as client:
+            return len(client.scheduler_info(n_workers=-1)["workers"])
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            with _ignore_gone():
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class _ignore_gone:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, value, tb) -> bool:
+        return kind is ProcessLookupError
+
+
+def _wait_for(path: Path, seconds: float = 60) -> Path:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and path.stat().st_size):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    return path
+
+
+@pytest.fixture
+def cluster(tmp_path, idx_dir) -> Iterator[Cluster]:
+    started = Cluster(tmp_path, idx_dir)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def harness(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
+
+
+def session_records(results: Path) -> tuple[Path, dict[str, dict]]:
+    (session,) = results.iterdir()
+    records = {p.stem: json.loads(p.read_text()) for p in session.glob("*-r*.json")}
+    return session, records
+
+
+def test_cluster_records_equal_a_local_runs_in_work_done(cluster, idx_dir, tmp_path):
+    pytest.importorskip("mlp_bench_rust", reason="the Rust extension is not built")
+    cluster.add_worker()
+    common = [
+        "--backend",
+        "numpy",
+        "--backend",
+        "rust",
+        *TINY,
+        "--repeats",
+        "2",
+        "--data-dir",
+        str(idx_dir),
+    ]
+    # The GEMM rate is measured (no --no-roofline): by each worker, on its machine.
+    measured = [arg for arg in common if arg != "--no-roofline"]
+    remote = harness(
+        "run", *measured, "--cluster", cluster.address, "--results-dir", str(tmp_path / "remote")
+    )
+    assert remote.returncode == 0, remote.stderr
+    local = harness("run", *common, "--results-dir", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    session, on_cluster = session_records(tmp_path / "remote")
+    _, here = session_records(tmp_path / "local")
+    assert sorted(on_cluster) == sorted(here) and len(here) == 4
+    for name, record in on_cluster.items():
+        assert record["status"] == "ok"
+        for field in ("init_sha256", "batches_sha256", "train_acc", "test_acc", "final_loss"):
+            assert record[field] == here[name][field], (name, field)
+        assert record["env"]["hostname"] == platform.node()  # the machine it ran on
+        assert record["env"]["gemm_rates"]  # measured on that machine, by its worker
+    session_env = json.loads((session / "session.json").read_text())["env"]
+    assert session_env["cluster"] == cluster.address
+    assert "@ " + platform.node() in remote.stderr  # progress names where each run ran
+
+
+def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tmp_path):
+    marker = tmp_path / "hung"
+    worker = cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
+    results = tmp_path / "results"
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--backend",
+            "numpy",
+            "--backend-path",
+            "tests.fake_backends:HangsOnce",
+            *TINY,
+            "--repeats",
+            "2",
+            "--data-dir",
+            str(idx_dir),
+            "--results-dir",
+            str(results),
+            "--cluster",
+            cluster.address,
+            "--cluster-wait",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(marker, 120)  # hangs-once's first run is in flight on the worker
+    os.killpg(worker.pid, signal.SIGKILL)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    assert "no Dask worker with resources bench=1 for 4 s" in err
+    assert f"--resume {results}" in err and "Traceback" not in err
+    session, records = session_records(results)
+    lost = records["hangs-once-td-r0"]
+    assert lost["status"] == "failed"
+    assert lost["error"].startswith("worker lost: tcp://")
+    assert "left the cluster during the run" in lost["error"]
+    assert records["numpy-td-r0"]["status"] == "ok"
+    assert len(records) == 2  # the second repeat never started
+
+    cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
+    resumed = harness("run", "--resume", str(session), "--cluster", cluster.address)
+    assert resumed.returncode == 1  # the lost run stays failed
+    _, records = session_records(results)
+    assert len(records) == 4
+    assert records["numpy-td-r1"]["status"] == records["hangs-once-td-r1"]["status"] == "ok"
+
+
+def test_a_cluster_address_nobody_answers_is_one_line(tmp_path, idx_dir):
+    result = harness(
+        "run",
+        "--backend",
+        "numpy",
+        *TINY,
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(tmp_path),
+        "--cluster",
+        "tcp://127.0.0.1:9",
+    )
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: --cluster tcp://127.0.0.1:9: no Dask scheduler answered")
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.glob("2*"))  # no session made for runs that cannot happen
+
+
+def test_a_cluster_address_that_is_not_one_is_refused(tmp_path, idx_dir):
+    result = harness(
+        "run",
+        "--backend",
+        "numpy",
+        *TINY,
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(tmp_path),
+        "--cluster",
+        "somewhere",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --cluster 'somewhere': give a Dask scheduler address (tcp://HOST:8786) or "
+        "local / local:N"
+    )
+
+
+def test_local_cluster_warns_and_runs(tmp_path, idx_dir):
+    result = harness(
+        "run",
+        "--backend",
+        "numpy",
+        *TINY,
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--cluster",
+        "local:2",
+        "--repeats",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "runs that overlap disturb each other's timings" in result.stderr
+    _, records = session_records(tmp_path / "r")
+    assert [r["status"] for r in records.values()] == ["ok", "ok"]
+
+
+@pytest.mark.slow
+def test_the_issues_command_on_real_mnist(tmp_path, mnist_dir):
+    """run --backend numpy --backend rust --quick --repeats 2 --cluster tcp://…, against local."""
+    pytest.importorskip("mlp_bench_rust", reason="the Rust extension is not built")
+    started = Cluster(tmp_path, mnist_dir)
+    try:
+        started.add_worker()
+        common = [
+            "--backend",
+            "numpy",
+            "--backend",
+            "rust",
+            "--quick",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--data-dir",
+            str(mnist_dir),
+        ]
+        remote = harness(
+            "run", *common, "--cluster", started.address, "--results-dir", str(tmp_path / "remote")
+        )
+        assert remote.returncode == 0, remote.stderr
+    finally:
+        started.close()
+    local = harness("run", *common, "--no-roofline", "--results-dir", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    _, on_cluster = session_records(tmp_path / "remote")
+    _, here = session_records(tmp_path / "local")
+    assert sorted(on_cluster) == sorted(here) and len(here) == 4
+    for name, record in on_cluster.items():
+        for field in ("init_sha256", "batches_sha256", "train_acc", "test_acc"):
+            assert record[field] == here[name][field], (name, field)
+        assert record["env"]["hostname"] == platform.node()
