@@ -198,11 +198,12 @@ def test_report_separates_and_names_every_key_part(tmp_path, extra_a, extra_b, c
     out = tmp_path / "o"
     assert main(["report", "a", "b", "--results-dir", str(root), "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
-    rows = [line for line in markdown.split("## GEMM rate")[0].splitlines() if "| numpy" in line]
+    comparison = markdown.split("## Comparison")[1].split("\n## ")[0]
+    rows = [line for line in comparison.splitlines() if "| numpy" in line]
     assert len(rows) == 2
     assert any("1.00 s [1.00–1.00]" in r for r in rows)
     assert any("3.00 s [3.00–3.00]" in r for r in rows)
-    assert f"| {column} " in markdown.split("## GEMM rate")[0]
+    assert f"| {column} " in comparison
     assert "These runs differ in " in markdown.split("## Comparison")[0]
 
 
