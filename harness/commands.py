@@ -102,6 +102,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     recorded: list[RunItem] = []
     client = None
     try:
+        if args.cluster and args.warmup:
+            raise HarnessError(
+                "--warmup is not available with --cluster: a warm-up could run on another "
+                "machine than the runs it warms up; drop --warmup"
+            )
         if args.cluster:  # before the session exists: an unreachable cluster leaves nothing
             from harness.runner import cluster
 
@@ -222,10 +227,13 @@ def _run_on_cluster(
     """The matrix on Dask: runs done of the total, and a bar per run in flight."""
     from harness.runner import cluster
 
+    if matrix.flags.warmup:  # a resumed --warmup session; a new one was refused earlier
+        raise HarnessError(
+            f"{matrix.session_dir} was run with --warmup, which a cluster cannot honour (a "
+            "warm-up could run on another machine); resume it without --cluster"
+        )
     env["cluster"] = args.cluster  # the session's env; each record has its machine's own
-    runnable = [item for item in matrix.items if not item.warmup]
-    if len(runnable) < len(matrix.items):
-        _warner(err)("--warmup is not done on a cluster (a warm-up could land on another machine)")
+    runnable = list(matrix.items)
     try:
         with _progress(args.quiet) as progress:
             overall = progress.add_task("runs", total=len(runnable), note="")

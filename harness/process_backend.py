@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 import tomllib
@@ -64,6 +65,13 @@ class ProcessBackend:
             return "?"
         digest = hashlib.sha256(Path(exe).read_bytes()).hexdigest()
         return f"{Path(exe).name} sha256:{digest[:12]}"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """For `harness list`; a run of a missing program is still recorded failed, naming it."""
+        if cls.command and resolve_executable(cls.command[0]) is None:
+            return f"command not found: {cls.command[0]!r} (build it, or give its path)"
+        return None
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads
@@ -253,7 +261,12 @@ class ProcessBackend:
                 status = self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 status = None
-        how = "" if status is None else f" (it exited with status {status})"
+        if status is None:
+            how = ""
+        elif status < 0:
+            how = f" (it was killed by signal {signal.Signals(-status).name})"
+        else:
+            how = f" (it exited with status {status})"
         return f"protocol step {step!r}: the program {what}{how}"
 
 

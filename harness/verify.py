@@ -9,6 +9,12 @@ arithmetic; a float32 backend is allowed the rounding that float32 accumulates:
   float32 stay within 9e-8 absolute of the float64 reference, while a backend missing the
   softmax gradient's 1/batch factor is off by 0.03–0.5 absolute after its first step;
 - float64: rtol 1e-7, atol 1e-9.
+
+The loss passes if it matches either definition of the cross-entropy: the book's −log(p + 1e-7)
+or the plain −log p that the libraries' fused losses (PyTorch's CrossEntropyLoss, Keras's and
+JAX's log-softmax) compute. In float32 the two cannot be told apart; in float64 they differ by
+about 1e-7/p, more than the tolerance, while the parameters (whose gradient has no epsilon in
+either) agree to 1e-17.
 """
 
 from __future__ import annotations
@@ -100,13 +106,17 @@ def run_verification(
     first_failure: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
 
+    plain_loss: float | None = None
+
     def check(step: int, got: dict, want: dict, loss: float | None, want_loss: float | None):
         nonlocal first_failure
         missing = _missing_params(got)
         if missing:
             raise ValueError(f"params() must return W1, b1, W2, b2; missing {', '.join(missing)}")
         broken = [n for n in PARAM_NAMES if tolerance.breaks(got[n], want[n])]
-        if loss is not None and tolerance.breaks(np.array(loss), np.array(want_loss)):
+        if loss is not None and all(
+            tolerance.breaks(np.array(loss), np.array(w)) for w in (want_loss, plain_loss)
+        ):
             broken.append("loss")
         if broken and first_failure is None:
             first_failure = {"step": step, "what": broken}
@@ -120,7 +130,10 @@ def run_verification(
                     "loss_tolerance_used": (
                         None
                         if loss is None
-                        else tolerance.used(np.array(loss), np.array(want_loss))
+                        else min(
+                            tolerance.used(np.array(loss), np.array(w))
+                            for w in (want_loss, plain_loss)
+                        )
                     ),
                     "ok": not broken,
                 }
@@ -132,6 +145,7 @@ def run_verification(
         rows_of_step = plan.batches[step - 1 : step]
         loss = float(backend.train_steps(rows_of_step))
         want_loss = float(reference.train_steps(rows_of_step))
+        plain_loss = _plain_loss(reference)
         check(step, backend.params(), reference.params(), loss, want_loss)
     return {
         "passed": first_failure is None,
@@ -139,3 +153,9 @@ def run_verification(
         "checkpoints": rows,
         "tolerance": {"rtol": tolerance.rtol, "atol": tolerance.atol},
     }
+
+
+def _plain_loss(reference: Any) -> float:
+    """The reference step's cross-entropy without the book's 1e-7: −mean log p of the labels."""
+    last = reference.net.last_layer
+    return float(-np.log(last.y[np.arange(len(last.t)), last.t]).mean())

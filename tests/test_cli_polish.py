@@ -149,3 +149,16 @@ def test_local_cluster_needs_a_worker(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --cluster local:N needs N ≥ 1 worker processes"
     )
+
+
+def test_cluster_refuses_warmup(tmp_path, capsys):
+    from harness.cli import main
+
+    args = ["run", "--backend", "numpy", "--cluster", "local", "--warmup"]
+    assert main([*args, "--results-dir", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith("error: --warmup is not available with --cluster")
+    )
+    assert not any(tmp_path.iterdir())

@@ -249,3 +249,30 @@ def test_declared_as_a_class_like_an_entry_point(idx_dir, tmp_path):
     (record,) = records(tmp_path).values()
     assert record["backend"] == "declared" and record["status"] == "ok"
     assert record["build_info"]["program"] == "book_net.py"
+
+
+def test_a_name_given_twice_is_refused(tmp_path, capsys):
+    args = ["run", "--backend-cmd", python_program(), "--backend-cmd", python_program()]
+    assert main([*args, "--results-dir", str(tmp_path), *TINY]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "error: backend name(s) py given twice; name each once"
+    )
+
+
+def test_list_says_when_a_program_is_missing(capsys):
+    assert main(["list", "--json", "--backend-cmd", "ghost=./no/such/program"]) == 0
+    (ghost,) = [e for e in json.loads(capsys.readouterr().out) if e["name"] == "ghost"]
+    assert ghost["available"] is False
+    assert ghost["reason"].startswith("command not found: ")
+
+
+def test_a_program_killed_by_a_signal_is_named(idx_dir, tmp_path):
+    script = tmp_path / "segv.sh"
+    script.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    script.chmod(0o755)
+    assert run(idx_dir, tmp_path, "--backend-cmd", f"segv={script}") == 1
+    (record,) = records(tmp_path).values()
+    assert record["error"].startswith(
+        "ProtocolError: protocol step 'setup': the program closed its stdout before answering "
+        "'ready' (it was killed by signal SIGSEGV)"
+    )
