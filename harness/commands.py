@@ -188,32 +188,45 @@ def _run_matrix(
         def on_record(item: RunItem, record: RunRecord) -> None:
             progress.advance(overall)
             recorded.append(item)
-            if args.quiet and record.status == "ok":
-                return
-            line = f"{item.label}: {record.status}" + (" (discarded)" if item.warmup else "")
-            if record.status == "ok":
-                line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
-            else:
-                line += f" — {record.error if args.verbose else first_line(record.error)}"
-            progress.console.print(escape(line), soft_wrap=True, highlight=False)
+            _print_outcome(progress, args, item.label, record, item.warmup)
 
-        runner = Runner(
-            spec,
-            matrix.files,
-            matrix.plan,
-            matrix.session,
-            matrix.session_dir,
-            env,
-            matrix.timeout_s,
-            on_progress,
-            on_start,
-            on_record,
-            flags=matrix.flags,
-            variants=matrix.variants,
-        )
+        runner = _runner(matrix, env)
+        runner.on_progress, runner.on_start, runner.on_record = on_progress, on_start, on_record
         if matrix.resumed is None:
             runner.write_session_file(items)
         runner.run_all(items)
+
+
+def _runner(matrix: Matrix, env: dict) -> Runner:
+    return Runner(
+        matrix.spec,
+        matrix.files,
+        matrix.plan,
+        matrix.session,
+        matrix.session_dir,
+        env,
+        matrix.timeout_s,
+        flags=matrix.flags,
+        variants=matrix.variants,
+    )
+
+
+def _print_outcome(
+    progress: Progress,
+    args: argparse.Namespace,
+    label: str,
+    record: RunRecord,
+    discarded: bool = False,
+) -> None:
+    """One line per finished run (ok runs are left out with -q)."""
+    if args.quiet and record.status == "ok":
+        return
+    line = f"{label}: {record.status}" + (" (discarded)" if discarded else "")
+    if record.status == "ok":
+        line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
+    else:
+        line += f" — {record.error if args.verbose else first_line(record.error)}"
+    progress.console.print(escape(line), soft_wrap=True, highlight=False)
 
 
 def _run_on_cluster(
@@ -255,25 +268,9 @@ def _run_on_cluster(
                 progress.advance(overall)
                 recorded.append(item)
                 host = (record.env or {}).get("hostname", "?")
-                line = f"{item.label} @ {host}: {record.status}"
-                if record.status == "ok":
-                    line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
-                else:
-                    line += f" — {record.error if args.verbose else first_line(record.error)}"
-                if not (args.quiet and record.status == "ok"):
-                    progress.console.print(escape(line), soft_wrap=True, highlight=False)
+                _print_outcome(progress, args, f"{item.label} @ {host}", record)
 
-            runner = Runner(
-                matrix.spec,
-                matrix.files,
-                matrix.plan,
-                matrix.session,
-                matrix.session_dir,
-                env,
-                matrix.timeout_s,
-                flags=matrix.flags,
-                variants=matrix.variants,
-            )
+            runner = _runner(matrix, env)
             if matrix.resumed is None:
                 runner.write_session_file(matrix.items)
             cluster.run_on_cluster(

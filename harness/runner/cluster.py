@@ -15,7 +15,6 @@ import contextlib
 import io
 import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,17 +26,10 @@ from harness import data
 from harness.errors import HarnessError
 from harness.results.key import threads_label
 from harness.results.model import RunRecord
-from harness.runner import machine_state, processes
+from harness.runner import machine_state
 from harness.runner.envinfo import session_env
 from harness.runner.plan import Plan
-from harness.runner.supervisor import (
-    RunItem,
-    Runner,
-    _now,
-    _settle,
-    pinned_cpus,
-    run_worker,
-)
+from harness.runner.supervisor import RunItem, Runner, _now, pinned_cpus, supervised_run
 
 try:
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -168,24 +160,14 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
         )
         record.finished_at = _now()
         return record.to_json()
-    scratch = processes.scratch_dir()
-    try:
-        plan_path = scratch / "plan.npz"
-        plan_path.write_bytes(job.plan_npz)
-        worker_job = {
-            "record": record.to_json(),
-            "backend_target": job.backend_target,
-            "data": files.to_json(),
-            "plan_path": str(plan_path),
-            "profile": job.profile,
-        }
-        result = run_worker(
-            worker_job, scratch, job.threads, job.timeout_s, publish, record.pinned_cpus
-        )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    record = _settle(record, result)
-    record.load_avg_1min_after = machine_state.after_run()
+    record = supervised_run(
+        record,
+        job.backend_target,
+        files,
+        lambda path: path.write_bytes(job.plan_npz),
+        job.profile,
+        publish,
+    )
     return record.to_json()
 
 

@@ -229,31 +229,18 @@ class Runner:
         )
 
     def run_one(self, item: RunItem) -> RunRecord:
-        record = replace(self.identity(item), **machine_state.before_run())
-
         def on_event(event: dict[str, Any]) -> None:
             if self.on_progress is not None:
                 self.on_progress(item, event)
 
-        # A scratch directory of its own per run: whatever a backend does to it stays there.
-        scratch = processes.scratch_dir()
-        try:
-            plan_path = scratch / "plan.npz"
-            self.cell(item)[1].save(plan_path)
-            job = {
-                "record": record.to_json(),
-                "backend_target": item.backend.target,
-                "data": self.data.to_json(),
-                "plan_path": str(plan_path),
-                "profile": self.flags.profile,
-            }
-            result = run_worker(
-                job, scratch, item.threads, self.timeout_s, on_event, record.pinned_cpus
-            )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        record = _settle(record, result)
-        record.load_avg_1min_after = machine_state.after_run()
+        record = supervised_run(
+            replace(self.identity(item), **machine_state.before_run()),
+            item.backend.target,
+            self.data,
+            self.cell(item)[1].save,
+            self.flags.profile,
+            on_event,
+        )
         self.store(item, record)
         return record
 
@@ -272,6 +259,41 @@ class Runner:
                 f"could not write {self.session_dir / item.filename}: {exc}; "
                 f"the run's numbers were {summary}"
             ) from None
+
+
+def supervised_run(
+    record: RunRecord,
+    backend_target: str,
+    files: DataFiles,
+    write_plan: Callable[[Path], None],
+    profile: bool,
+    on_event: Callable[[dict[str, Any]], None] | None,
+) -> RunRecord:
+    """One run in a fresh worker process on this machine, from its identity to its record.
+
+    ``record`` is the run's identity with the machine state before it; the result is the
+    worker's record if it is credible (else the identity, failed), with how the run ended.
+    """
+    # A scratch directory of its own per run: whatever a backend does to it stays there.
+    scratch = processes.scratch_dir()
+    try:
+        plan_path = scratch / "plan.npz"
+        write_plan(plan_path)
+        job = {
+            "record": record.to_json(),
+            "backend_target": backend_target,
+            "data": files.to_json(),
+            "plan_path": str(plan_path),
+            "profile": profile,
+        }
+        result = run_worker(
+            job, scratch, record.threads, record.timeout_s, on_event, record.pinned_cpus
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record = _settle(record, result)
+    record.load_avg_1min_after = machine_state.after_run()
+    return record
 
 
 # What the worker may not change: the run it was asked to do. (env gains the worker's BLAS pools.)
