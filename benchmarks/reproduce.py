@@ -6,8 +6,9 @@
 A generated block sits between ``<!-- reproduce: NAME -->`` and ``<!-- /reproduce: NAME -->``;
 everything else in the READMEs is prose. The data:
 
-- ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all --threads
-  1,2``), ``init_uniform`` (``run --all --threads 1 --repeats 1 --set init=uniform``) and
+- ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all
+  --backend-cmd c=examples/c-backend/mlp-c --threads 1,2``), ``init_uniform`` (the same with
+  ``--threads 1 --repeats 1 --set init=uniform``) and
   ``profile`` (``run --backend numpy --backend rust --threads 1 --repeats 3 --profile``), each made
   from a clean tree;
 - ``results/benchmarks/*.json``, kept by the benchmarks' ``--json``;
@@ -87,9 +88,35 @@ def reference_setup(data: Data) -> str:
         f"Session `results/{_session_id(data, 'reference')}`: {env['cpu_model']}, "
         f"{env['cores_logical']} cores (flags: {flags}); Python {env['python']} ({versions}); "
         f"commit {str(env['git_commit'])[:7]}, clean tree: {not env['git_dirty']}. "
-        f"`python -m harness run --all --threads 1,2`: default spec, {repeats} interleaved "
+        f"`{REFERENCE_COMMAND}`: default spec, {repeats} interleaved "
         f"repeats, {len(frame)} runs, {wall:.0f} s from the first run's start to the last "
         f"one's end.\n"
+    )
+
+
+REFERENCE_COMMAND = (
+    "python -m harness run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2"
+)
+
+
+def protocol_cost(data: Data) -> str:
+    """What the process protocol costs the C example, from its records in the reference session."""
+    frame = data.frames["reference"]
+    runs = frame[(frame["backend"] == "c") & (frame["status"] == "ok")]
+    parts = []
+    for threads, group in runs.groupby("threads", sort=True):
+        share = group["build_info"].map(lambda info: info["protocol_share"]).median()
+        seconds = group["build_info"].map(lambda info: info["protocol_s"]).median()
+        chunks = group["curve"].map(len).median()
+        train = group["train_time_s"].median()
+        parts.append(
+            f"{share * 100:.2f} % at {threads} thread{'s' * (threads != '1')} ({seconds * 1e3:.1f} "
+            f"ms of {train:.2f} s; {seconds / chunks * 1e3:.2f} ms per chunk of "
+            f"{train / chunks * 1e3:.0f} ms)"
+        )
+    return (
+        "The protocol's own cost for `c` in that session (the harness's time for each train "
+        "request less the program's own, medians over the repeats): " + "; ".join(parts) + ".\n"
     )
 
 
@@ -235,6 +262,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "reference-setup": reference_setup,
     "reference-table": reference_table,
     "reference-gemm": reference_gemm,
+    "protocol-cost": protocol_cost,
     "init-table": init_table,
     "init-agreement": init_agreement,
     "benchmarks": benchmark_lines,

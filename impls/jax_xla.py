@@ -74,7 +74,11 @@ class JaxBackend:
         told = f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '') or '(none)'}"
         if self.cpus is not None:
             told += f", affinity narrowed to CPUs {','.join(map(str, self.cpus))}"
-        return {"device": str(jax.devices()[0].platform), "threads_told": told}
+        device = jax.devices()[0]
+        info = {"device": str(device.platform), "threads_told": told}
+        if device.platform != "cpu":
+            info["device_kind"] = str(device.device_kind)
+        return info
 
     def setup(
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
@@ -152,3 +156,25 @@ def _loss(weights: dict[str, Any], x: Any, t: Any) -> Any:
 
     log_probs = jax.nn.log_softmax(_logits(weights, x))
     return -jnp.mean(jnp.take_along_axis(log_probs, t[:, None], axis=1))
+
+
+class JaxGpuBackend(JaxBackend):
+    """``jax`` on the GPU (JAX_PLATFORMS=cuda): needs a CUDA build of jaxlib (jax[cuda12])."""
+
+    name = "jax-gpu"
+    platform = "cuda"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        from impls.torch_nn import nvidia_driver_present
+
+        if importlib.util.find_spec("jax") is None:
+            return INSTALL_HINT
+        plugins = [
+            d.metadata["Name"]
+            for d in importlib.metadata.distributions()
+            if (d.metadata["Name"] or "").startswith("jax-cuda")
+        ]
+        if not plugins:
+            return "JAX has no CUDA plugin here; install it with: pip install 'jax[cuda12]'"
+        return None if nvidia_driver_present() else "no NVIDIA GPU driver on this machine"

@@ -4,6 +4,10 @@
 averaged over the batch) and ``torch.optim.SGD`` at the spec's learning rate, on the harness's
 batches: each step indexes the training tensor with one row of the harness's batch indices.
 
+``torch-cuda`` is ``torch`` on the first CUDA device: the training set, the model and each
+chunk's indices live on the GPU, and the chunk's mean loss is read back once per chunk (which
+waits for the GPU, so the timed call covers its work).
+
 ``torch-compile`` wraps the whole step (forward, backward, optimizer step) in ``torch.compile``.
 The compiler runs in setup: one step is compiled and run there, then the weights are set back to
 the initial parameters, so training starts from ``init`` with nothing left to compile.
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +35,7 @@ INSTALL_HINT = "PyTorch is not installed; install it with: pip install -e '.[tor
 class TorchBackend:
     name = "torch"
     compiled = False
+    device = "cpu"
 
     def __init__(self) -> None:
         self.threads: int | None = None
@@ -49,12 +56,15 @@ class TorchBackend:
     def build_info(self) -> dict[str, Any]:
         import torch
 
-        return {
+        info = {
             "threads_told": (
                 f"torch intra={torch.get_num_threads()} interop={torch.get_num_interop_threads()}"
             ),
             "compiled": self.compiled,
         }
+        if self.device != "cpu":
+            info["device"] = torch.cuda.get_device_name()
+        return info
 
     def setup(
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
@@ -67,14 +77,16 @@ class TorchBackend:
             torch.set_num_interop_threads(self.threads)
         dtype = getattr(torch, spec.dtype)
         self.dtype = spec.dtype
-        self.train_x = torch.tensor(train_x, dtype=dtype)  # copies: the arrays are the harness's
-        self.train_y = torch.tensor(train_y, dtype=torch.int64)
+        device = torch.device(self.device)
+        # Copies (the arrays are the harness's), on the device once.
+        self.train_x = torch.tensor(train_x, dtype=dtype, device=device)
+        self.train_y = torch.tensor(train_y, dtype=torch.int64, device=device)
         features, hidden = init["W1"].shape
         self.model = nn.Sequential(
             nn.Linear(features, hidden, dtype=dtype),
             nn.ReLU(),
             nn.Linear(hidden, init["W2"].shape[1], dtype=dtype),
-        )
+        ).to(device)
         self.init = init
         self._load(init)
         self.loss_fn = nn.CrossEntropyLoss()
@@ -82,7 +94,7 @@ class TorchBackend:
         self.step = self._step
         if self.compiled:
             self.step = torch.compile(self._step)
-            rows = torch.zeros(spec.batch, dtype=torch.int64)
+            rows = torch.zeros(spec.batch, dtype=torch.int64, device=device)
             self.step(rows)  # compiles; the step it took is undone by the reload below
             self._load(init)
 
@@ -108,8 +120,8 @@ class TorchBackend:
 
         if hasattr(self, "phases"):
             return self._train_steps_profiled(batch_indices)
-        steps = torch.from_numpy(np.asarray(batch_indices, dtype=np.int64))
-        total = torch.zeros((), dtype=torch.float64)
+        steps = torch.from_numpy(np.asarray(batch_indices, dtype=np.int64)).to(self.device)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         for rows in steps:
             total += self.step(rows)
         return float(total) / len(steps)
@@ -147,16 +159,17 @@ class TorchBackend:
         import torch
 
         with torch.no_grad():
-            logits = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=self.dtype)))
-        return logits.argmax(dim=1).numpy().astype(np.int64)
+            inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=self.dtype)).to(self.device)
+            logits = self.model(inputs)
+        return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
 
     def params(self) -> dict[str, np.ndarray]:
         first, _, second = self.model
         return {
-            "W1": first.weight.detach().numpy().T.copy(),
-            "b1": first.bias.detach().numpy().copy(),
-            "W2": second.weight.detach().numpy().T.copy(),
-            "b2": second.bias.detach().numpy().copy(),
+            "W1": first.weight.detach().cpu().numpy().T.copy(),
+            "b1": first.bias.detach().cpu().numpy().copy(),
+            "W2": second.weight.detach().cpu().numpy().T.copy(),
+            "b2": second.bias.detach().cpu().numpy().copy(),
         }
 
 
@@ -166,3 +179,22 @@ class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
     compiled = True
     enable_profiling = None
+
+
+class TorchCudaBackend(TorchBackend):
+    """``torch`` on the first CUDA device. No phase times: GPU work is asynchronous."""
+
+    name = "torch-cuda"
+    device = "cuda"
+    enable_profiling = None
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        if importlib.util.find_spec("torch") is None:
+            return INSTALL_HINT
+        return None if nvidia_driver_present() else "no NVIDIA GPU driver on this machine"
+
+
+def nvidia_driver_present() -> bool:
+    """Whether a CUDA device can exist here, without importing a GPU library (seconds)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
