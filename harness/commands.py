@@ -395,7 +395,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             ref.name,
             state.version,
             "yes" if state.available else "[red]no[/]",
-            ref.source if state.available else str(state.reason),
+            escape(ref.source if state.available else str(state.reason)),
         )
     _stdout_console().print(table)
     return EXIT_OK

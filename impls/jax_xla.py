@@ -75,7 +75,11 @@ class JaxBackend:
         if self.cpus is not None:
             told += f", affinity narrowed to CPUs {','.join(map(str, self.cpus))}"
         device = jax.devices()[0]
-        info = {"device": str(device.platform), "threads_told": told}
+        info = {
+            "device": str(device.platform),
+            "threads_told": told,
+            "matmul_precision": str(jax.config.jax_default_matmul_precision),
+        }
         if device.platform != "cpu":
             info["device_kind"] = str(device.device_kind)
         return info
@@ -88,6 +92,9 @@ class JaxBackend:
 
         if spec.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
+        # Full-precision products: on GPUs JAX's default runs float32 matrix products in TF32
+        # (10-bit mantissa), which is another job; verify fails it (measured on an H100).
+        jax.config.update("jax_default_matmul_precision", "highest")
         self.dtype = spec.dtype
         train_x_dev = jnp.array(train_x, dtype=spec.dtype)  # a copy on the device
         train_y_dev = jnp.array(train_y, dtype=jnp.int32)

@@ -162,3 +162,17 @@ def test_cluster_refuses_warmup(tmp_path, capsys):
         .startswith("error: --warmup is not available with --cluster")
     )
     assert not any(tmp_path.iterdir())
+
+
+def test_list_shows_install_hints_verbatim(monkeypatch, capsys):
+    """'.[keras]' is an install line, not console markup: list must print the brackets."""
+    import importlib.util
+
+    from harness.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda m, *a: None if m == "tensorflow" else real(m, *a)
+    )
+    assert main(["list"]) == 0
+    assert "[keras]" in capsys.readouterr().out

@@ -100,6 +100,8 @@ def test_through_the_harness_with_the_thread_budget_recorded(idx_dir, tmp_path, 
     else:
         assert "--xla_cpu_multi_thread_eigen=false" in told
         assert record["build_info"]["device"] == "cpu"
+        # Float32 products in float32, never TF32 (JAX's GPU default; verify fails it).
+        assert record["build_info"]["matmul_precision"] == "highest"
         assert ("affinity narrowed to CPUs" in told) == (len(os.sched_getaffinity(0)) > 1)
 
 
