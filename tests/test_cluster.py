@@ -313,3 +313,30 @@ def test_the_issues_command_on_real_mnist(tmp_path, mnist_dir):
         for field in ("init_sha256", "batches_sha256", "train_acc", "test_acc"):
             assert record[field] == here[name][field], (name, field)
         assert record["env"]["hostname"] == platform.node()
+
+
+def test_a_worker_finds_the_sessions_data_and_refuses_other_data(tmp_path, monkeypatch):
+    """The session's folder if this machine has it; else HARNESS_DATA_DIR, checksums compared."""
+    from harness import data
+    from harness.runner.cluster import _find_data
+    from tests.idx_files import write_dataset
+
+    ours = write_dataset(tmp_path / "ours")
+    other = write_dataset(tmp_path / "other", n_train=200)  # another dataset, same layout
+    session_data = data.locate("idx", ours).to_json()
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(other))
+    files, _ = _find_data(session_data)  # the session's folder wins over the environment
+    assert files is not None and files.paths["train_images"].parent == ours
+
+    moved = {
+        **session_data,
+        "paths": {
+            k: str(tmp_path / "gone" / Path(v).name) for k, v in session_data["paths"].items()
+        },
+    }
+    files, problem = _find_data(moved)
+    assert files is None
+    assert problem == (
+        f"the files in {other} differ from the session's (SHA-256 mismatch); point "
+        "HARNESS_DATA_DIR there at the same files"
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import threading
 import time
@@ -147,17 +146,9 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
     record.pinned_cpus = pinned_cpus(job.threads) if job.pin else None
     publish({"event": "started", "worker": worker.address, "host": env["hostname"]})
     record = replace(record, started_at=_now(), **machine_state.before_run())
-    try:
-        files = data.locate(job.data["dataset"], _data_dir(job.data))
-    except HarnessError as exc:
-        record.error = f"no data on {env['hostname']}: {exc}"
-        record.finished_at = _now()
-        return record.to_json()
-    if files.sha256 != job.data["sha256"]:
-        record.error = (
-            f"the data on {env['hostname']} differs from the session's (SHA-256 mismatch); "
-            "point HARNESS_DATA_DIR there at the same files"
-        )
+    files, problem = _find_data(job.data)
+    if files is None:
+        record.error = f"no usable data on {env['hostname']}: {problem}"
         record.finished_at = _now()
         return record.to_json()
     record = supervised_run(
@@ -171,13 +162,28 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
     return record.to_json()
 
 
-def _data_dir(session_data: dict[str, Any]) -> Path | None:
-    """HARNESS_DATA_DIR on this machine; without it, the session's folder if this machine has it
-    (a local cluster); else None: the cache, then a download. Checksums are compared after."""
-    if os.environ.get(data.DATA_DIR_ENV):
-        return None
+def _find_data(session_data: dict[str, Any]) -> tuple[data.DataFiles | None, str]:
+    """This machine's copy of the session's data, with the session's checksums.
+
+    First the session's own folder, if this machine has that path (a local cluster, a shared
+    file system); then HARNESS_DATA_DIR, the cache, a download. Returns (files, "") or
+    (None, why none would do).
+    """
     folder = Path(session_data["paths"]["train_images"]).parent
-    return folder if folder.is_dir() else None
+    problem = ""
+    for where in ([folder] if folder.is_dir() else []) + [None]:
+        try:
+            files = data.locate(session_data["dataset"], where)
+        except HarnessError as exc:
+            problem = str(exc)
+            continue
+        if files.sha256 == session_data["sha256"]:
+            return files, ""
+        problem = (
+            f"the files in {files.paths['train_images'].parent} differ from the session's "
+            f"(SHA-256 mismatch); point {data.DATA_DIR_ENV} there at the same files"
+        )
+    return None, problem
 
 
 def _plan_bytes(plan: Plan) -> bytes:
