@@ -246,10 +246,9 @@ def _run_on_cluster(
             "warm-up could run on another machine); resume it without --cluster"
         )
     env["cluster"] = args.cluster  # the session's env; each record has its machine's own
-    runnable = list(matrix.items)
     try:
         with _progress(args.quiet) as progress:
-            overall = progress.add_task("runs", total=len(runnable), note="")
+            overall = progress.add_task("runs", total=len(matrix.items), note="")
             bars: dict[int, TaskID] = {}
 
             def on_progress(item: RunItem, event: dict) -> None:
@@ -275,7 +274,7 @@ def _run_on_cluster(
                 runner.write_session_file(matrix.items)
             cluster.run_on_cluster(
                 runner,
-                runnable,
+                matrix.items,
                 client,
                 measure_gemm=not args.no_roofline,
                 wait_s=args.cluster_wait,

@@ -48,8 +48,8 @@ class ProcessBackend:
     def __init__(self) -> None:
         self.threads: int | None = None
         self.proc: subprocess.Popen | None = None
-        self.files: dict[int, Path] = {}  # id(array) → the file the program reads it from
-        self.kept: list[np.ndarray] = []  # keeps those arrays alive, so their ids stay theirs
+        # id(array) → (the array, kept alive so its id stays its own; the file the program reads)
+        self.files: dict[int, tuple[np.ndarray, Path]] = {}
         self.ready_text = ""
         self.exchange_s = 0.0  # train requests, as timed from here
         self.program_s = 0.0  # the same requests, as the program timed them
@@ -95,17 +95,18 @@ class ProcessBackend:
         self.dtype = np.dtype(spec.dtype)
         self.dir = Path(os.environ.get("HARNESS_SCRATCH_DIR") or ".") / f"proc-{self.name}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        floats = self.dtype.newbyteorder("<")
         arrays = {
-            "train_x": np.ascontiguousarray(train_x, dtype=self.dtype),
+            "train_x": np.ascontiguousarray(train_x, dtype=floats),
             "train_y": np.ascontiguousarray(train_y, dtype="<i4"),
-            **{k: np.ascontiguousarray(init[k], dtype=self.dtype) for k in PARAM_ORDER},
+            **{k: np.ascontiguousarray(init[k], dtype=floats) for k in PARAM_ORDER},
         }
         header = {}
         for key, array in arrays.items():
             path = self.dir / f"{key}.bin"
-            array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(path)
+            array.tofile(path)
             header[key] = {"file": path.name, "dtype": array.dtype.name, "shape": array.shape}
-        self._remember(train_x, self.dir / "train_x.bin")
+        self.files[id(train_x)] = (train_x, self.dir / "train_x.bin")
         (self.dir / "arrays.json").write_text(json.dumps(header, indent=1))
         (self.dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
         self.shapes = {k: init[k].shape for k in PARAM_ORDER}
@@ -128,10 +129,10 @@ class ProcessBackend:
         self.ready_text = self._expect("setup", "ready")
 
     def train_steps(self, batch_indices: np.ndarray) -> float:
-        steps, batch = batch_indices.shape
-        payload = np.ascontiguousarray(batch_indices, dtype="<i4").tobytes()
+        # Everything from here to the reply is the protocol's cost or the program's work.
         started = time.perf_counter()
-        self._send("train", f"{steps} {batch}", payload)
+        steps, batch = batch_indices.shape
+        self._send("train", f"{steps} {batch}", np.ascontiguousarray(batch_indices, dtype="<i4"))
         reply = self._expect("train", "loss")
         self.exchange_s += time.perf_counter() - started
         words = reply.split()
@@ -148,11 +149,12 @@ class ProcessBackend:
         return loss
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        path = self.files.get(id(x))
-        if path is None:  # first time this array is asked about: write it once
-            path = self.dir / f"predict-{len(self.files)}.bin"
-            np.ascontiguousarray(x, dtype=self.dtype.newbyteorder("<")).tofile(path)
-            self._remember(x, path)
+        known = self.files.get(id(x))
+        if known is None:  # first time this array is asked about: write it once
+            known = (x, self.dir / f"predict-{len(self.files)}.bin")
+            np.ascontiguousarray(x, dtype=self.dtype.newbyteorder("<")).tofile(known[1])
+            self.files[id(x)] = known
+        path = known[1]
         rows = len(x)
         self._send("predict", f"{path.resolve()} {rows}")
         count = self._expect("predict", "ids")
@@ -191,10 +193,6 @@ class ProcessBackend:
 
     # -- the pipe ----------------------------------------------------------------------------
 
-    def _remember(self, array: np.ndarray, path: Path) -> None:
-        self.files[id(array)] = path
-        self.kept.append(array)
-
     def _start(self) -> None:
         exe = resolve_executable(self.command[0])
         if exe is None:
@@ -212,10 +210,12 @@ class ProcessBackend:
         except OSError as exc:
             raise ProtocolError(f"protocol step 'start': cannot run {exe!r}: {exc}") from None
 
-    def _send(self, step: str, args: str, payload: bytes = b"") -> None:
+    def _send(self, step: str, args: str, payload: np.ndarray | None = None) -> None:
         proc = self._alive(step)
         try:
-            proc.stdin.write(f"{step} {args}".rstrip().encode() + b"\n" + payload)
+            proc.stdin.write(f"{step} {args}".rstrip().encode() + b"\n")
+            if payload is not None:
+                proc.stdin.write(memoryview(payload).cast("B"))  # no copy of the indices
             proc.stdin.flush()
         except BrokenPipeError:
             raise ProtocolError(self._ended(step, "stopped reading its stdin")) from None
@@ -323,7 +323,7 @@ def parse_declaration(text: str) -> tuple[str, list[str]]:
         raise BackendError(f"--backend-cmd {text!r}: {exc}") from None
     if not argv:
         raise BackendError(f"--backend-cmd {text!r}: no command after '{name}='")
-    return name, _absolute(argv)
+    return name, _absolute(argv, Path.cwd())
 
 
 def read_declarations(path: Path) -> list[tuple[str, list[str]]]:
@@ -347,13 +347,15 @@ def read_declarations(path: Path) -> list[tuple[str, list[str]]]:
             raise BackendError(
                 f"--backend-cmds {path}: {name} must be a command string or a list of strings"
             )
-        if os.sep in argv[0] and not os.path.isabs(argv[0]):
-            argv[0] = os.path.abspath(path.parent / argv[0])
-        out.append((name, argv))
+        out.append((name, _absolute(argv, path.parent)))
     return out
 
 
-def _absolute(argv: list[str]) -> list[str]:
+def _absolute(argv: list[str], base: Path) -> list[str]:
+    """A program given as a path is made absolute from ``base``; a bare name stays for PATH.
+
+    abspath, not resolve: a venv's python is a link that must stay one.
+    """
     if os.sep in argv[0]:
-        argv = [os.path.abspath(argv[0]), *argv[1:]]
+        argv = [os.path.abspath(base / argv[0]), *argv[1:]]
     return argv

@@ -55,8 +55,9 @@ class JaxBackend:
     def configure_threads(self, threads: int | None) -> None:
         """Must run before JAX is imported: XLA reads its flags and CPU count once, at start-up."""
         self.threads = threads
-        # A GPU plugin, if installed, would otherwise take the work: this backend measures the CPU.
-        os.environ.setdefault("JAX_PLATFORMS", self.platform)
+        # The platform is this backend's identity: neither a GPU plugin nor a JAX_PLATFORMS the
+        # user exported may move `jax` off the CPU (or `jax-gpu` onto it).
+        os.environ["JAX_PLATFORMS"] = self.platform
         if threads is None:
             return
         if threads == 1:

@@ -190,9 +190,9 @@ class TorchCudaBackend(TorchBackend):
 
     @staticmethod
     def unavailable_reason() -> str | None:
-        if importlib.util.find_spec("torch") is None:
-            return INSTALL_HINT
-        return None if nvidia_driver_present() else "no NVIDIA GPU driver on this machine"
+        if not nvidia_driver_present():
+            return TorchBackend.unavailable_reason() or "no NVIDIA GPU driver on this machine"
+        return TorchBackend.unavailable_reason()
 
 
 def nvidia_driver_present() -> bool:

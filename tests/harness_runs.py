@@ -1,34 +1,38 @@
-"""One tiny ``harness run`` of one backend in a subprocess, for the backends' own tests."""
+"""The harness CLI in a subprocess, as a user runs it; and one tiny run of one backend."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Any
 
 from tests.test_runner import TINY
 
 
-def run_cli(idx_dir, tmp_path, backend: str) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--backend",
-            backend,
-            "--threads",
-            "1",
-            "--data-dir",
-            str(idx_dir),
-            "--results-dir",
-            str(tmp_path / "r"),
-            *TINY,
-        ],
+def harness(*args: str, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``python -m harness ARGS…``, output captured as text; ``kwargs`` go to subprocess.run."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def run_cli(idx_dir, tmp_path, backend: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = harness(
+        "run",
+        "--backend",
+        backend,
+        "--threads",
+        "1",
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(tmp_path / "r"),
+        *TINY,
     )
     (session,) = (tmp_path / "r").iterdir()
     (record,) = [json.loads(p.read_text()) for p in session.glob(f"{backend}-*.json")]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness_runs import harness
 from tests.test_runner import TINY
 
 pytest.importorskip("distributed", reason="the [cluster] extra is not installed")
@@ -113,13 +114,18 @@ def cluster(tmp_path, idx_dir) -> Iterator[Cluster]:
         started.close()
 
 
-def harness(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
+def numpy_on(address: str, idx_dir: Path, results: Path) -> subprocess.CompletedProcess:
+    return harness(
+        "run",
+        "--backend",
+        "numpy",
+        *TINY,
+        "--data-dir",
+        str(idx_dir),
+        "--results-dir",
+        str(results),
+        "--cluster",
+        address,
     )
 
 
@@ -218,18 +224,7 @@ def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tm
 
 
 def test_a_cluster_address_nobody_answers_is_one_line(tmp_path, idx_dir):
-    result = harness(
-        "run",
-        "--backend",
-        "numpy",
-        *TINY,
-        "--data-dir",
-        str(idx_dir),
-        "--results-dir",
-        str(tmp_path),
-        "--cluster",
-        "tcp://127.0.0.1:9",
-    )
+    result = numpy_on("tcp://127.0.0.1:9", idx_dir, tmp_path)
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: --cluster tcp://127.0.0.1:9: no Dask scheduler answered")
@@ -238,18 +233,7 @@ def test_a_cluster_address_nobody_answers_is_one_line(tmp_path, idx_dir):
 
 
 def test_a_cluster_address_that_is_not_one_is_refused(tmp_path, idx_dir):
-    result = harness(
-        "run",
-        "--backend",
-        "numpy",
-        *TINY,
-        "--data-dir",
-        str(idx_dir),
-        "--results-dir",
-        str(tmp_path),
-        "--cluster",
-        "somewhere",
-    )
+    result = numpy_on("somewhere", idx_dir, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: --cluster 'somewhere': give a Dask scheduler address (tcp://HOST:8786) or "
@@ -340,3 +324,27 @@ def test_a_worker_finds_the_sessions_data_and_refuses_other_data(tmp_path, monke
         f"the files in {other} differ from the session's (SHA-256 mismatch); point "
         "HARNESS_DATA_DIR there at the same files"
     )
+
+
+def test_a_worker_derives_the_sessions_plan_or_refuses(idx_dir):
+    """The plan is made on the worker from the seed; only one with the session's hashes runs."""
+    from dataclasses import replace
+
+    from harness import data
+    from harness.runner.cluster import _plan_for
+    from harness.runner.plan import make_plan
+    from harness.spec import Spec
+    from tests.records import run_record
+
+    spec = Spec(dataset="idx", iterations=40, eval_every=20, batch=10)
+    files = data.locate("idx", idx_dir)
+    plan = make_plan(spec, files.n_features, data.N_CLASSES, files.n_train)
+    record = replace(
+        run_record("numpy", 1.0),
+        spec=spec.to_dict(),
+        init_sha256=plan.init_sha256,
+        batches_sha256=plan.batches_sha256,
+    )
+    derived = _plan_for(record, files)
+    assert derived is not None and derived.batches_sha256 == plan.batches_sha256
+    assert _plan_for(replace(record, init_sha256="0" * 64), files) is None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.harness_runs import harness as run_harness
 from tests.test_runner import TINY
 
 EXAMPLE = REPO_ROOT / "examples" / "harness-backend-numpy-fused"
@@ -19,14 +20,7 @@ def harness(*args: str, pythonpath: Path | None = None, cwd: Path | None = None)
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-    )
+    return run_harness(*args, env=env, cwd=cwd, timeout=600)
 
 
 def test_unedited_scaffold_fails_verify_saying_what_to_fill_in(tmp_path, idx_dir):

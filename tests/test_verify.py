@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.harness_runs import harness
 from tests.test_runner import fake
 
 TINY = ["--set", "dataset=idx", "--set", "batch=10", "--set", "lr=0.5"]
 
 
 def verify(idx_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "verify", "--data-dir", str(idx_dir), *TINY, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return harness("verify", "--data-dir", str(idx_dir), *TINY, *args)
 
 
 def test_numpy_passes_with_a_table_per_checkpoint(idx_dir):

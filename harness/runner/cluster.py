@@ -12,7 +12,6 @@ atomically as each arrives; progress events travel as Dask worker events.
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import threading
 import time
@@ -27,8 +26,9 @@ from harness.results.key import threads_label
 from harness.results.model import RunRecord
 from harness.runner import machine_state
 from harness.runner.envinfo import session_env
-from harness.runner.plan import Plan
+from harness.runner.plan import Plan, make_plan
 from harness.runner.supervisor import RunItem, Runner, _now, pinned_cpus, supervised_run
+from harness.spec import spec_from_dict
 
 try:
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -113,16 +113,10 @@ class GemmRates(WorkerPlugin):
 
 @dataclass(frozen=True)
 class RemoteJob:
-    """Everything a run needs on the worker machine; plain data, pickled by Dask."""
+    """What a run needs on the worker machine; plain data, pickled by Dask."""
 
-    record: dict[str, Any]  # the run's identity, as the runner made it
-    backend_target: str
-    threads: int | None
+    record: dict[str, Any]  # the run's identity (backend, threads, flags, timeout, …)
     data: dict[str, Any]  # the session's data files; the worker finds its own copy
-    plan_npz: bytes
-    profile: bool
-    pin: bool
-    timeout_s: float | None
     topic: str  # where progress events go
     gemm: bool  # measure the machine's GEMM rate (once per worker)
 
@@ -132,34 +126,42 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
     from distributed import get_worker
 
     worker = get_worker()
-    order = job.record["order"]
+    record = RunRecord.from_json(job.record)
 
     def publish(event: dict[str, Any]) -> None:
-        worker.log_event(job.topic, {**event, "order": order})
+        worker.log_event(job.topic, {**event, "order": record.order})
 
-    record = RunRecord.from_json(job.record)
     env = session_env()
     if job.gemm and GEMM_PLUGIN in worker.plugins:
         env.update(worker.plugins[GEMM_PLUGIN].rates())
     record.env = env
-    record.gemm_rate_gflops = (env.get("gemm_rates") or {}).get(threads_label(job.threads))
-    record.pinned_cpus = pinned_cpus(job.threads) if job.pin else None
+    record.gemm_rate_gflops = (env.get("gemm_rates") or {}).get(threads_label(record.threads))
+    record.pinned_cpus = pinned_cpus(record.threads) if record.pin else None
     publish({"event": "started", "worker": worker.address, "host": env["hostname"]})
     record = replace(record, started_at=_now(), **machine_state.before_run())
     files, problem = _find_data(job.data)
     if files is None:
-        record.error = f"no usable data on {env['hostname']}: {problem}"
-        record.finished_at = _now()
-        return record.to_json()
+        return _failed(record, f"no usable data on {env['hostname']}: {problem}").to_json()
+    plan = _plan_for(record, files)
+    if plan is None:
+        return _failed(
+            record,
+            f"{env['hostname']} derives another plan from the seed than the session's (another "
+            "version of the harness or NumPy there?); install the same versions",
+        ).to_json()
     record = supervised_run(
-        record,
-        job.backend_target,
-        files,
-        lambda path: path.write_bytes(job.plan_npz),
-        job.profile,
-        publish,
+        record, record.backend_target, files, plan.save, record.profile, publish
     )
     return record.to_json()
+
+
+def _plan_for(record: RunRecord, files: data.DataFiles) -> Plan | None:
+    """The run's plan, derived here from the seed as --resume does rather than shipped
+    (megabytes per run); None if its hashes are not the session's."""
+    plan = make_plan(spec_from_dict(record.spec), files.n_features, data.N_CLASSES, files.n_train)
+    if (plan.init_sha256, plan.batches_sha256) != (record.init_sha256, record.batches_sha256):
+        return None
+    return plan
 
 
 def _find_data(session_data: dict[str, Any]) -> tuple[data.DataFiles | None, str]:
@@ -186,16 +188,8 @@ def _find_data(session_data: dict[str, Any]) -> tuple[data.DataFiles | None, str
     return None, problem
 
 
-def _plan_bytes(plan: Plan) -> bytes:
-    buffer = io.BytesIO()
-    plan.save(buffer)
-    return buffer.getvalue()
-
-
-def lost(identity: RunRecord, why: str) -> RunRecord:
-    """The record of a run whose Dask worker went away (or never ran it)."""
-    record = replace(identity, status="failed", error=f"worker lost: {why}", finished_at=_now())
-    return record
+def _failed(identity: RunRecord, error: str) -> RunRecord:
+    return replace(identity, status="failed", error=error, finished_at=_now())
 
 
 def run_on_cluster(
@@ -233,19 +227,7 @@ def run_on_cluster(
         client.register_plugin(GemmRates(thread_counts), name=GEMM_PLUGIN)
     futures = {}
     for rank, item in enumerate(items):
-        cell_plan = runner.cell(item)[1]
-        job = RemoteJob(
-            record=runner.identity(item).to_json(),
-            backend_target=item.backend.target,
-            threads=item.threads,
-            data=runner.data.to_json(),
-            plan_npz=_plan_bytes(cell_plan),
-            profile=runner.flags.profile,
-            pin=runner.flags.pin,
-            timeout_s=runner.timeout_s,
-            topic=topic,
-            gemm=measure_gemm,
-        )
+        job = RemoteJob(runner.identity(item).to_json(), runner.data.to_json(), topic, measure_gemm)
         future = client.submit(
             remote_run,
             job,
@@ -278,8 +260,8 @@ def run_on_cluster(
                 if address is not None and address not in present:
                     future.cancel()
                     pending.discard(future)
-                    why = f"{address} left the cluster during the run"
-                    finish(item, lost(runner.identity(item), why))
+                    why = f"worker lost: {address} left the cluster during the run"
+                    finish(item, _failed(runner.identity(item), why))
             able = [w for w in workers.values() if w.get("resources", {}).get("bench", 0) >= 1]
             if able or not pending:
                 idle_since = None
@@ -303,11 +285,5 @@ def _collect(future: Any, identity: RunRecord) -> RunRecord:
     except Exception as exc:  # the task's exception, re-raised here; never ends the matrix
         name = type(exc).__name__
         if name == "KilledWorker":
-            return lost(identity, f"{exc}")
-        failed = replace(
-            identity,
-            status="failed",
-            error=f"the run could not be done on the Dask worker: {name}: {exc}",
-            finished_at=_now(),
-        )
-        return failed
+            return _failed(identity, f"worker lost: {exc}")
+        return _failed(identity, f"the run could not be done on the Dask worker: {name}: {exc}")
