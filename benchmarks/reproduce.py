@@ -214,6 +214,18 @@ def benchmark_lines(data: Data) -> str:
     )
 
 
+def install_cost(data: Data) -> str:
+    kept = data.benchmarks["install_cost"]
+    lines = [
+        f"- `{extra}`: {cost['seconds']:.0f} s, {cost['bytes'] / 1e9:.2f} GB installed "
+        f"({', '.join(cost['requirements'])} and their dependencies)"
+        for extra, cost in kept["numbers"].items()
+    ]
+    return (
+        "\n".join(lines) + f"\n\nMeasured {kept['created_at'][:10]} on {kept['env']['hostname']}.\n"
+    )
+
+
 def rust_measured(data: Data) -> str:
     r1, r2 = data.row("reference", "rust", "1"), data.row("reference", "rust", "2")
     n1, n2 = data.row("reference", "numpy", "1"), data.row("reference", "numpy", "2")
@@ -266,6 +278,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "init-table": init_table,
     "init-agreement": init_agreement,
     "benchmarks": benchmark_lines,
+    "install-cost": install_cost,
     "rust-measured": rust_measured,
     "rust-phases": rust_phases,
 }
