@@ -1,7 +1,9 @@
 """Backend ``rust``: the book's layers in Rust (ndarray + gemm), built by maturin from rust_impl/.
 
-The training set is copied into Rust once at setup; each ``train_steps`` call runs wholly in Rust
-with the GIL released, gathering its batches from the harness's index stream.
+The training set is copied into Rust once at setup (as one byte per pixel when it holds at most
+256 distinct values, rebuilt bit for bit); each ``train_steps`` call runs wholly in Rust with the
+GIL released, gathering its batches from the harness's index stream and splitting every step
+among ``threads`` threads of its own.
 """
 
 from __future__ import annotations
@@ -43,10 +45,14 @@ class RustBackend:
         return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
 
     def build_info(self) -> dict[str, str | int | None]:
+        net = getattr(self, "net", None)
         return {
             "profile": _extension().BUILD_PROFILE,
-            "gemm": "gemm crate, row bands on rayon",
-            "gemm_threads": self.gemm_threads,
+            "gemm": "gemm crate (AVX-512 kernels where the CPU has them), one thread per call",
+            # The threads a step is split among (the budget, capped by the batch size).
+            "gemm_threads": net.threads if net is not None else self.gemm_threads,
+            "threads": "a team of threads per train_steps call, meeting at spinning barriers",
+            "inputs": net.inputs_held_as if net is not None else None,
         }
 
     def configure_threads(self, threads: int | None) -> None:

@@ -1,124 +1,185 @@
-//! The book's layers (ch05), mirroring `impls/numpy_scratch.py` one for one.
+//! The book's layers (ch05), mirroring `impls/numpy_scratch.py`: `Affine`, `Relu` and
+//! `SoftmaxWithLoss`, each with `forward` and `backward`.
 //!
-//! Each layer owns its output and gradient buffers, sized once for the batch; forward and backward
-//! write into them and allocate nothing. Inputs are passed to `backward` again rather than kept
-//! as copies (the NumPy layers keep a reference instead).
+//! Two things differ from the book so that several threads can train one net (see net.rs):
+//! - The rows of a batch are split among the threads, each with its own `Relu` and
+//!   `SoftmaxWithLoss` (buffers sized once, nothing allocated per step). `Affine` holds only the
+//!   parameters, which all threads share: its `forward` and `backward` write into the caller's
+//!   buffers.
+//! - `Affine::update` is the SGD step with the weight-gradient product folded in,
+//!   `W -= lr · xᵀ·dout`, instead of storing dW and applying it in a second pass. W is kept in
+//!   groups of input rows, each updated by one thread. The groups sit behind `RwLock`s: the
+//!   threads take turns at the barriers of a step, so the locks are never contended, and they
+//!   let the compiler check what a thread may write without `unsafe`.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, ShapeBuilder, Zip};
+use std::ops::Range;
+use std::sync::RwLock;
 
-use crate::linalg::{matmul_into_banded, Scalar};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
-/// A layer with parameters updated by plain SGD (the parameter-free ones keep the defaults).
-pub trait Layer<T: Scalar> {
-    /// Computes this layer's output from `input` into its own buffer.
-    fn forward(&mut self, input: ArrayView2<T>);
-    fn output(&self) -> ArrayView2<'_, T>;
-    /// From the gradient of the loss w.r.t. the output, the gradients w.r.t. the parameters and,
-    /// if this layer needs it, w.r.t. the input. `input` is what `forward` last saw.
-    fn backward(&mut self, input: ArrayView2<T>, dout: ArrayView2<T>);
-    /// The gradient w.r.t. the input from the last `backward`.
-    fn input_grad(&self) -> ArrayView2<'_, T>;
-    /// Plain SGD: `param -= lr * grad`.
-    fn update(&mut self, _lr: T) {}
-}
+use crate::linalg::{matmul_into, Scalar};
+use crate::team::share;
 
-/// `x · W + b`.
+/// `x · W + b`, with W (inputs × units) kept as `groups` blocks of consecutive input rows.
 pub struct Affine<T: Scalar> {
-    pub w: Array2<T>,
-    pub b: Array1<T>,
-    pub dw: Array2<T>,
-    pub db: Array1<T>,
-    out: Array2<T>,
-    /// None for the first layer: nothing uses the gradient w.r.t. the images.
-    dx: Option<Array2<T>>,
-    /// Thread budget of this layer's matrix products.
-    threads: usize,
+    groups: Vec<RwLock<Array2<T>>>,
+    group_rows: Vec<Range<usize>>,
+    b: RwLock<Array1<T>>,
 }
 
 impl<T: Scalar> Affine<T> {
-    pub fn new(
-        w: Array2<T>,
-        b: Array1<T>,
-        batch: usize,
-        needs_input_grad: bool,
-        threads: usize,
-    ) -> Self {
-        let (inputs, outputs) = w.dim();
-        // Weights and their gradient are kept column-major (each output's weights contiguous):
-        // measured with gemm on the 784×50 layer, x·W costs about the same either way, but
-        // xᵀ·dout into a column-major dW is ~15 % faster than into a row-major one, and the
-        // update then runs over two arrays of the same order.
-        let mut w_col_major = Array2::zeros((inputs, outputs).f());
-        w_col_major.assign(&w);
+    /// W row-major, as the book stores it: measured with gemm, `x·W` and the folded update are
+    /// both at least as fast as with W column-major (`cargo run --release --example kernels`).
+    pub fn new(w: Array2<T>, b: Array1<T>, groups: usize) -> Self {
+        let inputs = w.nrows();
+        let groups = groups.clamp(1, inputs.max(1));
+        let group_rows: Vec<_> = (0..groups).map(|g| share(inputs, groups, g)).collect();
         Affine {
-            dw: Array2::zeros((inputs, outputs).f()),
-            db: Array1::zeros(outputs),
-            out: Array2::zeros((batch, outputs)),
-            dx: needs_input_grad.then(|| Array2::zeros((batch, inputs))),
-            w: w_col_major,
-            b,
-            threads,
+            groups: group_rows
+                .iter()
+                .map(|rows| RwLock::new(w.slice(s![rows.clone(), ..]).to_owned()))
+                .collect(),
+            group_rows,
+            b: RwLock::new(b),
         }
     }
-}
 
-/// `out = input · w + b`, shared by training (into a layer's buffer) and prediction.
-pub fn affine_into<T: Scalar>(
-    input: ArrayView2<T>,
-    w: ArrayView2<T>,
-    b: &Array1<T>,
-    mut out: ndarray::ArrayViewMut2<T>,
-    threads: usize,
-) {
-    // Start from the bias rows and let gemm add the product: one pass over `out` fewer, and the
-    // same single rounding per element as NumPy's `x @ W + b`.
-    let dim = out.dim();
-    out.assign(
-        &b.broadcast(dim)
-            .expect("bias length equals the output width"),
-    );
-    matmul_into_banded(input, w, out, true, threads);
-}
+    pub fn units(&self) -> usize {
+        self.b.read().expect("no thread panicked").len()
+    }
 
-impl<T: Scalar> Layer<T> for Affine<T> {
-    fn forward(&mut self, input: ArrayView2<T>) {
-        affine_into(
-            input,
-            self.w.view(),
-            &self.b,
-            self.out.view_mut(),
-            self.threads,
+    pub fn inputs(&self) -> usize {
+        self.group_rows.last().map_or(0, |rows| rows.end)
+    }
+
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// `out = x · W + b`.
+    pub fn forward(&self, x: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
+        // Start from the bias rows and let gemm add the product: one pass over `out` fewer.
+        let b = self.b.read().expect("no thread panicked");
+        let dim = out.dim();
+        out.assign(
+            &b.broadcast(dim)
+                .expect("bias length equals the output width"),
         );
-    }
-
-    fn output(&self) -> ArrayView2<'_, T> {
-        self.out.view()
-    }
-
-    fn backward(&mut self, input: ArrayView2<T>, dout: ArrayView2<T>) {
-        matmul_into_banded(input.t(), dout, self.dw.view_mut(), false, self.threads);
-        Zip::from(&mut self.db)
-            .and(dout.axis_iter(Axis(1)))
-            .for_each(|db, column| *db = column.sum());
-        if let Some(dx) = self.dx.as_mut() {
-            matmul_into_banded(dout, self.w.t(), dx.view_mut(), false, self.threads);
+        for (group, rows) in self.groups.iter().zip(&self.group_rows) {
+            let w = group.read().expect("no thread panicked");
+            matmul_into(
+                x.slice(s![.., rows.clone()]),
+                w.view(),
+                out.view_mut(),
+                true,
+                T::one(),
+            );
         }
     }
 
-    fn input_grad(&self) -> ArrayView2<'_, T> {
-        self.dx
-            .as_ref()
-            .expect("input_grad of a layer built without needs_input_grad")
-            .view()
+    /// The inputs of `group` (columns of x, as `group_inputs` gives them) times that group's
+    /// weights: one term of `x · W = Σ_g x_g · W_g`.
+    pub fn forward_group(&self, group: usize, x_group: ArrayView2<T>, out: ArrayViewMut2<T>) {
+        let w = self.groups[group].read().expect("no thread panicked");
+        matmul_into(x_group, w.view(), out, false, T::one());
     }
 
-    fn update(&mut self, lr: T) {
-        Zip::from(&mut self.w)
-            .and(&self.dw)
-            .for_each(|w, &dw| *w = *w - lr * dw);
-        Zip::from(&mut self.b)
-            .and(&self.db)
-            .for_each(|b, &db| *b = *b - lr * db);
+    /// `out = b + Σ_g terms[g]`: the forward pass from the terms of `forward_group`.
+    pub fn sum_groups(&self, terms: &[ArrayView2<T>], mut out: ArrayViewMut2<T>) {
+        let b = self.b.read().expect("no thread panicked");
+        let dim = out.dim();
+        out.assign(
+            &b.broadcast(dim)
+                .expect("bias length equals the output width"),
+        );
+        for term in terms {
+            out.zip_mut_with(term, |o, &t| *o = *o + t);
+        }
+    }
+
+    /// Which inputs (rows of W) `group` holds.
+    pub fn group_inputs(&self, group: usize) -> Range<usize> {
+        self.group_rows[group].clone()
+    }
+
+    /// `dx = dout · Wᵀ`, the gradient w.r.t. the input.
+    pub fn backward(&self, dout: ArrayView2<T>, mut dx: ArrayViewMut2<T>) {
+        for (group, rows) in self.groups.iter().zip(&self.group_rows) {
+            let w = group.read().expect("no thread panicked");
+            matmul_into(
+                dout,
+                w.t(),
+                dx.slice_mut(s![.., rows.clone()]),
+                false,
+                T::one(),
+            );
+        }
+    }
+
+    /// SGD on the weights of `group`: `W_g -= lr · Σ x_gᵀ · dout` over the parts of the batch,
+    /// each a pair of the group's inputs (`group_inputs` columns of the layer input) and the
+    /// gradient w.r.t. the layer output, for the same rows.
+    pub fn update(&self, group: usize, batch: &[(ArrayView2<T>, ArrayView2<T>)], lr: T) {
+        let mut w = self.groups[group].write().expect("no thread panicked");
+        for (x_group, dout) in batch {
+            matmul_into(x_group.t(), *dout, w.view_mut(), true, -lr);
+        }
+    }
+
+    /// The book's parameter gradients for some rows of a batch: `dw = xᵀ · dout`,
+    /// `db = Σ dout` over the rows. For the small second layer, whose gradients each thread
+    /// computes for its own rows and `step` sums.
+    pub fn gradients(
+        x: ArrayView2<T>,
+        dout: ArrayView2<T>,
+        dw: ArrayViewMut2<T>,
+        db: ArrayViewMut1<T>,
+    ) {
+        matmul_into(x.t(), dout, dw, false, T::one());
+        Self::bias_gradient(dout, db);
+    }
+
+    /// `db = Σ dout` over the rows.
+    pub fn bias_gradient(dout: ArrayView2<T>, mut db: ArrayViewMut1<T>) {
+        db.fill(T::zero());
+        // Row by row: the rows are contiguous, the columns are not.
+        for row in dout.rows() {
+            Zip::from(&mut db).and(row).for_each(|d, &g| *d = *d + g);
+        }
+    }
+
+    /// Plain SGD from gradients computed elsewhere: `W -= lr · dw` and `b -= lr · db`, either
+    /// left out when `None`.
+    pub fn step(&self, dw: Option<ArrayView2<T>>, db: Option<ArrayView1<T>>, lr: T) {
+        if let Some(dw) = dw {
+            for (group, rows) in self.groups.iter().zip(&self.group_rows) {
+                let mut w = group.write().expect("no thread panicked");
+                Zip::from(&mut *w)
+                    .and(dw.slice(s![rows.clone(), ..]))
+                    .for_each(|w, &g| *w = *w - lr * g);
+            }
+        }
+        if let Some(db) = db {
+            let mut b = self.b.write().expect("no thread panicked");
+            Zip::from(&mut *b)
+                .and(db)
+                .for_each(|b, &g| *b = *b - lr * g);
+        }
+    }
+
+    /// W joined from its groups.
+    pub fn weights(&self) -> Array2<T> {
+        let parts: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| g.read().expect("no thread panicked").clone())
+            .collect();
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(0), &views).expect("groups share the unit count")
+    }
+
+    pub fn bias(&self) -> Array1<T> {
+        self.b.read().expect("no thread panicked").clone()
     }
 }
 
@@ -129,55 +190,58 @@ pub struct Relu<T: Scalar> {
 }
 
 impl<T: Scalar> Relu<T> {
-    pub fn new(batch: usize, width: usize) -> Self {
+    pub fn new(rows: usize, width: usize) -> Self {
         Relu {
-            out: Array2::zeros((batch, width)),
-            dx: Array2::zeros((batch, width)),
+            out: Array2::zeros((rows, width)),
+            dx: Array2::zeros((rows, width)),
         }
     }
-}
 
-impl<T: Scalar> Layer<T> for Relu<T> {
-    fn forward(&mut self, input: ArrayView2<T>) {
+    pub fn forward(&mut self, input: ArrayView2<T>) {
         Zip::from(&mut self.out)
             .and(input)
             .for_each(|out, &x| *out = if x <= T::zero() { T::zero() } else { x });
     }
 
-    fn output(&self) -> ArrayView2<'_, T> {
+    pub fn output(&self) -> ArrayView2<'_, T> {
         self.out.view()
     }
 
-    fn backward(&mut self, input: ArrayView2<T>, dout: ArrayView2<T>) {
+    /// `input` is what `forward` last saw.
+    pub fn backward(&mut self, input: ArrayView2<T>, dout: ArrayView2<T>) {
         Zip::from(&mut self.dx)
             .and(input)
             .and(dout)
             .for_each(|dx, &x, &d| *dx = if x <= T::zero() { T::zero() } else { d });
     }
 
-    fn input_grad(&self) -> ArrayView2<'_, T> {
+    pub fn input_grad(&self) -> ArrayView2<'_, T> {
         self.dx.view()
     }
 }
 
-/// Softmax followed by the cross-entropy loss on integer labels (the book's last layer).
+/// Softmax followed by the cross-entropy loss on integer labels (the book's last layer), for
+/// some rows of a batch: the loss and its gradient are averaged over the whole batch.
 pub struct SoftmaxWithLoss<T: Scalar> {
     y: Array2<T>,
     dx: Array2<T>,
+    batch: T,
 }
 
 /// The book adds 1e-7 inside the log so a zero probability gives a large loss, not infinity.
 const LOG_EPSILON: f64 = 1e-7;
 
 impl<T: Scalar> SoftmaxWithLoss<T> {
-    pub fn new(batch: usize, classes: usize) -> Self {
+    /// For `rows` rows of a batch of `batch` rows.
+    pub fn new(rows: usize, classes: usize, batch: usize) -> Self {
         SoftmaxWithLoss {
-            y: Array2::zeros((batch, classes)),
-            dx: Array2::zeros((batch, classes)),
+            y: Array2::zeros((rows, classes)),
+            dx: Array2::zeros((rows, classes)),
+            batch: T::from(batch).expect("batch size is representable"),
         }
     }
 
-    /// Mean cross-entropy of softmax(`scores`) against `labels`; keeps the probabilities.
+    /// These rows' share of the batch's mean cross-entropy; keeps the probabilities.
     pub fn forward(&mut self, scores: ArrayView2<T>, labels: &[usize]) -> T {
         softmax_into(scores, &mut self.y);
         let epsilon = T::from(LOG_EPSILON).expect("1e-7 is representable");
@@ -187,16 +251,16 @@ impl<T: Scalar> SoftmaxWithLoss<T> {
             .fold(T::zero(), |sum, (row, &label)| {
                 sum - (self.y[[row, label]] + epsilon).ln()
             });
-        total / T::from(labels.len()).expect("batch size is representable")
+        total / self.batch
     }
 
     /// `(y - onehot(labels)) / batch`.
     pub fn backward(&mut self, labels: &[usize]) {
-        let batch = T::from(labels.len()).expect("batch size is representable");
         self.dx.assign(&self.y);
         for (row, &label) in labels.iter().enumerate() {
             self.dx[[row, label]] = self.dx[[row, label]] - T::one();
         }
+        let batch = self.batch;
         self.dx.mapv_inplace(|v| v / batch);
     }
 
@@ -222,18 +286,26 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    /// A small two-layer net's loss as a function of all its parameters, in f64.
+    /// A small two-layer net's loss as a function of all its parameters, in f64, with the
+    /// batch's rows split into two parts as two threads would hold them.
     struct Tiny {
         a1: Affine<f64>,
-        relu: Relu<f64>,
         a2: Affine<f64>,
-        last: SoftmaxWithLoss<f64>,
+        parts: Vec<Part>,
+    }
+
+    struct Part {
         x: Array2<f64>,
         t: Vec<usize>,
+        hidden: Array2<f64>,
+        relu: Relu<f64>,
+        scores: Array2<f64>,
+        last: SoftmaxWithLoss<f64>,
+        dhidden: Array2<f64>,
     }
 
     impl Tiny {
-        fn new() -> Self {
+        fn new(groups: usize) -> Self {
             let w1 =
                 Array2::from_shape_fn((4, 5), |(i, j)| ((i * 5 + j) as f64 * 0.37).sin() * 0.3);
             let w2 =
@@ -241,28 +313,87 @@ mod tests {
             let b1 = Array1::from_shape_fn(5, |i| i as f64 * 0.01 - 0.02);
             let b2 = Array1::from_shape_fn(3, |i| i as f64 * -0.03);
             let x = Array2::from_shape_fn((6, 4), |(i, j)| ((i * 4 + j) as f64 * 1.3).sin());
+            let t = [0, 2, 1, 1, 0, 2];
+            let parts = [0..4, 4..6]
+                .into_iter()
+                .map(|rows| Part {
+                    x: x.slice(s![rows.clone(), ..]).to_owned(),
+                    t: t[rows.clone()].to_vec(),
+                    hidden: Array2::zeros((rows.len(), 5)),
+                    relu: Relu::new(rows.len(), 5),
+                    scores: Array2::zeros((rows.len(), 3)),
+                    last: SoftmaxWithLoss::new(rows.len(), 3, 6),
+                    dhidden: Array2::zeros((rows.len(), 5)),
+                })
+                .collect();
             Tiny {
-                a1: Affine::new(w1, b1, 6, false, 1),
-                relu: Relu::new(6, 5),
-                a2: Affine::new(w2, b2, 6, true, 1),
-                last: SoftmaxWithLoss::new(6, 3),
-                x,
-                t: vec![0, 2, 1, 1, 0, 2],
+                a1: Affine::new(w1, b1, groups),
+                a2: Affine::new(w2, b2, 1),
+                parts,
             }
         }
 
         fn loss(&mut self) -> f64 {
-            self.a1.forward(self.x.view());
-            self.relu.forward(self.a1.output());
-            self.a2.forward(self.relu.output());
-            self.last.forward(self.a2.output(), &self.t)
+            let mut total = 0.0;
+            for p in &mut self.parts {
+                self.a1.forward(p.x.view(), p.hidden.view_mut());
+                p.relu.forward(p.hidden.view());
+                self.a2.forward(p.relu.output(), p.scores.view_mut());
+                total += p.last.forward(p.scores.view(), &p.t);
+            }
+            total
         }
 
         fn backward(&mut self) {
-            self.last.backward(&self.t);
-            self.a2.backward(self.relu.output(), self.last.input_grad());
-            self.relu.backward(self.a1.output(), self.a2.input_grad());
-            self.a1.backward(self.x.view(), self.relu.input_grad());
+            for p in &mut self.parts {
+                p.last.backward(&p.t);
+                self.a2.backward(p.last.input_grad(), p.dhidden.view_mut());
+                p.relu.backward(p.hidden.view(), p.dhidden.view());
+            }
+        }
+
+        /// The gradients, read off an SGD step with lr 1: (W1, b1, W2, b2) before minus after.
+        fn gradients(&mut self) -> [Vec<f64>; 4] {
+            let before = [
+                self.a1.weights(),
+                self.a1.bias().insert_axis(Axis(0)),
+                self.a2.weights(),
+                self.a2.bias().insert_axis(Axis(0)),
+            ];
+            for g in 0..self.a1.groups() {
+                let inputs = self.a1.group_inputs(g);
+                let first: Vec<_> = self
+                    .parts
+                    .iter()
+                    .map(|p| (p.x.slice(s![.., inputs.clone()]), p.relu.input_grad()))
+                    .collect();
+                self.a1.update(g, &first, 1.0);
+            }
+            let mut db1 = Array1::zeros(5);
+            let (mut dw2, mut db2) = (Array2::zeros((5, 3)), Array1::zeros(3));
+            for p in &self.parts {
+                let mut part_db1 = Array1::zeros(5);
+                Affine::bias_gradient(p.relu.input_grad(), part_db1.view_mut());
+                db1 += &part_db1;
+                let (mut part_dw2, mut part_db2) = (Array2::zeros((5, 3)), Array1::zeros(3));
+                Affine::gradients(
+                    p.relu.output(),
+                    p.last.input_grad(),
+                    part_dw2.view_mut(),
+                    part_db2.view_mut(),
+                );
+                dw2 += &part_dw2;
+                db2 += &part_db2;
+            }
+            self.a1.step(None, Some(db1.view()), 1.0);
+            self.a2.step(Some(dw2.view()), Some(db2.view()), 1.0);
+            let after = [
+                self.a1.weights(),
+                self.a1.bias().insert_axis(Axis(0)),
+                self.a2.weights(),
+                self.a2.bias().insert_axis(Axis(0)),
+            ];
+            std::array::from_fn(|i| (&before[i] - &after[i]).iter().copied().collect())
         }
     }
 
@@ -275,60 +406,105 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gradients_match_finite_differences() {
-        let mut net = Tiny::new();
-        net.loss();
-        net.backward();
+    /// Central differences of the loss w.r.t. every parameter of one tensor.
+    fn numeric(groups: usize, which: usize) -> Vec<f64> {
         let h = 1e-6;
-        let grads = [
-            net.a1.dw.iter().copied().collect::<Vec<_>>(),
-            net.a1.db.to_vec(),
-            net.a2.dw.iter().copied().collect(),
-            net.a2.db.to_vec(),
-        ];
-        for (which, analytic) in grads.iter().enumerate() {
-            let mut numeric = Vec::new();
-            for i in 0..analytic.len() {
-                let nudge = |net: &mut Tiny, delta: f64| {
-                    let slot = match which {
-                        0 => net.a1.w.iter_mut().nth(i),
-                        1 => net.a1.b.iter_mut().nth(i),
-                        2 => net.a2.w.iter_mut().nth(i),
-                        _ => net.a2.b.iter_mut().nth(i),
+        let count = Tiny::new(groups).gradients()[which].len();
+        (0..count)
+            .map(|i| {
+                let loss_at = |delta: f64| {
+                    let fresh = Tiny::new(groups);
+                    let mut params = [
+                        fresh.a1.weights(),
+                        fresh.a1.bias().insert_axis(Axis(0)),
+                        fresh.a2.weights(),
+                        fresh.a2.bias().insert_axis(Axis(0)),
+                    ];
+                    *params[which].iter_mut().nth(i).unwrap() += delta;
+                    let [w1, b1, w2, b2] = params;
+                    let mut net = Tiny {
+                        a1: Affine::new(w1, b1.row(0).to_owned(), groups),
+                        a2: Affine::new(w2, b2.row(0).to_owned(), 1),
+                        parts: fresh.parts,
                     };
-                    *slot.unwrap() += delta;
+                    net.loss()
                 };
-                nudge(&mut net, h);
-                let plus = net.loss();
-                nudge(&mut net, -2.0 * h);
-                let minus = net.loss();
-                nudge(&mut net, h);
-                numeric.push((plus - minus) / (2.0 * h));
+                (loss_at(h) - loss_at(-h)) / (2.0 * h)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn folded_updates_step_along_the_finite_difference_gradients() {
+        for groups in [1, 2, 3] {
+            let mut net = Tiny::new(groups);
+            net.loss();
+            net.backward();
+            let analytic = net.gradients();
+            for (which, name) in ["dW1", "db1", "dW2", "db2"].iter().enumerate() {
+                check(
+                    &analytic[which],
+                    &numeric(groups, which),
+                    &format!("{name}, {groups} groups"),
+                );
             }
-            check(analytic, &numeric, ["dW1", "db1", "dW2", "db2"][which]);
         }
     }
 
     #[test]
     fn hidden_input_gradient_matches_finite_differences() {
-        let mut net = Tiny::new();
+        let mut net = Tiny::new(1);
         net.loss();
         net.backward();
-        let analytic: Vec<f64> = net.a2.input_grad().iter().copied().collect();
-        let relu_out = net.relu.output().to_owned();
+        let part = &net.parts[0];
+        let analytic: Vec<f64> = part.dhidden.iter().copied().collect();
+        let relu_out = part.relu.output().to_owned();
         let h = 1e-6;
         let mut numeric = Vec::new();
         for i in 0..relu_out.len() {
             let mut loss_at = |delta: f64| {
                 let mut shifted = relu_out.clone();
                 *shifted.iter_mut().nth(i).unwrap() += delta;
-                net.a2.forward(shifted.view());
-                net.last.forward(net.a2.output(), &net.t)
+                let p = &mut net.parts[0];
+                net.a2.forward(shifted.view(), p.scores.view_mut());
+                p.last.forward(p.scores.view(), &p.t)
             };
             numeric.push((loss_at(h) - loss_at(-h)) / (2.0 * h));
         }
         check(&analytic, &numeric, "dA");
+    }
+
+    #[test]
+    fn grouped_weights_give_the_same_forward_pass() {
+        let w = Array2::from_shape_fn((7, 3), |(i, j)| (i * 3 + j) as f64 * 0.1);
+        let b = array![0.5, -0.5, 1.0];
+        let x = Array2::from_shape_fn((2, 7), |(i, j)| (i + j) as f64);
+        let want = x.dot(&w) + &b;
+        for groups in [1, 2, 3, 7, 9] {
+            let layer = Affine::new(w.clone(), b.clone(), groups);
+            assert_eq!(layer.weights(), w);
+            let mut out = Array2::zeros((2, 3));
+            layer.forward(x.view(), out.view_mut());
+            assert!(
+                (&out - &want).iter().all(|d| d.abs() < 1e-12),
+                "{groups} groups: {out}"
+            );
+            let terms: Vec<Array2<f64>> = (0..layer.groups())
+                .map(|g| {
+                    let mut term = Array2::zeros((2, 3));
+                    let inputs = layer.group_inputs(g);
+                    layer.forward_group(g, x.slice(s![.., inputs]), term.view_mut());
+                    term
+                })
+                .collect();
+            let views: Vec<_> = terms.iter().map(|t| t.view()).collect();
+            let mut summed = Array2::zeros((2, 3));
+            layer.sum_groups(&views, summed.view_mut());
+            assert!(
+                (&summed - &want).iter().all(|d| d.abs() < 1e-12),
+                "{groups} groups: {summed}"
+            );
+        }
     }
 
     #[test]
@@ -344,7 +520,7 @@ mod tests {
         for row in y.rows() {
             assert!((row.sum() - 1.0).abs() < 1e-6);
         }
-        let mut last = SoftmaxWithLoss::<f32>::new(3, 3);
+        let mut last = SoftmaxWithLoss::<f32>::new(3, 3, 3);
         let loss = last.forward(scores.view(), &[2, 0, 1]);
         assert!(loss.is_finite());
     }

@@ -6,6 +6,8 @@
 pub mod layers;
 pub mod linalg;
 pub mod net;
+pub mod team;
+pub mod trainset;
 
 /// "release" or "debug": the harness records it and flags debug builds, which run many times
 /// slower.
@@ -38,7 +40,8 @@ mod python {
 
             #[pymethods]
             impl $class {
-                /// Copies the initial parameters and the training set in; sizes every buffer.
+                /// Copies the initial parameters and the training set in (as one byte per pixel
+                /// when it holds at most 256 distinct values); sizes every buffer.
                 #[new]
                 #[pyo3(signature = (w1, b1, w2, b2, train_x, train_y, lr, batch, threads))]
                 #[allow(clippy::too_many_arguments)]
@@ -95,7 +98,20 @@ mod python {
                     Ok(classes.into_pyarray(py))
                 }
 
-                /// Time each phase (batch, forward, backward, update) of the following steps.
+                /// Threads a step is split among: the budget, capped by the batch size.
+                #[getter]
+                fn threads(&self) -> usize {
+                    self.net.threads()
+                }
+
+                /// How the training images are held (byte codes or as handed over).
+                #[getter]
+                fn inputs_held_as(&self) -> &'static str {
+                    self.net.inputs_held_as()
+                }
+
+                /// Time each phase (batch, forward, backward, update, wait) of the following
+                /// steps.
                 fn enable_profiling(&mut self) {
                     self.net.enable_profiling();
                 }

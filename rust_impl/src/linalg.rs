@@ -5,20 +5,31 @@
 //! `target-cpu=native` build), and takes its thread count per call, so the harness's thread
 //! budget is applied exactly.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
-
-pub use gemm::Parallelism;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Scalars the network computes in (f32 and f64).
 pub trait Scalar:
     num_traits::Float + ndarray::ScalarOperand + std::fmt::Debug + Send + Sync + 'static
 {
+    /// The bit pattern, to tell values apart exactly (so -0.0 and 0.0 differ, and NaN is itself).
+    fn bits(self) -> u64;
 }
 
-impl Scalar for f32 {}
-impl Scalar for f64 {}
+/// Scalars the network computes in (f32 and f64).
+impl Scalar for f32 {
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+impl Scalar for f64 {
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
 
-/// `c = a · b` (or `c += a · b` when `accumulate`), for any strides, including transposed views.
+/// `c = scale · a · b`, or `c += scale · a · b` when `accumulate`, for any strides, including
+/// transposed views. With `scale` = −lr and `accumulate`, that is an SGD step with the gradient
+/// product folded in.
 ///
 /// # Panics
 /// When the shapes do not agree; callers size their buffers once, in `setup`.
@@ -27,7 +38,7 @@ pub fn matmul_into<T: Scalar>(
     b: ArrayView2<T>,
     mut c: ArrayViewMut2<T>,
     accumulate: bool,
-    parallelism: Parallelism,
+    scale: T,
 ) {
     let (m, k) = a.dim();
     let (k_b, n) = b.dim();
@@ -73,40 +84,14 @@ pub fn matmul_into<T: Scalar>(
             b_cs,
             b_rs,
             T::one(), // scale of the old c (only read when accumulating)
-            T::one(), // scale of a · b
+            scale,
             false,
             false,
             false,
-            parallelism,
+            // One thread per call: the net splits the work among its own threads (see team.rs).
+            gemm::Parallelism::None,
         );
     }
-}
-
-/// Like [`matmul_into`], but with `threads` > 1 the rows of `c` are split into that many bands,
-/// each computed on its own rayon task by a single-threaded gemm.
-///
-/// On this job's shapes (100×784·784×50 and 784×100·100×50) gemm's own threading kept two
-/// cores only ~45 % busier than one; whole bands of rows per thread keep both cores busy.
-pub fn matmul_into_banded<T: Scalar>(
-    a: ArrayView2<T>,
-    b: ArrayView2<T>,
-    c: ArrayViewMut2<T>,
-    accumulate: bool,
-    threads: usize,
-) {
-    let rows = c.nrows();
-    if threads <= 1 || rows < 2 {
-        matmul_into(a, b, c, accumulate, Parallelism::None);
-        return;
-    }
-    let mid = rows / 2;
-    let (a_top, a_bottom) = a.split_at(Axis(0), mid);
-    let (c_top, c_bottom) = c.split_at(Axis(0), mid);
-    let (top_threads, bottom_threads) = (threads / 2, threads - threads / 2);
-    rayon::join(
-        || matmul_into_banded(a_top, b, c_top, accumulate, top_threads),
-        || matmul_into_banded(a_bottom, b, c_bottom, accumulate, bottom_threads),
-    );
 }
 
 #[cfg(test)]
@@ -125,44 +110,21 @@ mod tests {
         let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f64 * 0.1 - 1.0);
         let b = Array2::from_shape_fn((5, 3), |(i, j)| (i as f64 - j as f64) * 0.3);
         let mut c = Array2::zeros((7, 3));
-        matmul_into(a.view(), b.view(), c.view_mut(), false, Parallelism::None);
+        matmul_into(a.view(), b.view(), c.view_mut(), false, 1.0);
         assert!((&c - &naive(&a, &b)).iter().all(|d| d.abs() < 1e-12));
 
         let at = a.t().to_owned(); // (5, 7), then viewed transposed again
         let mut c2 = Array2::zeros((7, 3).f());
-        matmul_into(
-            at.t(),
-            b.view(),
-            c2.view_mut(),
-            false,
-            Parallelism::Rayon(2),
-        );
+        matmul_into(at.t(), b.view(), c2.view_mut(), false, 1.0);
         assert!((&c2 - &naive(&a, &b)).iter().all(|d| d.abs() < 1e-12));
     }
 
     #[test]
-    fn banded_product_equals_the_single_threaded_one() {
-        let a = Array2::from_shape_fn((101, 33), |(i, j)| ((i * 33 + j) as f32 * 0.37).sin());
-        let b = Array2::from_shape_fn((33, 9), |(i, j)| ((i * 9 + j) as f32 * 0.11).cos());
-        let mut one = Array2::zeros((101, 9));
-        matmul_into(a.view(), b.view(), one.view_mut(), false, Parallelism::None);
-        for threads in [2, 3, 4] {
-            let mut banded = Array2::from_elem((101, 9), 1.0f32);
-            matmul_into_banded(a.view(), b.view(), banded.view_mut(), true, threads);
-            let diff = (&banded - &(&one + 1.0)).mapv(f32::abs);
-            assert!(
-                diff.iter().all(|&d| d < 1e-5),
-                "threads {threads}: {diff:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn accumulate_adds_to_the_output() {
-        let a = Array2::from_elem((2, 2), 1.0f32);
-        let b = Array2::from_elem((2, 2), 2.0f32);
+    fn accumulate_with_a_negative_scale_is_an_sgd_step() {
+        let a = Array2::from_elem((2, 3), 1.0f32);
+        let b = Array2::from_elem((3, 2), 2.0f32);
         let mut c = Array2::from_elem((2, 2), 0.5f32);
-        matmul_into(a.view(), b.view(), c.view_mut(), true, Parallelism::None);
-        assert!(c.iter().all(|&v| v == 4.5));
+        matmul_into(a.view(), b.view(), c.view_mut(), true, -0.25);
+        assert!(c.iter().all(|&v| v == 0.5 - 0.25 * 6.0), "{c}");
     }
 }

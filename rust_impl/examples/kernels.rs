@@ -1,0 +1,333 @@
+//! The measurements behind the Rust backend's choices, on this machine:
+//! - the first layer's two products with each candidate library and layout, on one thread:
+//!   `gemm` with W row-major (what `Affine` stores) and column-major, and `matrixmultiply`
+//!   (what ndarray's `dot` uses);
+//! - the products at two threads (each thread its half), handed out by `rayon::join` on a
+//!   two-thread pool against two threads that meet at a spinning barrier (what `net.rs` does).
+//!
+//! Run:
+//!
+//!     cargo run --release --example kernels [-- --json]
+//!     cargo run --release --example kernels --no-default-features   # gemm without AVX-512
+//!
+//! Shapes (batch 100, 784 inputs, 50 hidden units): forward `x · W` (100×784·784×50) and the
+//! update `W -= lr · xᵀ·dout` (784×100·100×50, the SGD step folded into the product). At two
+//! threads each thread takes half of W's 784 input rows, as `net.rs` splits them.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use mlp_bench_rust::team::SpinBarrier;
+
+const INPUTS: usize = 784;
+const BATCH: usize = 100;
+const UNITS: usize = 50;
+const CALLS: usize = 2000;
+
+/// Median µs per call, over 5 rounds of `CALLS / 5` calls.
+fn time(mut call: impl FnMut()) -> f64 {
+    call();
+    let mut rounds: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..CALLS / 5 {
+                call();
+            }
+            started.elapsed().as_secs_f64() / (CALLS / 5) as f64 * 1e6
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[2]
+}
+
+/// A matrix in a flat buffer: element (i, j) at `i * row_stride + j * col_stride`.
+#[derive(Clone, Copy)]
+struct Layout {
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl Layout {
+    fn row_major(rows: usize, cols: usize) -> Self {
+        Layout {
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+    fn col_major(rows: usize, cols: usize) -> Self {
+        Layout {
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: rows as isize,
+        }
+    }
+    fn t(self) -> Self {
+        Layout {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+    /// Highest element index addressed, plus one.
+    fn extent(self) -> usize {
+        ((self.rows - 1) as isize * self.row_stride + (self.cols - 1) as isize * self.col_stride)
+            as usize
+            + 1
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Library {
+    Gemm,
+    Matrixmultiply,
+}
+
+/// `c += scale · a · b`.
+fn product(
+    library: Library,
+    a: (&[f32], Layout),
+    b: (&[f32], Layout),
+    c: (&mut [f32], Layout),
+    scale: f32,
+) {
+    let ((a, la), (b, lb), (c, lc)) = (a, b, c);
+    assert!(la.cols == lb.rows && lc.rows == la.rows && lc.cols == lb.cols);
+    assert!(a.len() >= la.extent() && b.len() >= lb.extent() && c.len() >= lc.extent());
+    let (m, k, n) = (la.rows, la.cols, lb.cols);
+    // SAFETY: the asserts above check that every index the layouts address lies inside its
+    // buffer; `c` is a unique borrow, so it aliases neither `a` nor `b`.
+    unsafe {
+        match library {
+            Library::Gemm => gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                lc.col_stride,
+                lc.row_stride,
+                true,
+                a.as_ptr(),
+                la.col_stride,
+                la.row_stride,
+                b.as_ptr(),
+                lb.col_stride,
+                lb.row_stride,
+                1.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            ),
+            Library::Matrixmultiply => matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                scale,
+                a.as_ptr(),
+                la.row_stride,
+                la.col_stride,
+                b.as_ptr(),
+                lb.row_stride,
+                lb.col_stride,
+                1.0,
+                c.as_mut_ptr(),
+                lc.row_stride,
+                lc.col_stride,
+            ),
+        }
+    }
+}
+
+struct Row {
+    product: &'static str,
+    how: String,
+    us: f64,
+}
+
+fn main() {
+    let json = std::env::args().any(|a| a == "--json");
+    let value = |i: usize| ((i * 7919) % 1000) as f32 / 1000.0;
+    let x: Vec<f32> = (0..BATCH * INPUTS).map(value).collect();
+    let w0: Vec<f32> = (0..INPUTS * UNITS).map(|i| value(i + 1) * 0.01).collect();
+    let dout: Vec<f32> = (0..BATCH * UNITS).map(|i| value(i + 2) * 0.01).collect();
+    // Small, so the repeated updates leave the weights (and the timings) alike.
+    let lr = 1e-9f32;
+    let mut rows: Vec<Row> = Vec::new();
+
+    let x_layout = Layout::row_major(BATCH, INPUTS);
+    let d_layout = Layout::row_major(BATCH, UNITS);
+    let out_layout = Layout::row_major(BATCH, UNITS);
+    let candidates = [
+        (
+            "gemm, W row-major",
+            Library::Gemm,
+            Layout::row_major(INPUTS, UNITS),
+        ),
+        (
+            "gemm, W column-major",
+            Library::Gemm,
+            Layout::col_major(INPUTS, UNITS),
+        ),
+        (
+            "matrixmultiply, W row-major",
+            Library::Matrixmultiply,
+            Layout::row_major(INPUTS, UNITS),
+        ),
+    ];
+    for (how, library, w_layout) in candidates {
+        let mut w = w0.clone();
+        let mut out = vec![0.0f32; BATCH * UNITS];
+        let us = time(|| {
+            product(
+                library,
+                (&x, x_layout),
+                (&w, w_layout),
+                (&mut out, out_layout),
+                1.0,
+            );
+            black_box(&out);
+        });
+        rows.push(Row {
+            product: "forward",
+            how: how.into(),
+            us,
+        });
+        let us = time(|| {
+            product(
+                library,
+                (&x, x_layout.t()),
+                (&dout, d_layout),
+                (&mut w, w_layout),
+                -lr,
+            );
+        });
+        rows.push(Row {
+            product: "update",
+            how: how.into(),
+            us,
+        });
+    }
+
+    // Two threads, each its half of W's input rows: the forward term x[:, half] · W[half, :]
+    // into its own output, and the update of W[half, :].
+    let half = INPUTS / 2;
+    let x_half = Layout {
+        cols: half,
+        ..x_layout
+    };
+    let w_half = Layout::row_major(half, UNITS);
+    let halves = |member: usize| (member * half, member * half * UNITS);
+    let work = |member: usize, w: &mut [f32], out: &mut [f32]| {
+        let (x_start, _) = halves(member);
+        product(
+            Library::Gemm,
+            (&x[x_start..], x_half),
+            (w, w_half),
+            (out, out_layout),
+            1.0,
+        );
+        product(
+            Library::Gemm,
+            (&x[x_start..], x_half.t()),
+            (&dout, d_layout),
+            (w, w_half),
+            -lr,
+        );
+    };
+    let mut w_parts: Vec<Vec<f32>> = (0..2)
+        .map(|m| w0[halves(m).1..][..half * UNITS].to_vec())
+        .collect();
+    let mut outs = vec![vec![0.0f32; BATCH * UNITS]; 2];
+    {
+        let (w, out) = (&mut w_parts[0], &mut outs[0]);
+        let us = time(|| work(0, w, out));
+        rows.push(Row {
+            product: "forward + update",
+            how: "one thread, one half".into(),
+            us,
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool");
+    let us = pool.install(|| {
+        let [w_a, w_b] = &mut w_parts[..] else {
+            unreachable!()
+        };
+        let [out_a, out_b] = &mut outs[..] else {
+            unreachable!()
+        };
+        time(|| {
+            rayon::join(|| work(0, w_a, out_a), || work(1, w_b, out_b));
+        })
+    });
+    rows.push(Row {
+        product: "forward + update",
+        how: "two halves, rayon::join in a 2-thread pool".into(),
+        us,
+    });
+    // The same on two threads that live through all the calls and meet at a spinning barrier.
+    let barrier = SpinBarrier::new(2);
+    let rounds = AtomicUsize::new(0);
+    let us = std::thread::scope(|scope| {
+        let [w_a, w_b] = &mut w_parts[..] else {
+            unreachable!()
+        };
+        let [out_a, out_b] = &mut outs[..] else {
+            unreachable!()
+        };
+        let (barrier, rounds, work) = (&barrier, &rounds, &work);
+        scope.spawn(move || {
+            // One more round than the timed calls: `time` makes one call to warm up.
+            for _ in 0..=CALLS {
+                barrier.wait();
+                work(1, w_b, out_b);
+                barrier.wait();
+            }
+        });
+        time(|| {
+            barrier.wait();
+            work(0, w_a, out_a);
+            barrier.wait();
+            rounds.fetch_add(1, Ordering::Relaxed);
+        })
+    });
+    rows.push(Row {
+        product: "forward + update",
+        how: "two halves, two threads at a spinning barrier".into(),
+        us,
+    });
+
+    for row in &rows {
+        let flops = match row.product {
+            "forward" | "update" => 2.0 * (BATCH * INPUTS * UNITS) as f64,
+            _ if row.how.starts_with("one thread") => 2.0 * (BATCH * half * UNITS) as f64 * 2.0,
+            _ => 2.0 * (BATCH * INPUTS * UNITS) as f64 * 2.0,
+        };
+        let gflops = flops / row.us / 1e3;
+        if json {
+            println!(
+                "{{\"product\": \"{}\", \"how\": \"{}\", \"us\": {:.2}, \"gflops\": {:.1}, \"avx512\": {}}}",
+                row.product,
+                row.how,
+                row.us,
+                gflops,
+                cfg!(feature = "avx512")
+            );
+        } else {
+            println!(
+                "{:17} {:48} {:7.1} µs  {:6.1} GFLOP/s",
+                row.product, row.how, row.us, gflops
+            );
+        }
+    }
+}
