@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -73,6 +74,10 @@ def test_real_mnist_100_steps_match_numpy(mnist_dir, threads):
         "one byte per pixel, value = byte / divisor (checked exact)"
     )
     assert ours.build_info()["gemm_threads"] == threads
+    assert re.fullmatch(
+        r"forward: (gemm|matrixmultiply), update: (gemm|matrixmultiply)",
+        ours.build_info()["products"],
+    )
     for name, value in book.params().items():
         np.testing.assert_allclose(ours.params()[name], value, rtol=1e-4, atol=1e-5)
 

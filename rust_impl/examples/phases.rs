@@ -45,8 +45,9 @@ fn main() {
         net.train_steps(chunk).expect("valid indices");
     }
     let wall = started.elapsed().as_secs_f64();
+    let (forward, update) = net.libraries();
     println!(
-        "threads {}, inputs held as: {}",
+        "threads {}, inputs held as: {}; first layer's forward by {forward}, update by {update}",
         net.threads(),
         net.inputs_held_as()
     );

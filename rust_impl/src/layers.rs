@@ -17,7 +17,7 @@ use std::sync::RwLock;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
-use crate::linalg::{matmul_into, Scalar};
+use crate::linalg::{matmul_into, matmul_with, Library, Scalar};
 use crate::team::share;
 
 /// `x · W + b`, with W (inputs × units) kept as `groups` blocks of consecutive input rows.
@@ -25,6 +25,9 @@ pub struct Affine<T: Scalar> {
     groups: Vec<RwLock<Array2<T>>>,
     group_rows: Vec<Range<usize>>,
     b: RwLock<Array1<T>>,
+    /// Which crate computes `forward_group` and `update` (see `tune`).
+    forward_library: Library,
+    update_library: Library,
 }
 
 impl<T: Scalar> Affine<T> {
@@ -41,7 +44,33 @@ impl<T: Scalar> Affine<T> {
                 .collect(),
             group_rows,
             b: RwLock::new(b),
+            forward_library: Library::Gemm,
+            update_library: Library::Gemm,
         }
+    }
+
+    /// Times `forward_group` and `update` on group 0's shapes for `rows` batch rows with each
+    /// library and keeps the faster for each (a few ms; see `linalg`). Scratch copies only:
+    /// the layer's parameters are left as they were.
+    pub fn tune(&mut self, rows: usize) {
+        let w = self.groups[0].read().expect("no thread panicked").clone();
+        let (inputs, units) = w.dim();
+        let x = Array2::from_elem((rows, inputs), T::one());
+        let dout = Array2::from_elem((rows, units), T::one());
+        let mut out = Array2::zeros((rows, units));
+        self.forward_library = Library::fastest(|library| {
+            matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
+        });
+        let mut scratch = w.clone();
+        let tiny = T::from(1e-30).expect("representable");
+        self.update_library = Library::fastest(|library| {
+            matmul_with(library, x.t(), dout.view(), scratch.view_mut(), true, -tiny);
+        });
+    }
+
+    /// The crates that compute `forward_group` and `update`.
+    pub fn libraries(&self) -> (Library, Library) {
+        (self.forward_library, self.update_library)
     }
 
     pub fn units(&self) -> usize {
@@ -81,7 +110,14 @@ impl<T: Scalar> Affine<T> {
     /// weights: one term of `x · W = Σ_g x_g · W_g`.
     pub fn forward_group(&self, group: usize, x_group: ArrayView2<T>, out: ArrayViewMut2<T>) {
         let w = self.groups[group].read().expect("no thread panicked");
-        matmul_into(x_group, w.view(), out, false, T::one());
+        matmul_with(
+            self.forward_library,
+            x_group,
+            w.view(),
+            out,
+            false,
+            T::one(),
+        );
     }
 
     /// `out = b + Σ_g terms[g]`: the forward pass from the terms of `forward_group`.
@@ -122,7 +158,14 @@ impl<T: Scalar> Affine<T> {
     pub fn update(&self, group: usize, batch: &[(ArrayView2<T>, ArrayView2<T>)], lr: T) {
         let mut w = self.groups[group].write().expect("no thread panicked");
         for (x_group, dout) in batch {
-            matmul_into(x_group.t(), *dout, w.view_mut(), true, -lr);
+            matmul_with(
+                self.update_library,
+                x_group.t(),
+                *dout,
+                w.view_mut(),
+                true,
+                -lr,
+            );
         }
     }
 

@@ -104,6 +104,12 @@ mod python {
                     self.net.threads()
                 }
 
+                /// The crates computing the first layer's products: (forward, update).
+                #[getter]
+                fn libraries(&self) -> (&'static str, &'static str) {
+                    self.net.libraries()
+                }
+
                 /// How the training images are held (byte codes or as handed over).
                 #[getter]
                 fn inputs_held_as(&self) -> &'static str {

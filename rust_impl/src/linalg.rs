@@ -1,11 +1,58 @@
-//! The one matrix product the network needs, over ndarray views, computed by the `gemm` crate.
+//! The one matrix product the network needs, over ndarray views, by one of two crates.
 //!
-//! `gemm` was chosen by measurement (see README.md): on this job's skinny shapes it matches or
-//! beats `matrixmultiply` on one thread, dispatches SIMD kernels at run time (no
-//! `target-cpu=native` build), and takes its thread count per call, so the harness's thread
-//! budget is applied exactly.
+//! `gemm` and `matrixmultiply` (what ndarray's own `dot` uses) both pick SIMD kernels at run
+//! time, and neither wins everywhere on this job's skinny shapes: on an AVX-512 Xeon `gemm`'s
+//! AVX-512 kernels win both big products, while with AVX2 only `matrixmultiply` won them
+//! (`cargo run --release --example kernels`, with and without `--no-default-features`). So the
+//! first layer times both on its own shapes when the net is built (`Library::fastest`) and the
+//! choice is recorded with the run. Every call runs on one thread: the net splits the work.
+
+use std::time::Instant;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// The crate a product runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Library {
+    Gemm,
+    Matrixmultiply,
+}
+
+impl Library {
+    pub const ALL: [Library; 2] = [Library::Gemm, Library::Matrixmultiply];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Library::Gemm => "gemm",
+            Library::Matrixmultiply => "matrixmultiply",
+        }
+    }
+
+    /// The library under which `product` runs faster here: each is warmed up, then timed as the
+    /// best of 5 rounds of 4 calls (a few ms for this job's products).
+    pub fn fastest(mut product: impl FnMut(Library)) -> Library {
+        let best_time = |product: &mut dyn FnMut(Library), library| {
+            product(library);
+            (0..5)
+                .map(|_| {
+                    let started = Instant::now();
+                    for _ in 0..4 {
+                        product(library);
+                    }
+                    started.elapsed()
+                })
+                .min()
+                .expect("five rounds")
+        };
+        let gemm = best_time(&mut product, Library::Gemm);
+        let matrixmultiply = best_time(&mut product, Library::Matrixmultiply);
+        if matrixmultiply < gemm {
+            Library::Matrixmultiply
+        } else {
+            Library::Gemm
+        }
+    }
+}
 
 /// Scalars the network computes in (f32 and f64).
 pub trait Scalar:
@@ -13,27 +60,63 @@ pub trait Scalar:
 {
     /// The bit pattern, to tell values apart exactly (so -0.0 and 0.0 differ, and NaN is itself).
     fn bits(self) -> u64;
+
+    /// `matrixmultiply`'s GEMM for this type (`sgemm` or `dgemm`).
+    const MATRIXMULTIPLY: MatrixmultiplyGemm<Self>;
 }
 
-/// Scalars the network computes in (f32 and f64).
+/// `matrixmultiply::sgemm`'s signature: m, k, n, alpha, a, a's row and column strides, b and its
+/// strides, beta, c and its strides.
+pub type MatrixmultiplyGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
 impl Scalar for f32 {
     fn bits(self) -> u64 {
         u64::from(self.to_bits())
     }
+    const MATRIXMULTIPLY: MatrixmultiplyGemm<f32> = matrixmultiply::sgemm;
 }
+
 impl Scalar for f64 {
     fn bits(self) -> u64 {
         self.to_bits()
     }
+    const MATRIXMULTIPLY: MatrixmultiplyGemm<f64> = matrixmultiply::dgemm;
 }
 
 /// `c = scale · a · b`, or `c += scale · a · b` when `accumulate`, for any strides, including
-/// transposed views. With `scale` = −lr and `accumulate`, that is an SGD step with the gradient
-/// product folded in.
+/// transposed views, by `gemm`. With `scale` = −lr and `accumulate`, that is an SGD step with
+/// the gradient product folded in.
 ///
 /// # Panics
 /// When the shapes do not agree; callers size their buffers once, in `setup`.
 pub fn matmul_into<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    c: ArrayViewMut2<T>,
+    accumulate: bool,
+    scale: T,
+) {
+    matmul_with(Library::Gemm, a, b, c, accumulate, scale);
+}
+
+/// [`matmul_into`] by the given library.
+pub fn matmul_with<T: Scalar>(
+    library: Library,
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     mut c: ArrayViewMut2<T>,
@@ -62,12 +145,35 @@ pub fn matmul_into<T: Scalar>(
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    if library == Library::Matrixmultiply {
+        let beta = if accumulate { T::one() } else { T::zero() };
+        // SAFETY: as for gemm below: pointers and element strides of live views whose shapes
+        // were checked, `c` a unique borrow. With beta 0, matrixmultiply does not read `c`.
+        unsafe {
+            T::MATRIXMULTIPLY(
+                m,
+                k,
+                n,
+                scale,
+                a.as_ptr(),
+                a_rs,
+                a_cs,
+                b.as_ptr(),
+                b_rs,
+                b_cs,
+                beta,
+                c.as_mut_ptr(),
+                c_rs,
+                c_cs,
+            );
+        }
+        return;
+    }
     // SAFETY: `gemm` takes raw pointers and element strides. All three come from live ndarray
     // views whose dimensions were checked above to be exactly (m, k), (k, n) and (m, n), so every
     // address gemm touches lies inside those views. `c` is a unique borrow, so it cannot alias
-    // `a` or `b`. The alternative without `unsafe` (ndarray's `general_mat_mul`, backed by
-    // matrixmultiply) measured slower on the forward product and cannot take a per-call thread
-    // count.
+    // `a` or `b`. (ndarray's safe `general_mat_mul` always uses matrixmultiply, and here neither
+    // library wins on every CPU.)
     unsafe {
         gemm::gemm(
             m,
@@ -121,10 +227,33 @@ mod tests {
 
     #[test]
     fn accumulate_with_a_negative_scale_is_an_sgd_step() {
-        let a = Array2::from_elem((2, 3), 1.0f32);
-        let b = Array2::from_elem((3, 2), 2.0f32);
-        let mut c = Array2::from_elem((2, 2), 0.5f32);
-        matmul_into(a.view(), b.view(), c.view_mut(), true, -0.25);
-        assert!(c.iter().all(|&v| v == 0.5 - 0.25 * 6.0), "{c}");
+        for library in Library::ALL {
+            let a = Array2::from_elem((2, 3), 1.0f32);
+            let b = Array2::from_elem((3, 2), 2.0f32);
+            let mut c = Array2::from_elem((2, 2), 0.5f32);
+            matmul_with(library, a.view(), b.view(), c.view_mut(), true, -0.25);
+            assert!(c.iter().all(|&v| v == 0.5 - 0.25 * 6.0), "{library:?}: {c}");
+            // Without accumulate the old c is not read, even when it holds NaN.
+            c.fill(f32::NAN);
+            matmul_with(library, a.view(), b.view(), c.view_mut(), false, 1.0);
+            assert!(c.iter().all(|&v| v == 6.0), "{library:?}: {c}");
+        }
+    }
+
+    #[test]
+    fn both_libraries_agree_on_transposed_and_strided_views() {
+        let a = Array2::from_shape_fn((9, 13), |(i, j)| ((i * 13 + j) as f64 * 0.7).sin());
+        let b = Array2::from_shape_fn((9, 5), |(i, j)| ((i * 5 + j) as f64 * 0.3).cos());
+        let want = naive(&a.t().to_owned(), &b);
+        for library in Library::ALL {
+            let mut c = Array2::zeros((13, 5).f());
+            matmul_with(library, a.t(), b.view(), c.view_mut(), false, 1.0);
+            assert!((&c - &want).iter().all(|d| d.abs() < 1e-12), "{library:?}");
+        }
+        let picked = Library::fastest(|library| {
+            let mut c = Array2::zeros((13, 5));
+            matmul_with(library, a.t(), b.view(), c.view_mut(), false, 1.0);
+        });
+        assert!(Library::ALL.contains(&picked));
     }
 }

@@ -160,7 +160,8 @@ impl<T: Scalar> TwoLayerNet<T> {
         }
         // No thread without rows of its own, nor without inputs of W1 to update.
         let team = threads.min(batch).min(features.max(1));
-        let affine1 = Affine::new(init.w1, init.b1, team);
+        let mut affine1 = Affine::new(init.w1, init.b1, team);
+        affine1.tune(batch);
         Ok(TwoLayerNet {
             groups: (0..team)
                 .map(|t| {
@@ -213,6 +214,12 @@ impl<T: Scalar> TwoLayerNet<T> {
     /// Threads a step is split among (the budget, capped by the batch size).
     pub fn threads(&self) -> usize {
         self.shards.len()
+    }
+
+    /// The crates computing the first layer's forward product and its update (see `linalg`).
+    pub fn libraries(&self) -> (&'static str, &'static str) {
+        let (forward, update) = self.affine1.libraries();
+        (forward.name(), update.name())
     }
 
     /// How the training images are held, for the run record.

@@ -169,12 +169,11 @@ impl<T: Scalar> TrainingSet<T> {
     /// Starts pulling the values of row `index` in `columns` towards the cache, for a step that
     /// comes later.
     ///
-    /// The rows of a batch are 100 random rows of a 47–188 MB array: left alone, each of them
-    /// stalls the copy on main memory. Prefetching them a step ahead lets the loads overlap with
-    /// that step's arithmetic: the batch phase measured 39 µs per step without it, 27 µs when
-    /// reading one byte per cache line instead (a safe plain load, which stalls when the load
-    /// queue fills) and 22 µs with the prefetch instruction (`cargo run --release --example
-    /// phases`, one thread, on the development machine).
+    /// The rows of a batch are 100 random rows of a 47–188 MB array, and the copy stalls on main
+    /// memory for each of them. Prefetching the next step's rows during this one saved 2–4 % of
+    /// a whole step (median of 8 paired runs of `cargo run --release --example phases`, one
+    /// thread; the machine's own run-to-run spread was larger, ±7 %). A prefetch instruction
+    /// rather than a plain load, because a load that misses holds its place in the pipeline.
     pub fn prefetch_row_part(&self, index: usize, columns: Range<usize>) {
         let (start, bytes) = match self {
             TrainingSet::Codes { codes, .. } => {
