@@ -8,8 +8,8 @@ everything else in the READMEs is prose. The data:
 
 - ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all
   --backend-cmd c=examples/c-backend/mlp-c --threads 1,2``), ``init_uniform`` (the same with
-  ``--threads 1 --repeats 1 --set init=uniform``) and
-  ``profile`` (``run --backend numpy --backend rust --threads 1 --repeats 3 --profile``), each made
+  ``--threads 1 --repeats 1 --set init=uniform``), and ``rust_speed`` and ``rust_profile``
+  (made by ``benchmarks/rust_speed.py --json results/benchmarks/rust_speed.json``), each made
   from a clean tree;
 - ``results/benchmarks/*.json``, kept by the benchmarks' ``--json``;
 - ``benchmarks/published_port.json``, the accuracy the published Rust port reported.
@@ -227,47 +227,109 @@ def install_cost(data: Data) -> str:
 
 
 def rust_measured(data: Data) -> str:
-    r1, r2 = data.row("reference", "rust", "1"), data.row("reference", "rust", "2")
-    n1, n2 = data.row("reference", "numpy", "1"), data.row("reference", "numpy", "2")
-    self_scaling = r1.train_time_s / r2.train_time_s  # its own 1-thread time over 2
+    kept = data.benchmarks["rust_speed"]
+    n = kept["numbers"]
+    one, two = n["threads_1"], n["threads_2"]
+    met = n["targets"]
     rows = [
-        ("GEMM-rate bound, 1 thread", f"{r1.gemm_bound_s:.2f} s", ""),
+        ("GEMM-rate bound, 1 thread", f"{one['bound_s']:.2f} s", ""),
         (
             "rust, 1 thread",
-            f"{r1.train_time_s:.2f} s",
-            f"{r1.train_time_s / r1.gemm_bound_s:.2f}× its bound",
+            f"{one['rust_s']:.2f} s",
+            f"{n['bound_ratio_1']:.2f}× its bound (target ≤ {met['bound_ratio_1_at_most']}: "
+            f"{'met' if met['bound_met'] else 'missed'})",
         ),
-        ("numpy, 1 thread", f"{n1.train_time_s:.2f} s", f"rust {r1.speedup.text()} as fast"),
-        ("GEMM-rate bound, 2 threads", f"{r2.gemm_bound_s:.2f} s", ""),
+        (
+            "numpy, 1 thread",
+            f"{one['numpy_s']:.2f} s",
+            f"rust {one['numpy_s'] / one['rust_s']:.2f}× as fast",
+        ),
+        ("GEMM-rate bound, 2 threads", f"{two['bound_s']:.2f} s", ""),
         (
             "rust, 2 threads",
-            f"{r2.train_time_s:.2f} s",
-            f"{self_scaling:.2f}× its own 1-thread speed",
+            f"{two['rust_s']:.2f} s",
+            f"{n['scaling_2']:.2f}× its own 1-thread speed (target ≥ "
+            f"{met['scaling_2_at_least']}: {'met' if met['scaling_met'] else 'missed'})",
         ),
-        ("numpy, 2 threads", f"{n2.train_time_s:.2f} s", f"rust {r2.speedup.text()} as fast"),
+        (
+            "numpy, 2 threads",
+            f"{two['numpy_s']:.2f} s",
+            f"rust {two['numpy_s'] / two['rust_s']:.2f}× as fast",
+        ),
     ]
-    lines = ["| | median time | |", "|---|---|---|"]
+    frame = data.frames["rust_speed"]
+    env = frame["env"].iloc[0]
+    repeats = int(frame["repeat"].max()) + 1
+    lines = [
+        f"Session `results/{_session_id(data, 'rust_speed')}` (`{kept['command']}`, "
+        f"{kept['created_at'][:10]}): {env['cpu_model']}, {env['cores_logical']} cores; "
+        f"commit {str(env['git_commit'])[:7]}; medians of {repeats} interleaved repeats.",
+        "",
+        "| | median time | |",
+        "|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    kernels = n["kernels"]
+    if not isinstance(kernels, str):
+        fastest = {
+            product: min(r["us"] for r in kernels if r["product"] == product)
+            for product in ("forward", "update")
+        }
+        alone = (fastest["forward"] + fastest["update"]) * 1e-6 * 10_000
+        lines.append(
+            f"| the two big products alone, fastest library each (kernels table) | "
+            f"{alone:.2f} s | {alone / one['bound_s']:.2f}× the bound |"
+        )
     accuracy = (
-        f"\nAccuracy with the default spec (medians, 1 thread): rust {r1.train_acc:.4f} train / "
-        f"{r1.test_acc:.4f} test, numpy {n1.train_acc:.4f} / {n1.test_acc:.4f}.\n"
+        f"\nAccuracy with the default spec (medians): rust {one['rust_train_acc']:.4f} train / "
+        f"{one['rust_test_acc']:.4f} test at 1 thread, {two['rust_train_acc']:.4f} / "
+        f"{two['rust_test_acc']:.4f} at 2.\n"
     )
     return "\n".join(lines) + "\n" + accuracy
 
 
+def rust_kernels(data: Data) -> str:
+    numbers = data.benchmarks["rust_speed"]["numbers"]
+    kept, without = numbers["kernels"], numbers["kernels_without_avx512"]
+    if isinstance(kept, str):
+        return kept + "\n"
+    other = {} if isinstance(without, str) else {(r["product"], r["how"]): r for r in without}
+    lines = [
+        "| product | how | µs per call | GFLOP/s | µs, gemm without AVX-512 |",
+        "|---|---|---|---|---|",
+    ]
+    for row in kept:
+        twin = other.get((row["product"], row["how"]))
+        without_avx512 = f"{twin['us']:.1f}" if twin else "–"
+        lines.append(
+            f"| {row['product']} | {row['how']} | {row['us']:.1f} | {row['gflops']:.0f} | "
+            f"{without_avx512} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def rust_phases(data: Data) -> str:
-    frame = data.frames["profile"]
+    frame = data.frames["rust_profile"]
     runs = frame[(frame["backend"] == "rust") & frame["phases"].notna()]
-    phases = pd.DataFrame(list(runs["phases"])).median()
     iterations = int(runs["spec"].iloc[0]["iterations"])
-    lines = ["| phase | µs/step |", "|---|---|"]
-    lines += [f"| {name} | {seconds / iterations * 1e6:.0f} |" for name, seconds in phases.items()]
-    lines.append(
-        f"| **total** | **{phases.sum() / iterations * 1e6:.0f} → {phases.sum():.2f} s per "
-        f"{iterations:,} steps** |"
+    by_threads = {
+        threads: pd.DataFrame(list(group["phases"])).median()
+        for threads, group in runs.groupby("threads", sort=True)
+    }
+    names = list(next(iter(by_threads.values())).index)
+    header = " | ".join(f"{t} thread{'s' * (t != '1')}" for t in by_threads)
+    lines = [f"| phase (µs per step) | {header} |", "|---" * (len(by_threads) + 1) + "|"]
+    for name in names:
+        cells = " | ".join(f"{p[name] / iterations * 1e6:.0f}" for p in by_threads.values())
+        lines.append(f"| {name} | {cells} |")
+    totals = " | ".join(f"**{p.sum() / iterations * 1e6:.0f}**" for p in by_threads.values())
+    lines.append(f"| **total** | {totals} |")
+    repeats = runs.groupby("threads").size().min()
+    return (
+        "\n".join(lines)
+        + f"\n\nSession `results/{_session_id(data, 'rust_profile')}`, medians of {repeats} "
+        f"repeats of {iterations:,} steps; wait is the first thread's time at the barriers.\n"
     )
-    note = runs["phases_note"].dropna()
-    return "\n".join(lines) + "\n" + (f"\n{note.iloc[0]}\n" if len(note) else "")
 
 
 GENERATORS: dict[str, Callable[[Data], str]] = {
@@ -280,6 +342,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "benchmarks": benchmark_lines,
     "install-cost": install_cost,
     "rust-measured": rust_measured,
+    "rust-kernels": rust_kernels,
     "rust-phases": rust_phases,
 }
 READMES = ("README.md", "rust_impl/README.md")

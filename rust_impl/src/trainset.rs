@@ -245,42 +245,36 @@ mod tests {
         row
     }
 
+    /// `x` is held as bytes rebuilt by division, and every row and part of a row comes back
+    /// bit for bit.
+    fn assert_divided_and_bit_identical<T: Scalar>(x: Array2<T>) {
+        let set = TrainingSet::new(x.clone());
+        assert!(matches!(
+            set,
+            TrainingSet::Codes {
+                decode: Decode::Divided { .. },
+                ..
+            }
+        ));
+        let same = |a: &[T], b: &[T]| a.iter().zip(b).all(|(p, q)| p.bits() == q.bits());
+        for i in 0..x.nrows() {
+            let row = gathered(&set, i);
+            assert!(same(row.as_slice().unwrap(), x.row(i).as_slice().unwrap()));
+            let mut part = Array1::zeros(4);
+            set.copy_row_part(i, 3..7, part.view_mut());
+            assert!(same(
+                part.as_slice().unwrap(),
+                &x.row(i).as_slice().unwrap()[3..7]
+            ));
+        }
+    }
+
     #[test]
     fn byte_images_are_coded_and_come_back_bit_identical() {
         // All 256 byte values scaled as the harness does, in f32 and in f64.
         let bytes = Array2::from_shape_fn((64, 8), |(i, j)| ((i * 8 + j) * 37 % 256) as f32);
-        let x32 = bytes.mapv(|b| b / 255.0);
-        let set = TrainingSet::new(x32.clone());
-        assert!(matches!(
-            set,
-            TrainingSet::Codes {
-                decode: Decode::Divided { .. },
-                ..
-            }
-        ));
-        for i in 0..64 {
-            let row = gathered(&set, i);
-            assert!(row
-                .iter()
-                .zip(x32.row(i))
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
-        }
-        let x64 = bytes.mapv(|b| f64::from(b) / 255.0);
-        let set = TrainingSet::new(x64.clone());
-        assert!(matches!(
-            set,
-            TrainingSet::Codes {
-                decode: Decode::Divided { .. },
-                ..
-            }
-        ));
-        for i in 0..64 {
-            let row = gathered(&set, i);
-            assert!(row
-                .iter()
-                .zip(x64.row(i))
-                .all(|(a, b)| a.to_bits() == b.to_bits()));
-        }
+        assert_divided_and_bit_identical(bytes.mapv(|b| b / 255.0));
+        assert_divided_and_bit_identical(bytes.mapv(|b| f64::from(b) / 255.0));
     }
 
     #[test]
