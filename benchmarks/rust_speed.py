@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="keep the numbers in this file")
     args = parser.parse_args()
 
-    from harness.results.store import load_results
+    from harness.results.store import load_results, write_json_atomic
     from harness.results.summary import summarize, to_frame
 
     common = ["--data-dir", str(args.data_dir)] if args.data_dir else []
@@ -151,7 +151,7 @@ def main() -> None:
         manifest_path = args.results_dir / "REFERENCE.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         manifest.update({"rust_speed": speed.name, "rust_profile": profile.name})
-        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        write_json_atomic(manifest_path, manifest)
         print(f"named in {manifest_path}: rust_speed, rust_profile")
 
 

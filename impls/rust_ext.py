@@ -29,7 +29,6 @@ class RustBackend:
 
     def __init__(self) -> None:
         self.threads: int | None = None
-        self.gemm_threads: int | None = None  # decided in setup
         self.profile = False
 
     @staticmethod
@@ -45,20 +44,22 @@ class RustBackend:
         return f"mlp-bench-rust {importlib.metadata.version('mlp-bench-rust')}"
 
     def build_info(self) -> dict[str, str | int | None]:
-        net = getattr(self, "net", None)
-        return {
+        info: dict[str, str | int | None] = {
             "profile": _extension().BUILD_PROFILE,
-            "gemm": "gemm crate (AVX-512 kernels where the CPU has them), one thread per call",
-            # The first layer's (forward, update) products, each by the crate timed faster on
-            # this machine at set-up: gemm or matrixmultiply.
-            "products": "forward: {}, update: {}".format(*net.libraries)
-            if net is not None
-            else None,
-            # The threads a step is split among (the budget, capped by the batch size).
-            "gemm_threads": net.threads if net is not None else self.gemm_threads,
+            "gemm": "gemm or matrixmultiply, per product (see products); one thread per call",
             "threads": "a team of threads per train_steps call, meeting at spinning barriers",
-            "inputs": net.inputs_held_as if net is not None else None,
         }
+        net = getattr(self, "net", None)  # what follows is known once setup built the net
+        if net is not None:
+            info |= {
+                # The first layer's (forward, update) products, each by the crate timed faster
+                # on this machine at set-up.
+                "products": "forward: {}, update: {}".format(*net.libraries),
+                # The threads a step is split among (the budget, capped by the batch size).
+                "gemm_threads": net.threads,
+                "inputs": net.inputs_held_as,
+            }
+        return info
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads
@@ -77,7 +78,6 @@ class RustBackend:
         dtype = np.dtype(spec.dtype)
         # No budget given: as many threads as this process may run on, like the other libraries.
         threads = self.threads or len(os.sched_getaffinity(0))
-        self.gemm_threads = threads
         self.dtype = dtype
         self.net = cls(
             init["W1"].astype(dtype),

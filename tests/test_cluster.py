@@ -114,7 +114,8 @@ def cluster(tmp_path, idx_dir) -> Iterator[Cluster]:
         started.close()
 
 
-def numpy_on(address: str, idx_dir: Path, results: Path) -> subprocess.CompletedProcess:
+def numpy_on(address: str, idx_dir: Path, results: Path, *more: str) -> subprocess.CompletedProcess:
+    """A tiny numpy run on the cluster at ``address``; ``more`` are further CLI arguments."""
     return harness(
         "run",
         "--backend",
@@ -126,6 +127,7 @@ def numpy_on(address: str, idx_dir: Path, results: Path) -> subprocess.Completed
         str(results),
         "--cluster",
         address,
+        *more,
     )
 
 
@@ -242,20 +244,7 @@ def test_a_cluster_address_that_is_not_one_is_refused(tmp_path, idx_dir):
 
 
 def test_local_cluster_warns_and_runs(tmp_path, idx_dir):
-    result = harness(
-        "run",
-        "--backend",
-        "numpy",
-        *TINY,
-        "--data-dir",
-        str(idx_dir),
-        "--results-dir",
-        str(tmp_path / "r"),
-        "--cluster",
-        "local:2",
-        "--repeats",
-        "2",
-    )
+    result = numpy_on("local:2", idx_dir, tmp_path / "r", "--repeats", "2")
     assert result.returncode == 0, result.stderr
     assert "runs that overlap disturb each other's timings" in result.stderr
     _, records = session_records(tmp_path / "r")

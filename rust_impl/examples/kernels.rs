@@ -15,7 +15,6 @@
 //! threads each thread takes half of W's 784 input rows, as `net.rs` splits them.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mlp_bench_rust::team::SpinBarrier;
@@ -150,6 +149,8 @@ struct Row {
     product: &'static str,
     how: String,
     us: f64,
+    /// Multiply-adds of the timed call, counted as 2 FLOP each.
+    flops: f64,
 }
 
 fn main() {
@@ -161,6 +162,8 @@ fn main() {
     // Small, so the repeated updates leave the weights (and the timings) alike.
     let lr = 1e-9f32;
     let mut rows: Vec<Row> = Vec::new();
+    // One of the two big products: 100×784·784×50 multiply-adds, 2 FLOP each.
+    let whole = 2.0 * (BATCH * INPUTS * UNITS) as f64;
 
     let x_layout = Layout::row_major(BATCH, INPUTS);
     let d_layout = Layout::row_major(BATCH, UNITS);
@@ -199,6 +202,7 @@ fn main() {
             product: "forward",
             how: how.into(),
             us,
+            flops: whole,
         });
         let us = time(|| {
             product(
@@ -213,6 +217,7 @@ fn main() {
             product: "update",
             how: how.into(),
             us,
+            flops: whole,
         });
     }
 
@@ -253,6 +258,7 @@ fn main() {
             product: "forward + update",
             how: "one thread, one half".into(),
             us,
+            flops: whole, // half of each of the two products
         });
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -274,10 +280,10 @@ fn main() {
         product: "forward + update",
         how: "two halves, rayon::join in a 2-thread pool".into(),
         us,
+        flops: 2.0 * whole,
     });
     // The same on two threads that live through all the calls and meet at a spinning barrier.
     let barrier = SpinBarrier::new(2);
-    let rounds = AtomicUsize::new(0);
     let us = std::thread::scope(|scope| {
         let [w_a, w_b] = &mut w_parts[..] else {
             unreachable!()
@@ -285,7 +291,7 @@ fn main() {
         let [out_a, out_b] = &mut outs[..] else {
             unreachable!()
         };
-        let (barrier, rounds, work) = (&barrier, &rounds, &work);
+        let (barrier, work) = (&barrier, &work);
         scope.spawn(move || {
             // One more round than the timed calls: `time` makes one call to warm up.
             for _ in 0..=CALLS {
@@ -298,22 +304,17 @@ fn main() {
             barrier.wait();
             work(0, w_a, out_a);
             barrier.wait();
-            rounds.fetch_add(1, Ordering::Relaxed);
         })
     });
     rows.push(Row {
         product: "forward + update",
         how: "two halves, two threads at a spinning barrier".into(),
         us,
+        flops: 2.0 * whole,
     });
 
     for row in &rows {
-        let flops = match row.product {
-            "forward" | "update" => 2.0 * (BATCH * INPUTS * UNITS) as f64,
-            _ if row.how.starts_with("one thread") => 2.0 * (BATCH * half * UNITS) as f64 * 2.0,
-            _ => 2.0 * (BATCH * INPUTS * UNITS) as f64 * 2.0,
-        };
-        let gflops = flops / row.us / 1e3;
+        let gflops = row.flops / row.us / 1e3;
         if json {
             println!(
                 "{{\"product\": \"{}\", \"how\": \"{}\", \"us\": {:.2}, \"gflops\": {:.1}, \"avx512\": {}}}",

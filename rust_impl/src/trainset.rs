@@ -26,8 +26,13 @@ pub enum TrainingSet<T> {
 
 /// How a byte becomes the value it stands for.
 pub enum Decode<T> {
-    /// `byte / divisor`, correctly rounded, as the harness computed it (`x / 255.0`).
-    Divided { divisor: T, reciprocal: T },
+    /// `byte / divisor`, correctly rounded, as the harness computed it (`x / 255.0`). `simd` is
+    /// the CPU's widest SIMD (AVX-512, AVX2 or none), detected once at set-up.
+    Divided {
+        divisor: T,
+        reciprocal: T,
+        simd: pulp::Arch,
+    },
     /// `table[byte]`: 256 entries.
     Table(Vec<T>),
 }
@@ -49,10 +54,11 @@ impl<T: Scalar> Decode<T> {
             Decode::Divided {
                 divisor,
                 reciprocal,
+                simd,
             } => {
-                // Compiled for the CPU's widest SIMD (pulp picks AVX-512, AVX2 or none at run
-                // time), where the loop vectorizes; the generic x86-64 build has no FMA.
-                pulp::Arch::new().dispatch(
+                // Compiled for that SIMD, where the loop vectorizes; the generic x86-64 build
+                // has no FMA.
+                simd.dispatch(
                     #[inline(always)]
                     || {
                         for (o, &c) in out.iter_mut().zip(codes) {
@@ -107,6 +113,7 @@ impl<T: Scalar> TrainingSet<T> {
             let decode = Decode::Divided {
                 divisor,
                 reciprocal,
+                simd: pulp::Arch::new(),
             };
             return TrainingSet::Codes { codes, decode };
         }
