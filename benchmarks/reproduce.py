@@ -308,6 +308,37 @@ def rust_kernels(data: Data) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rust_memory(data: Data) -> str:
+    numbers = data.benchmarks["rust_speed"]["numbers"]
+    found = numbers.get("phases_example", "not measured by the run that made the kept file")
+    if isinstance(found, str):
+        return found + "\n"
+    random, same = found["random_batches"], found["same_batch"]
+    one = numbers["threads_1"]
+    iterations = int(data.frames["rust_speed"]["spec"].iloc[0]["iterations"])
+    bound_us = one["bound_s"] / iterations * 1e6
+    lines = [
+        "| µs per step, 1 thread | random batches | the same batch every step |",
+        "|---|---|---|",
+    ]
+    for phase in random["us_per_step"]:
+        lines.append(
+            f"| {phase} | {random['us_per_step'][phase]:.1f} | {same['us_per_step'][phase]:.1f} |"
+        )
+    lines.append(
+        f"| **whole step** | **{random['wall_us_per_step']:.1f}** | "
+        f"**{same['wall_us_per_step']:.1f}** |"
+    )
+    lines.append(
+        f"| × the GEMM-rate bound per step ({bound_us:.0f} µs) | "
+        f"{random['wall_us_per_step'] / bound_us:.2f} | {same['wall_us_per_step'] / bound_us:.2f} |"
+    )
+    return (
+        "\n".join(lines) + f"\n\nMedians of {random['runs']} interleaved runs of each, "
+        f"{random['steps']:,} steps per run.\n"
+    )
+
+
 def rust_phases(data: Data) -> str:
     frame = data.frames["rust_profile"]
     runs = frame[(frame["backend"] == "rust") & frame["phases"].notna()]
@@ -344,6 +375,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "rust-measured": rust_measured,
     "rust-kernels": rust_kernels,
     "rust-phases": rust_phases,
+    "rust-memory": rust_memory,
 }
 READMES = ("README.md", "rust_impl/README.md")
 

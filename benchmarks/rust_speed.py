@@ -11,8 +11,12 @@ One command for everything rust_impl/README.md quotes:
 2. the same for rust alone with ``--profile`` (3 repeats): time per phase of a step;
 3. ``cargo run --release --example kernels -- --json`` in rust_impl/, with and without gemm's
    AVX-512 kernels (``--no-default-features``): the first layer's products with each library and
-   layout, and two threads at a spinning barrier against rayon (skipped, and said so, without
-   cargo).
+   layout, and two threads at a spinning barrier against rayon;
+4. ``cargo run --release --example phases -- 1 [--same-batch] --json``, 5 of each interleaved:
+   a step at 1 thread on random batches, and on the same batch every step (its rows stay in the
+   caches), i.e. the step with and without waiting on memory for the batch.
+
+3 and 4 are skipped, and said so, without cargo.
 
 Prints the figures the Rust issue sets targets for: rust at 1 thread ≤ 1.4 × its bound; rust at
 2 threads ≥ 1.7 × its own 1-thread speed; rust faster than numpy at both. With ``--json`` the
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -48,20 +53,48 @@ def session(argv: list[str], results: Path) -> Path:
     return new
 
 
-def kernels(*cargo_flags: str) -> list[dict[str, Any]] | str:
-    """The kernels example's rows, or why there are none."""
+def example(name: str, *args: str, cargo_flags: tuple[str, ...] = ()) -> list[dict[str, Any]] | str:
+    """The JSON lines a rust_impl example prints, or why there are none."""
     if shutil.which("cargo") is None:
         return "not measured: cargo is not installed"
-    example = ["--example", "kernels", "--", "--json"]
     result = subprocess.run(
-        ["cargo", "run", "--release", "--quiet", *cargo_flags, *example],
+        ["cargo", "run", "--release", "--quiet", *cargo_flags, "--example", name, "--", *args],
         cwd=REPO / "rust_impl",
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        return f"not measured: the kernels example failed: {result.stderr.strip()[-300:]}"
+        return f"not measured: the {name} example failed: {result.stderr.strip()[-300:]}"
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def kernels(*cargo_flags: str) -> list[dict[str, Any]] | str:
+    """The kernels example's rows, or why there are none."""
+    return example("kernels", "--json", cargo_flags=cargo_flags)
+
+
+def step_with_and_without_memory_waits(repeats: int = 5) -> dict[str, Any] | str:
+    """Medians, µs per step at 1 thread, of the phases example on random batches and on the
+    same batch every step, interleaved."""
+    runs: dict[str, list[dict[str, Any]]] = {"random_batches": [], "same_batch": []}
+    for _ in range(repeats):
+        for kind, flags in (("random_batches", ()), ("same_batch", ("--same-batch",))):
+            lines = example("phases", "1", *flags, "--json")
+            if isinstance(lines, str):
+                return lines
+            runs[kind] += lines
+    return {
+        kind: {
+            "runs": len(found),
+            "steps": found[0]["steps"],
+            "us_per_step": {
+                phase: statistics.median(r["us_per_step"][phase] for r in found)
+                for phase in found[0]["us_per_step"]
+            },
+            "wall_us_per_step": statistics.median(r["wall_us_per_step"] for r in found),
+        }
+        for kind, found in runs.items()
+    }
 
 
 def main() -> None:
@@ -89,9 +122,12 @@ def main() -> None:
     products = kernels()
     # gemm's AVX2 kernels, as on a CPU without AVX-512 (matrixmultiply has no AVX-512 code).
     products_avx2 = kernels("--no-default-features")
+    memory_waits = step_with_and_without_memory_waits()
 
     # The same medians and bound the report and the README tables use.
-    rows = summarize(to_frame(load_results([speed]).records), "numpy")
+    records = load_results([speed]).records
+    rows = summarize(to_frame(records), "numpy")
+    iterations = records[0].spec["iterations"]
 
     def row(backend: str, threads: int) -> Any:
         found = rows[(rows["backend"] == backend) & (rows["threads"] == str(threads))]
@@ -120,6 +156,7 @@ def main() -> None:
     }
     numbers["kernels"] = products
     numbers["kernels_without_avx512"] = products_avx2
+    numbers["phases_example"] = memory_waits
 
     print(f"sessions: results/{speed.name} (speed), results/{profile.name} (--profile)")
     for threads, row in ((1, one), (2, two)):
@@ -144,6 +181,17 @@ def main() -> None:
             print(
                 f"  {row['product']:17} {row['how']:48} {row['us']:7.1f} µs "
                 f"{row['gflops']:6.1f} GFLOP/s"
+            )
+
+    if isinstance(memory_waits, str):
+        print(f"phases example: {memory_waits}")
+    else:
+        bound_us = one["bound_s"] / iterations * 1e6
+        for kind, found in memory_waits.items():
+            wall = found["wall_us_per_step"]
+            print(
+                f"  phases example, {kind.replace('_', ' ')}: {wall:.0f} µs per step "
+                f"({wall / bound_us:.2f} × the bound per step, {bound_us:.0f} µs)"
             )
 
     if args.json is not None:

@@ -1,7 +1,11 @@
 //! Where a training step spends its time, phase by phase, on MNIST-shaped random data (bytes
-//! scaled by 1/255, so the images are held as byte codes as MNIST's are).
+//! scaled by 1/255, four pixels in five zero, so the images are held as MNIST's are).
 //!
-//!     cargo run --release --example phases [threads]
+//!     cargo run --release --example phases [-- THREADS] [--same-batch] [--json]
+//!
+//! `--same-batch` trains on one batch every step, so its rows stay in the caches: the step as it
+//! would run if gathering a batch never waited on memory. `--json`: one line, for
+//! benchmarks/rust_speed.py.
 
 use std::time::Instant;
 
@@ -9,9 +13,13 @@ use mlp_bench_rust::net::{InitParams, TwoLayerNet};
 use ndarray::{Array1, Array2};
 
 fn main() {
-    let threads: usize = std::env::args()
-        .nth(1)
-        .map_or(1, |t| t.parse().expect("threads"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let threads: usize = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or(1, |t| t.parse().expect("threads: a whole number"));
+    let same_batch = flag("--same-batch");
     let (rows, features, hidden, classes, batch, steps) = (60_000, 784, 50, 10, 100, 3_000);
     let mut state = 12345u64;
     let mut random = move || {
@@ -38,30 +46,57 @@ fn main() {
     };
     let mut net =
         TwoLayerNet::new(init, train_x, train_y.view(), 0.1, batch, threads).expect("valid set-up");
-    let indices = Array2::from_shape_simple_fn((steps, batch), || (random() * rows as f32) as i32);
+    let mut indices =
+        Array2::from_shape_simple_fn((steps, batch), || (random() * rows as f32) as i32);
+    if same_batch {
+        let first = indices.row(0).to_owned();
+        for mut row in indices.rows_mut() {
+            row.assign(&first);
+        }
+    }
     net.enable_profiling();
     let started = Instant::now();
     for chunk in indices.axis_chunks_iter(ndarray::Axis(0), 600) {
         net.train_steps(chunk).expect("valid indices");
     }
     let wall = started.elapsed().as_secs_f64();
+    let per_step = |seconds: f64| seconds / steps as f64 * 1e6;
+    let phases = net.phase_times().expect("profiling is on");
+    if flag("--json") {
+        let fields: Vec<String> = phases
+            .iter()
+            .map(|(name, seconds)| format!("\"{name}\": {:.2}", per_step(*seconds)))
+            .collect();
+        println!(
+            "{{\"threads\": {}, \"steps\": {steps}, \"same_batch\": {same_batch}, \"us_per_step\": {{{}}}, \"wall_us_per_step\": {:.2}}}",
+            net.threads(),
+            fields.join(", "),
+            per_step(wall)
+        );
+        return;
+    }
     let (forward, update) = net.libraries();
     println!(
-        "threads {}, inputs held as: {}; first layer's forward by {forward}, update by {update}",
+        "threads {}, inputs held as: {}; first layer's forward by {forward}, update by {update}{}",
         net.threads(),
-        net.inputs_held_as()
+        net.inputs_held_as(),
+        if same_batch {
+            "; the same batch every step"
+        } else {
+            ""
+        }
     );
-    for (name, seconds) in net.phase_times().expect("profiling is on") {
+    for (name, seconds) in phases {
         println!(
             "{name:>10}: {:7.1} µs/step  {:5.1} %",
-            seconds / steps as f64 * 1e6,
+            per_step(seconds),
             seconds / wall * 100.0
         );
     }
     println!(
         "{:>10}: {:7.1} µs/step → {:.2} s per 10,000 steps",
         "wall",
-        wall / steps as f64 * 1e6,
+        per_step(wall),
         wall / steps as f64 * 1e4
     );
 }
