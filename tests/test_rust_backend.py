@@ -78,7 +78,8 @@ def test_real_mnist_100_steps_match_numpy(mnist_dir, threads):
     )
     assert ours.build_info()["gemm_threads"] == threads
     assert re.fullmatch(
-        r"forward: (gemm|matrixmultiply), update: (gemm|matrixmultiply)",
+        r"forward: (gemm|matrixmultiply|own AVX-512 kernel), "
+        r"update: (gemm|matrixmultiply|own AVX-512 kernel)",
         ours.build_info()["products"],
     )
     for name, value in book.params().items():

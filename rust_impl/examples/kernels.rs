@@ -145,6 +145,39 @@ fn product(
     }
 }
 
+/// µs per call of a loop of AVX-512 multiply-adds on 24 independent accumulators (no memory
+/// traffic: the most a core can do), and its FLOPs per call; None without AVX-512.
+fn fma_rate() -> Option<(f64, f64)> {
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    {
+        const CHAINS: usize = 24;
+        const ROUNDS: usize = 2_000;
+        let simd = pulp::x86::V4::try_new()?;
+        let mut acc = [simd.splat_f32x16(1.0); CHAINS];
+        let scale = simd.splat_f32x16(black_box(0.999_999));
+        let step = simd.splat_f32x16(black_box(1e-7));
+        let us = time(|| {
+            simd.vectorize(
+                #[inline(always)]
+                || {
+                    // A local copy, so the accumulators live in registers.
+                    let mut chains = acc;
+                    for _ in 0..ROUNDS {
+                        for a in chains.iter_mut() {
+                            *a = simd.mul_add_f32x16(*a, scale, step);
+                        }
+                    }
+                    acc = chains;
+                },
+            );
+            black_box(&acc);
+        });
+        Some((us, 2.0 * (CHAINS * 16 * ROUNDS) as f64))
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+    None
+}
+
 struct Row {
     product: &'static str,
     how: String,
@@ -218,6 +251,47 @@ fn main() {
             how: how.into(),
             us,
             flops: whole,
+        });
+    }
+
+    if mlp_bench_rust::kernel::available() {
+        use mlp_bench_rust::aligned::Aligned2;
+        use mlp_bench_rust::kernel;
+        use ndarray::ArrayView2;
+        // Laid out as the net keeps them: W column-major, every row of x and column of W on a
+        // cache-line boundary.
+        let how = "own AVX-512 kernel, W column-major";
+        fn view(values: &[f32], dim: (usize, usize)) -> ArrayView2<'_, f32> {
+            ArrayView2::from_shape(dim, values).expect("sizes agree")
+        }
+        let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)), false);
+        let dout = view(&dout, (BATCH, UNITS));
+        let mut w = Aligned2::from_view(view(&w0, (INPUTS, UNITS)), true);
+        let mut out = ndarray::Array2::zeros((BATCH, UNITS));
+        let us = time(|| {
+            kernel::forward(x.view(), w.view(), out.view_mut(), false);
+            black_box(&out);
+        });
+        rows.push(Row {
+            product: "forward",
+            how: how.into(),
+            us,
+            flops: whole,
+        });
+        let us = time(|| kernel::update(x.view(), dout, w.view_mut(), -lr));
+        rows.push(Row {
+            product: "update",
+            how: how.into(),
+            us,
+            flops: whole,
+        });
+    }
+    if let Some((us, flops)) = fma_rate() {
+        rows.push(Row {
+            product: "multiply-adds",
+            how: "the core's peak: 24 independent chains, no memory".into(),
+            us,
+            flops,
         });
     }
 

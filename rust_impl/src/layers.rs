@@ -17,12 +17,13 @@ use std::sync::RwLock;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
+use crate::aligned::Aligned2;
 use crate::linalg::{matmul_into, matmul_with, Library, Scalar};
 use crate::team::share;
 
 /// `x · W + b`, with W (inputs × units) kept as `groups` blocks of consecutive input rows.
 pub struct Affine<T: Scalar> {
-    groups: Vec<RwLock<Array2<T>>>,
+    groups: Vec<RwLock<Aligned2<T>>>,
     group_rows: Vec<Range<usize>>,
     b: RwLock<Array1<T>>,
     /// Which crate computes `forward_group` and `update` (see `tune`).
@@ -31,16 +32,18 @@ pub struct Affine<T: Scalar> {
 }
 
 impl<T: Scalar> Affine<T> {
-    /// W row-major, as the book stores it: measured with gemm, `x·W` and the folded update are
-    /// both at least as fast as with W column-major (`cargo run --release --example kernels`).
+    /// W column-major (each unit's weights contiguous, each column on a cache-line boundary), as
+    /// the own kernels need it; gemm and matrixmultiply take any layout. The groups split W's
+    /// inputs in whole 64-byte lines where there are enough of them, so that every group's
+    /// columns fill whole vectors.
     pub fn new(w: Array2<T>, b: Array1<T>, groups: usize) -> Self {
         let inputs = w.nrows();
         let groups = groups.clamp(1, inputs.max(1));
-        let group_rows: Vec<_> = (0..groups).map(|g| share(inputs, groups, g)).collect();
+        let group_rows: Vec<_> = (0..groups).map(|g| split::<T>(inputs, groups, g)).collect();
         Affine {
             groups: group_rows
                 .iter()
-                .map(|rows| RwLock::new(w.slice(s![rows.clone(), ..]).to_owned()))
+                .map(|rows| RwLock::new(Aligned2::from_view(w.slice(s![rows.clone(), ..]), true)))
                 .collect(),
             group_rows,
             b: RwLock::new(b),
@@ -55,17 +58,33 @@ impl<T: Scalar> Affine<T> {
     pub fn tune(&mut self, rows: usize) {
         let w = self.groups[0].read().expect("no thread panicked").clone();
         let (inputs, units) = w.dim();
-        let x = Array2::from_elem((rows, inputs), T::one());
+        // Laid out as the net lays out its buffers (`Affine::input_buffer`).
+        let mut x = Self::input_buffer(rows, inputs);
+        x.view_mut().fill(T::one());
         let dout = Array2::from_elem((rows, units), T::one());
         let mut out = Array2::zeros((rows, units));
-        self.forward_library = Library::fastest(|library| {
+        let candidates = Library::candidates::<T>();
+        self.forward_library = Library::fastest(&candidates, |library| {
             matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
         });
         let mut scratch = w.clone();
         let tiny = T::from(1e-30).expect("representable");
-        self.update_library = Library::fastest(|library| {
-            matmul_with(library, x.t(), dout.view(), scratch.view_mut(), true, -tiny);
+        self.update_library = Library::fastest(&candidates, |library| {
+            matmul_with(
+                library,
+                x.view().t(),
+                dout.view(),
+                scratch.view_mut(),
+                true,
+                -tiny,
+            );
         });
+    }
+
+    /// A buffer for `rows` rows of a group's `inputs` inputs, laid out as the own kernels need
+    /// it (each row on a cache-line boundary).
+    pub fn input_buffer(rows: usize, inputs: usize) -> Aligned2<T> {
+        Aligned2::zeros((rows, inputs), false)
     }
 
     /// The crates that compute `forward_group` and `update`.
@@ -144,7 +163,7 @@ impl<T: Scalar> Affine<T> {
             let w = group.read().expect("no thread panicked");
             matmul_into(
                 dout,
-                w.t(),
+                w.view().t(),
                 dx.slice_mut(s![.., rows.clone()]),
                 false,
                 T::one(),
@@ -197,7 +216,7 @@ impl<T: Scalar> Affine<T> {
         if let Some(dw) = dw {
             for (group, rows) in self.groups.iter().zip(&self.group_rows) {
                 let mut w = group.write().expect("no thread panicked");
-                Zip::from(&mut *w)
+                Zip::from(w.view_mut())
                     .and(dw.slice(s![rows.clone(), ..]))
                     .for_each(|w, &g| *w = *w - lr * g);
             }
@@ -215,7 +234,7 @@ impl<T: Scalar> Affine<T> {
         let parts: Vec<_> = self
             .groups
             .iter()
-            .map(|g| g.read().expect("no thread panicked").clone())
+            .map(|g| g.read().expect("no thread panicked").view().to_owned())
             .collect();
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         ndarray::concatenate(Axis(0), &views).expect("groups share the unit count")
@@ -224,6 +243,18 @@ impl<T: Scalar> Affine<T> {
     pub fn bias(&self) -> Array1<T> {
         self.b.read().expect("no thread panicked").clone()
     }
+}
+
+/// Group `part` of `parts` of `0..len`: whole 64-byte lines of `T` each where there are at
+/// least as many lines as groups (so the own kernels load whole vectors), else as `share`.
+fn split<T>(len: usize, parts: usize, part: usize) -> Range<usize> {
+    let line = (64 / std::mem::size_of::<T>()).max(1);
+    let lines = len.div_ceil(line);
+    if lines < parts {
+        return share(len, parts, part);
+    }
+    let whole = share(lines, parts, part);
+    whole.start * line..(whole.end * line).min(len)
 }
 
 /// `max(x, 0)`; its backward passes the gradient where the input was positive.

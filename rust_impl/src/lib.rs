@@ -3,6 +3,8 @@
 //! The core (`layers`, `net`) is plain Rust and tested with `cargo test`; the PyO3 bindings are
 //! compiled only with the `python` feature, which maturin turns on.
 
+pub mod aligned;
+pub mod kernel;
 pub mod layers;
 pub mod linalg;
 pub mod net;

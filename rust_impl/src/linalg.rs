@@ -1,36 +1,51 @@
-//! The one matrix product the network needs, over ndarray views, by one of two crates.
+//! The one matrix product the network needs, over ndarray views: by `gemm`, `matrixmultiply`, or
+//! for the first layer in float32 on AVX-512 CPUs, this crate's own kernels (`kernel.rs`).
 //!
 //! `gemm` and `matrixmultiply` (what ndarray's own `dot` uses) both pick SIMD kernels at run
 //! time, and neither wins everywhere on this job's skinny shapes: on an AVX-512 Xeon `gemm`'s
-//! AVX-512 kernels win both big products, while with AVX2 only `matrixmultiply` won them
-//! (`cargo run --release --example kernels`, with and without `--no-default-features`). So the
-//! first layer times both on its own shapes when the net is built (`Library::fastest`) and the
+//! AVX-512 kernels beat matrixmultiply on both big products, while with AVX2 only
+//! `matrixmultiply` won them (`cargo run --release --example kernels`, with and without
+//! `--no-default-features`), and the own kernels beat both where they run. So the first layer
+//! times every candidate on its own shapes when the net is built (`Library::fastest`) and the
 //! choice is recorded with the run. Every call runs on one thread: the net splits the work.
 
 use std::time::Instant;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// The crate a product runs in.
+/// The code a product runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Library {
     Gemm,
     Matrixmultiply,
+    /// This crate's AVX-512 float32 kernels for the first layer (`kernel.rs`); a product they
+    /// do not take (another type, layout or CPU) runs in gemm.
+    Kernel,
 }
 
 impl Library {
-    pub const ALL: [Library; 2] = [Library::Gemm, Library::Matrixmultiply];
+    pub const ALL: [Library; 3] = [Library::Gemm, Library::Matrixmultiply, Library::Kernel];
 
     pub fn name(self) -> &'static str {
         match self {
             Library::Gemm => "gemm",
             Library::Matrixmultiply => "matrixmultiply",
+            Library::Kernel => "own AVX-512 kernel",
         }
     }
 
-    /// The library under which `product` runs faster here: each is warmed up, then timed as the
-    /// best of 5 rounds of 4 calls (a few ms for this job's products).
-    pub fn fastest(mut product: impl FnMut(Library)) -> Library {
+    /// The libraries worth timing for `T` on this CPU.
+    pub fn candidates<T: Scalar>() -> Vec<Library> {
+        let mut candidates = vec![Library::Gemm, Library::Matrixmultiply];
+        if T::HAS_KERNEL && crate::kernel::available() {
+            candidates.push(Library::Kernel);
+        }
+        candidates
+    }
+
+    /// The library under which `product` runs fastest here, of `candidates`: each is warmed up,
+    /// then timed as the best of 5 rounds of 4 calls (a few ms for this job's products).
+    pub fn fastest(candidates: &[Library], mut product: impl FnMut(Library)) -> Library {
         let best_time = |product: &mut dyn FnMut(Library), library| {
             product(library);
             (0..5)
@@ -44,13 +59,11 @@ impl Library {
                 .min()
                 .expect("five rounds")
         };
-        let gemm = best_time(&mut product, Library::Gemm);
-        let matrixmultiply = best_time(&mut product, Library::Matrixmultiply);
-        if matrixmultiply < gemm {
-            Library::Matrixmultiply
-        } else {
-            Library::Gemm
-        }
+        candidates
+            .iter()
+            .copied()
+            .min_by_key(|&library| best_time(&mut product, library))
+            .expect("at least one candidate")
     }
 }
 
@@ -63,6 +76,21 @@ pub trait Scalar:
 
     /// `matrixmultiply`'s GEMM for this type (`sgemm` or `dgemm`).
     const MATRIXMULTIPLY: MatrixmultiplyGemm<Self>;
+
+    /// Whether `kernel.rs` has kernels for this type.
+    const HAS_KERNEL: bool = false;
+
+    /// [`matmul_with`] by `kernel.rs`, when it takes these operands; false (nothing done) when
+    /// it does not.
+    fn kernel_product(
+        _a: ArrayView2<Self>,
+        _b: ArrayView2<Self>,
+        _c: &mut ArrayViewMut2<Self>,
+        _accumulate: bool,
+        _scale: Self,
+    ) -> bool {
+        false
+    }
 }
 
 /// `matrixmultiply::sgemm`'s signature: m, k, n, alpha, a, a's row and column strides, b and its
@@ -89,6 +117,30 @@ impl Scalar for f32 {
         u64::from(self.to_bits())
     }
     const MATRIXMULTIPLY: MatrixmultiplyGemm<f32> = matrixmultiply::sgemm;
+    const HAS_KERNEL: bool = true;
+
+    fn kernel_product(
+        a: ArrayView2<f32>,
+        b: ArrayView2<f32>,
+        c: &mut ArrayViewMut2<f32>,
+        accumulate: bool,
+        scale: f32,
+    ) -> bool {
+        use crate::kernel;
+        if !kernel::available() {
+            return false;
+        }
+        // The forward product `x · W`, or the folded update `W += scale · xᵀ · dout` (a = xᵀ).
+        if scale == 1.0 && kernel::fits_forward(&a, &b, c) {
+            kernel::forward(a, b, c.view_mut(), accumulate);
+            return true;
+        }
+        if accumulate && kernel::fits_update(&a.t(), &b, c) {
+            kernel::update(a.t(), b, c.view_mut(), scale);
+            return true;
+        }
+        false
+    }
 }
 
 impl Scalar for f64 {
@@ -140,6 +192,9 @@ pub fn matmul_with<T: Scalar>(
         (m, n)
     );
     if m == 0 || n == 0 {
+        return;
+    }
+    if library == Library::Kernel && T::kernel_product(a, b, &mut c, accumulate, scale) {
         return;
     }
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
@@ -255,7 +310,7 @@ mod tests {
     #[test]
     fn fastest_picks_the_library_the_product_runs_faster_under() {
         for slow in Library::ALL {
-            let picked = Library::fastest(|library| {
+            let picked = Library::fastest(&Library::ALL, |library| {
                 if library == slow {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
+use crate::aligned::Aligned2;
 use crate::layers::{Affine, Relu, SoftmaxWithLoss};
 use crate::linalg::Scalar;
 use crate::team::{share, SpinBarrier};
@@ -39,7 +40,7 @@ pub struct InitParams<T> {
 /// What one thread owns of the first layer's work: its columns of the batch (the inputs of its
 /// group of W1, `Affine::group_inputs`), gathered by this thread.
 struct InputGroup<T: Scalar> {
-    x: Array2<T>,
+    x: Aligned2<T>,
     /// The gradient w.r.t. the first layer's output, for the whole batch.
     dhidden: Array2<T>,
     /// The small layers' gradients summed over the shards (for the threads that step them).
@@ -164,7 +165,7 @@ impl<T: Scalar> TwoLayerNet<T> {
         Ok(TwoLayerNet {
             groups: (0..team)
                 .map(|t| {
-                    let x = Array2::zeros((batch, affine1.group_inputs(t).len()));
+                    let x = Affine::input_buffer(batch, affine1.group_inputs(t).len());
                     RwLock::new(InputGroup {
                         x,
                         dhidden: Array2::zeros((batch, hidden)),
@@ -315,7 +316,7 @@ impl<T: Scalar> TwoLayerNet<T> {
             {
                 let mut group = self.groups[member].write().expect(locked);
                 let group = &mut *group;
-                for (row, &index) in group.x.rows_mut().into_iter().zip(indices) {
+                for (row, &index) in group.x.view_mut().rows_mut().into_iter().zip(indices) {
                     // Checked non-negative and in range by train_steps.
                     self.train_x
                         .copy_row_part(index as usize, inputs.clone(), row);

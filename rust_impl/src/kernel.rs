@@ -1,0 +1,431 @@
+//! The first layer's two products in float32 on AVX-512, written for this job's shapes.
+//!
+//! `gemm` and `matrixmultiply` tile for square-ish matrices; the products here are skinny
+//! (100×784·784×50 and 784×100·100×50), and both crates reach about two thirds of the FMA rate
+//! on them (the `kernels` example times every way against this machine's FMA rate). Both products
+//! are written here so that the long dimension, the 784 inputs, is the vector dimension, with W
+//! held column-major (each unit's 784 weights contiguous), as the batch rows are:
+//! - `x · W` is a dot product of a batch row with a column of W, for 5×5 (row, unit) pairs at
+//!   once: 25 accumulators, each load of 16 inputs used 5 times;
+//! - the folded update `W += scale · xᵀ · dout` adds 4×16 inputs × 5 units at once, over the
+//!   batch rows: 20 accumulators, added to W once per tile.
+//!
+//! Safe code over `pulp`'s AVX-512 type (`V4`): no `unsafe` here. Only float32 and only where
+//! the CPU has AVX-512 (`available`); `linalg` falls back to the crates elsewhere.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Whether this CPU runs the kernels here (AVX-512 F, BW, CD, DQ, VL: pulp's `V4`).
+pub fn available() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    return pulp::x86::V4::try_new().is_some();
+    #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+    false
+}
+
+/// Whether `forward` takes these operands: `x` rows and `w` columns contiguous.
+pub fn fits_forward(x: &ArrayView2<f32>, w: &ArrayView2<f32>, out: &ArrayViewMut2<f32>) -> bool {
+    x.dim().1 == w.dim().0
+        && out.dim() == (x.dim().0, w.dim().1)
+        && (x.nrows() < 2 || x.ncols() < 2 || x.strides()[1] == 1)
+        && (w.nrows() < 2 || w.ncols() < 2 || w.strides()[0] == 1)
+}
+
+/// Whether `update` takes these operands: `x` and `dout` rows and `w` columns contiguous.
+pub fn fits_update(x: &ArrayView2<f32>, dout: &ArrayView2<f32>, w: &ArrayViewMut2<f32>) -> bool {
+    x.nrows() == dout.nrows()
+        && w.dim() == (x.ncols(), dout.ncols())
+        && (x.nrows() < 2 || x.ncols() < 2 || x.strides()[1] == 1)
+        && (dout.nrows() < 2 || dout.ncols() < 2 || dout.strides()[1] == 1)
+        && (w.nrows() < 2 || w.ncols() < 2 || w.strides()[0] == 1)
+}
+
+/// `out = x · w`, or `out += x · w` when `accumulate`.
+///
+/// # Panics
+/// Without AVX-512, or when the operands do not fit (`fits_forward`).
+pub fn forward(x: ArrayView2<f32>, w: ArrayView2<f32>, out: ArrayViewMut2<f32>, accumulate: bool) {
+    assert!(
+        fits_forward(&x, &w, &out),
+        "operands the forward kernel does not take"
+    );
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    avx512::forward(x, w, out, accumulate);
+    #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+    {
+        let _ = (x, w, out, accumulate);
+        unreachable!("no AVX-512 kernels in this build, as `available` says");
+    }
+}
+
+/// `w += scale · xᵀ · dout`: with `scale` = −lr, the SGD step of the first layer.
+///
+/// # Panics
+/// Without AVX-512, or when the operands do not fit (`fits_update`).
+pub fn update(x: ArrayView2<f32>, dout: ArrayView2<f32>, w: ArrayViewMut2<f32>, scale: f32) {
+    assert!(
+        fits_update(&x, &dout, &w),
+        "operands the update kernel does not take"
+    );
+    #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+    avx512::update(x, dout, w, scale);
+    #[cfg(not(all(target_arch = "x86_64", feature = "avx512")))]
+    {
+        let _ = (x, dout, w, scale);
+        unreachable!("no AVX-512 kernels in this build, as `available` says");
+    }
+}
+
+/// The kernels, on pulp's AVX-512 type.
+#[cfg(all(target_arch = "x86_64", feature = "avx512"))]
+mod avx512 {
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    use pulp::{x86::V4, Simd};
+
+    /// Lanes of an AVX-512 float32 vector.
+    const LANES: usize = 16;
+
+    pub fn forward(
+        x: ArrayView2<f32>,
+        w: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        accumulate: bool,
+    ) {
+        let simd = V4::try_new().expect("AVX-512, checked by the caller");
+        let mut out = out;
+        let rows: Vec<&[f32]> = x.rows().into_iter().map(contiguous).collect();
+        let columns: Vec<&[f32]> = w.columns().into_iter().map(contiguous).collect();
+        simd.vectorize(
+            #[inline(always)]
+            || {
+                for (u0, unit_tile) in columns.chunks(TILE).enumerate() {
+                    for (r0, row_tile) in rows.chunks(TILE).enumerate() {
+                        let sums = dot_tile(simd, row_tile, unit_tile);
+                        for (i, row_sums) in sums.iter().take(row_tile.len()).enumerate() {
+                            for (j, &sum) in row_sums.iter().take(unit_tile.len()).enumerate() {
+                                let o = &mut out[[r0 * TILE + i, u0 * TILE + j]];
+                                *o = if accumulate { *o + sum } else { sum };
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    pub fn update(x: ArrayView2<f32>, dout: ArrayView2<f32>, w: ArrayViewMut2<f32>, scale: f32) {
+        let simd = V4::try_new().expect("AVX-512, checked by the caller");
+        let mut w = w;
+        let rows: Vec<&[f32]> = x.rows().into_iter().map(contiguous).collect();
+        let dout: Vec<&[f32]> = dout.rows().into_iter().map(contiguous).collect();
+        let units = w.ncols();
+        let mut columns: Vec<&mut [f32]> =
+            w.columns_mut().into_iter().map(contiguous_mut).collect();
+        let inputs = x.ncols();
+        simd.vectorize(
+            #[inline(always)]
+            || {
+                let mut start = 0;
+                while start < inputs {
+                    let width = (inputs - start).min(4 * LANES);
+                    for u0 in (0..units).step_by(TILE) {
+                        let tile = &mut columns[u0..units.min(u0 + TILE)];
+                        outer_tile(simd, &rows, &dout, start, width, u0, tile, scale);
+                    }
+                    start += width;
+                }
+            },
+        );
+    }
+
+    /// Rows (or units) per tile of the forward kernel, and units per tile of the update.
+    const TILE: usize = 5;
+
+    fn contiguous<'a>(lane: ndarray::ArrayView1<'a, f32>) -> &'a [f32] {
+        lane.to_slice().expect("checked by fits_*")
+    }
+
+    fn contiguous_mut<'a>(lane: ndarray::ArrayViewMut1<'a, f32>) -> &'a mut [f32] {
+        lane.into_slice().expect("checked by fits_*")
+    }
+
+    /// The dot products of up to 5 rows with up to 5 columns; entries past them are 0.
+    #[inline(always)]
+    fn dot_tile(simd: V4, rows: &[&[f32]], columns: &[&[f32]]) -> [[f32; TILE]; TILE] {
+        let mut sums = [[0.0; TILE]; TILE];
+        if let (Ok(rows), Ok(columns)) = (
+            <[&[f32]; TILE]>::try_from(rows),
+            <[&[f32]; TILE]>::try_from(columns),
+        ) {
+            let (heads, tails) = (rows.map(|l| vectors_of(l).0), rows.map(|l| vectors_of(l).1));
+            let (c_heads, c_tails) = (
+                columns.map(|l| vectors_of(l).0),
+                columns.map(|l| vectors_of(l).1),
+            );
+            let zero = simd.splat_f32x16(0.0);
+            let mut acc = [[zero; TILE]; TILE];
+            let count = heads[0].len();
+            let heads = heads.map(|h| &h[..count]);
+            let c_heads = c_heads.map(|h| &h[..count]);
+            for v in 0..count {
+                let xs: [pulp::f32x16; TILE] = std::array::from_fn(|i| pulp::cast(heads[i][v]));
+                for j in 0..TILE {
+                    let wv: pulp::f32x16 = pulp::cast(c_heads[j][v]);
+                    for i in 0..TILE {
+                        acc[i][j] = simd.mul_add_f32x16(xs[i], wv, acc[i][j]);
+                    }
+                }
+            }
+            if !tails[0].is_empty() {
+                let xs = tails.map(|t| simd.partial_load_f32s(t));
+                for j in 0..TILE {
+                    let wv = simd.partial_load_f32s(c_tails[j]);
+                    for i in 0..TILE {
+                        acc[i][j] = simd.mul_add_f32x16(xs[i], wv, acc[i][j]);
+                    }
+                }
+            }
+            let flat: [pulp::f32x16; TILE * TILE] =
+                std::array::from_fn(|k| acc[k / TILE][k % TILE]);
+            let mut sums = [[0.0; TILE]; TILE];
+            for (chunk, eight) in flat.chunks_exact(8).enumerate() {
+                let eight = sums_of_eight(simd, eight.try_into().expect("8 accumulators"));
+                for (k, sum) in eight.into_iter().enumerate() {
+                    let at = chunk * 8 + k;
+                    sums[at / TILE][at % TILE] = sum;
+                }
+            }
+            let last = TILE * TILE - 1;
+            sums[last / TILE][last % TILE] = simd.reduce_sum_f32s(flat[last]);
+            return sums;
+        }
+        // An edge tile (not in this job's shapes): one pair at a time.
+        for (i, row) in rows.iter().enumerate() {
+            for (j, column) in columns.iter().enumerate() {
+                let (heads, tail) = vectors_of(row);
+                let (c_heads, c_tail) = vectors_of(column);
+                let mut acc = simd.splat_f32x16(0.0);
+                for (&x, &w) in heads.iter().zip(c_heads) {
+                    acc = simd.mul_add_f32x16(pulp::cast(x), pulp::cast(w), acc);
+                }
+                let last = simd.mul_add_f32x16(
+                    simd.partial_load_f32s(tail),
+                    simd.partial_load_f32s(c_tail),
+                    acc,
+                );
+                sums[i][j] = simd.reduce_sum_f32s(last);
+            }
+        }
+        sums
+    }
+
+    /// The sums of 8 vectors' lanes, by shuffles that add 8 vectors at a time: 24 instructions,
+    /// where summing each vector alone takes 8 each. A forward product sums one vector per (row,
+    /// unit) pair, 5,000 per step for this job, on the same ports as the multiply-adds.
+    #[inline(always)]
+    fn sums_of_eight(simd: V4, v: [pulp::f32x16; 8]) -> [f32; 8] {
+        let f = simd.avx512f;
+        let v = v.map(pulp::cast::<pulp::f32x16, std::arch::x86_64::__m512>);
+        // Two vectors into one: 128-bit blocks [a0+a2, a1+a3, b0+b2, b1+b3].
+        let pair = |a, b| {
+            f._mm512_add_ps(
+                f._mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+                f._mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+            )
+        };
+        // Two pairs into one: block k holds 4 partial sums of the k-th of the four vectors.
+        let quad = |p, q| {
+            f._mm512_add_ps(
+                f._mm512_shuffle_f32x4::<0b10_00_10_00>(p, q),
+                f._mm512_shuffle_f32x4::<0b11_01_11_01>(p, q),
+            )
+        };
+        let x = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+        let y = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+        // Within each block: [x0+x2, x1+x3, y0+y2, y1+y3], then each pair added to its neighbour.
+        let u = f._mm512_add_ps(
+            f._mm512_shuffle_ps::<0b01_00_01_00>(x, y),
+            f._mm512_shuffle_ps::<0b11_10_11_10>(x, y),
+        );
+        let w: [f32; LANES] =
+            pulp::cast(f._mm512_add_ps(u, f._mm512_shuffle_ps::<0b10_11_00_01>(u, u)));
+        [w[0], w[4], w[8], w[12], w[2], w[6], w[10], w[14]]
+    }
+
+    /// A lane's whole vectors of 16, and the rest.
+    #[inline(always)]
+    fn vectors_of(lane: &[f32]) -> (&[[f32; LANES]], &[f32]) {
+        pulp::as_arrays::<LANES, f32>(lane)
+    }
+
+    /// `columns[j][start..start + width] += scale · Σ_r rows[r][start..] · dout[r, u0 + j]`, for
+    /// `width` ≤ 64 inputs and the up-to-5 units of `columns`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn outer_tile(
+        simd: V4,
+        rows: &[&[f32]],
+        dout: &[&[f32]],
+        start: usize,
+        width: usize,
+        u0: usize,
+        columns: &mut [&mut [f32]],
+        scale: f32,
+    ) {
+        match (width / LANES, width % LANES, columns.len()) {
+            (4, 0, TILE) => outer_tile_full::<4>(simd, rows, dout, start, u0, columns, scale),
+            (3, 0, TILE) => outer_tile_full::<3>(simd, rows, dout, start, u0, columns, scale),
+            (2, 0, TILE) => outer_tile_full::<2>(simd, rows, dout, start, u0, columns, scale),
+            (1, 0, TILE) => outer_tile_full::<1>(simd, rows, dout, start, u0, columns, scale),
+            _ => outer_tile_any(simd, rows, dout, start, width, u0, columns, scale),
+        }
+    }
+
+    /// `outer_tile` for `V` whole vectors and 5 units: the accumulators stay in registers.
+    #[inline(always)]
+    fn outer_tile_full<const V: usize>(
+        simd: V4,
+        rows: &[&[f32]],
+        dout: &[&[f32]],
+        start: usize,
+        u0: usize,
+        columns: &mut [&mut [f32]],
+        scale: f32,
+    ) {
+        let zero = simd.splat_f32x16(0.0);
+        let mut acc = [[zero; TILE]; V];
+        for (row, d) in rows.iter().zip(dout) {
+            let part: &[[f32; LANES]] = vectors_of(&row[start..start + V * LANES]).0;
+            let xs: [pulp::f32x16; V] = std::array::from_fn(|v| pulp::cast(part[v]));
+            let d: &[f32; TILE] = d[u0..u0 + TILE].try_into().expect("a whole tile");
+            for j in 0..TILE {
+                let dv = simd.splat_f32x16(d[j]);
+                for v in 0..V {
+                    acc[v][j] = simd.mul_add_f32x16(xs[v], dv, acc[v][j]);
+                }
+            }
+        }
+        let scale = simd.splat_f32x16(scale);
+        for (j, column) in columns.iter_mut().enumerate() {
+            let part = pulp::as_arrays_mut::<LANES, f32>(&mut column[start..start + V * LANES]).0;
+            for v in 0..V {
+                let old: pulp::f32x16 = pulp::cast(part[v]);
+                part[v] = pulp::cast(simd.mul_add_f32x16(acc[v][j], scale, old));
+            }
+        }
+    }
+
+    /// `outer_tile` for any width and unit count (the ends of a layer whose sizes are not
+    /// multiples of the tile).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn outer_tile_any(
+        simd: V4,
+        rows: &[&[f32]],
+        dout: &[&[f32]],
+        start: usize,
+        width: usize,
+        u0: usize,
+        columns: &mut [&mut [f32]],
+        scale: f32,
+    ) {
+        let scale = simd.splat_f32x16(scale);
+        for (j, column) in columns.iter_mut().enumerate() {
+            for v0 in (start..start + width).step_by(LANES) {
+                let lanes = v0..(v0 + LANES).min(start + width);
+                let mut acc = simd.splat_f32x16(0.0);
+                for (row, d) in rows.iter().zip(dout) {
+                    let x = simd.partial_load_f32s(&row[lanes.clone()]);
+                    acc = simd.mul_add_f32x16(x, simd.splat_f32x16(d[u0 + j]), acc);
+                }
+                let old = simd.partial_load_f32s(&column[lanes.clone()]);
+                simd.partial_store_f32s(&mut column[lanes], simd.mul_add_f32x16(acc, scale, old));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+
+    fn naive(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols())
+                .map(|p| f64::from(a[[i, p]]) * f64::from(b[[p, j]]))
+                .sum()
+        })
+    }
+
+    fn close(got: &Array2<f32>, want: &Array2<f64>) -> bool {
+        got.iter()
+            .zip(want)
+            .all(|(&g, &w)| (f64::from(g) - w).abs() <= 1e-5 * (1.0 + w.abs()))
+    }
+
+    /// Shapes with whole tiles and vectors, and every kind of edge.
+    const SHAPES: [(usize, usize, usize); 5] = [
+        (100, 784, 50),
+        (10, 64, 5),
+        (7, 70, 3),
+        (1, 5, 1),
+        (13, 129, 11),
+    ];
+
+    #[test]
+    fn forward_matches_a_naive_product() {
+        if !available() {
+            return;
+        }
+        for (rows, inputs, units) in SHAPES {
+            let x = Array2::from_shape_fn((rows, inputs), |(i, j)| {
+                ((i * 7 + j * 3) % 11) as f32 / 11.0
+            });
+            let w = Array2::from_shape_fn((inputs, units).f(), |(i, j)| {
+                ((i * 5 + j) % 13) as f32 / 13.0 - 0.5
+            });
+            let mut out = Array2::from_elem((rows, units), f32::NAN);
+            forward(x.view(), w.view(), out.view_mut(), false);
+            let want = naive(x.view(), w.view());
+            assert!(close(&out, &want), "{rows}×{inputs}·{inputs}×{units}");
+            forward(x.view(), w.view(), out.view_mut(), true);
+            assert!(
+                close(&out, &(want * 2.0)),
+                "accumulated, {rows}×{inputs}·{inputs}×{units}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_matches_a_naive_sgd_step() {
+        if !available() {
+            return;
+        }
+        for (rows, inputs, units) in SHAPES {
+            let x = Array2::from_shape_fn((rows, inputs), |(i, j)| {
+                ((i * 7 + j * 3) % 11) as f32 / 11.0
+            });
+            let dout =
+                Array2::from_shape_fn((rows, units), |(i, j)| ((i * 3 + j) % 7) as f32 / 7.0 - 0.4);
+            let w0 = Array2::from_shape_fn((inputs, units).f(), |(i, j)| {
+                ((i * 5 + j) % 13) as f32 / 13.0
+            });
+            let mut w = w0.clone();
+            update(x.view(), dout.view(), w.view_mut(), -0.1);
+            let want = w0.mapv(f64::from) - naive(x.t(), dout.view()) * 0.1;
+            assert!(close(&w, &want), "{rows}×{inputs}, {units} units");
+        }
+    }
+
+    #[test]
+    fn operands_in_other_layouts_are_refused() {
+        let x = Array2::<f32>::zeros((4, 20));
+        let w_rows = Array2::<f32>::zeros((20, 3));
+        let mut out = Array2::<f32>::zeros((4, 3));
+        assert!(!fits_forward(&x.view(), &w_rows.view(), &out.view_mut()));
+        let w = Array2::<f32>::zeros((20, 3).f());
+        assert!(fits_forward(&x.view(), &w.view(), &out.view_mut()));
+        assert!(!fits_forward(&x.t(), &w.view(), &out.view_mut()));
+    }
+}
