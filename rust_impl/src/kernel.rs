@@ -116,23 +116,47 @@ mod avx512 {
     pub fn update(x: ArrayView2<f32>, dout: ArrayView2<f32>, w: ArrayViewMut2<f32>, scale: f32) {
         let simd = V4::try_new().expect("AVX-512, checked by the caller");
         let mut w = w;
+        let (inputs, units) = w.dim();
         let rows: Vec<&[f32]> = x.rows().into_iter().map(contiguous).collect();
         let dout: Vec<&[f32]> = dout.rows().into_iter().map(contiguous).collect();
-        let units = w.ncols();
         let mut columns: Vec<&mut [f32]> =
             w.columns_mut().into_iter().map(contiguous_mut).collect();
-        let inputs = x.ncols();
+        // Whole vectors of each row, and whole tiles of 5 units of each row of dout: sliced once
+        // here, so the loop over the batch rows does no slicing of its own.
+        let row_vectors: Vec<&[[f32; LANES]]> = rows.iter().map(|r| vectors_of(r).0).collect();
+        let dout_tiles: Vec<&[[f32; TILE]]> = dout
+            .iter()
+            .map(|d| pulp::as_arrays::<TILE, f32>(d).0)
+            .collect();
+        let (vectors, tiles) = (inputs / LANES, units / TILE);
         simd.vectorize(
             #[inline(always)]
             || {
-                let mut start = 0;
-                while start < inputs {
-                    let width = (inputs - start).min(4 * LANES);
-                    for u0 in (0..units).step_by(TILE) {
-                        let tile = &mut columns[u0..units.min(u0 + TILE)];
-                        outer_tile(simd, &rows, &dout, start, width, u0, tile, scale);
+                let mut v0 = 0;
+                while v0 < vectors {
+                    let count = (vectors - v0).min(4);
+                    let block = Block {
+                        row_vectors: &row_vectors,
+                        dout_tiles: &dout_tiles,
+                        v0,
+                        tiles,
+                    };
+                    match count {
+                        4 => outer_block::<4>(simd, block, &mut columns, scale),
+                        3 => outer_block::<3>(simd, block, &mut columns, scale),
+                        2 => outer_block::<2>(simd, block, &mut columns, scale),
+                        _ => outer_block::<1>(simd, block, &mut columns, scale),
                     }
-                    start += width;
+                    v0 += count;
+                }
+                // What the whole tiles leave: the last inputs (fewer than a vector) of every
+                // unit, and the last units (fewer than a tile) over the whole vectors.
+                let edges = [
+                    (vectors * LANES..inputs, 0..units),
+                    (0..vectors * LANES, tiles * TILE..units),
+                ];
+                for (inputs, units) in edges {
+                    outer_edge(simd, &rows, &dout, inputs, units, &mut columns, scale);
                 }
             },
         );
@@ -258,85 +282,83 @@ mod avx512 {
         pulp::as_arrays::<LANES, f32>(lane)
     }
 
-    /// `columns[j][start..start + width] += scale · Σ_r rows[r][start..] · dout[r, u0 + j]`, for
-    /// `width` ≤ 64 inputs and the up-to-5 units of `columns`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn outer_tile(
-        simd: V4,
-        rows: &[&[f32]],
-        dout: &[&[f32]],
-        start: usize,
-        width: usize,
-        u0: usize,
-        columns: &mut [&mut [f32]],
-        scale: f32,
-    ) {
-        match (width / LANES, width % LANES, columns.len()) {
-            (4, 0, TILE) => outer_tile_full::<4>(simd, rows, dout, start, u0, columns, scale),
-            (3, 0, TILE) => outer_tile_full::<3>(simd, rows, dout, start, u0, columns, scale),
-            (2, 0, TILE) => outer_tile_full::<2>(simd, rows, dout, start, u0, columns, scale),
-            (1, 0, TILE) => outer_tile_full::<1>(simd, rows, dout, start, u0, columns, scale),
-            _ => outer_tile_any(simd, rows, dout, start, width, u0, columns, scale),
-        }
+    /// What `outer_block` works on: every batch row as whole vectors, every row of dout as whole
+    /// tiles of units, the first vector of the block, and how many whole tiles there are.
+    #[derive(Clone, Copy)]
+    struct Block<'a> {
+        row_vectors: &'a [&'a [[f32; LANES]]],
+        dout_tiles: &'a [&'a [[f32; TILE]]],
+        v0: usize,
+        tiles: usize,
     }
 
-    /// `outer_tile` for `V` whole vectors and 5 units: the accumulators stay in registers.
+    /// For vectors `v0..v0 + V` of the inputs (the rows of W) and every whole tile of 5 units:
+    /// `W += scale · Σ_r x[r] ⊗ dout[r]`, the accumulators in registers.
     #[inline(always)]
-    fn outer_tile_full<const V: usize>(
+    fn outer_block<const V: usize>(
         simd: V4,
-        rows: &[&[f32]],
-        dout: &[&[f32]],
-        start: usize,
-        u0: usize,
+        Block {
+            row_vectors,
+            dout_tiles,
+            v0,
+            tiles,
+        }: Block,
         columns: &mut [&mut [f32]],
         scale: f32,
     ) {
+        let chunks: Vec<&[[f32; LANES]; V]> = row_vectors
+            .iter()
+            .map(|r| r[v0..v0 + V].try_into().expect("V vectors"))
+            .collect();
         let zero = simd.splat_f32x16(0.0);
-        let mut acc = [[zero; TILE]; V];
-        for (row, d) in rows.iter().zip(dout) {
-            let part: &[[f32; LANES]] = vectors_of(&row[start..start + V * LANES]).0;
-            let xs: [pulp::f32x16; V] = std::array::from_fn(|v| pulp::cast(part[v]));
-            let d: &[f32; TILE] = d[u0..u0 + TILE].try_into().expect("a whole tile");
-            for j in 0..TILE {
-                let dv = simd.splat_f32x16(d[j]);
+        let scale = simd.splat_f32x16(scale);
+        for tile in 0..tiles {
+            let mut acc = [[zero; TILE]; V];
+            for (chunk, d) in chunks.iter().zip(dout_tiles) {
+                let xs: [pulp::f32x16; V] = chunk.map(pulp::cast);
+                let d = &d[tile];
+                for j in 0..TILE {
+                    let dv = simd.splat_f32x16(d[j]);
+                    for v in 0..V {
+                        acc[v][j] = simd.mul_add_f32x16(xs[v], dv, acc[v][j]);
+                    }
+                }
+            }
+            for (j, column) in columns[tile * TILE..(tile + 1) * TILE]
+                .iter_mut()
+                .enumerate()
+            {
+                let part =
+                    pulp::as_arrays_mut::<LANES, f32>(&mut column[v0 * LANES..(v0 + V) * LANES]).0;
                 for v in 0..V {
-                    acc[v][j] = simd.mul_add_f32x16(xs[v], dv, acc[v][j]);
+                    let old: pulp::f32x16 = pulp::cast(part[v]);
+                    part[v] = pulp::cast(simd.mul_add_f32x16(acc[v][j], scale, old));
                 }
             }
         }
-        let scale = simd.splat_f32x16(scale);
-        for (j, column) in columns.iter_mut().enumerate() {
-            let part = pulp::as_arrays_mut::<LANES, f32>(&mut column[start..start + V * LANES]).0;
-            for v in 0..V {
-                let old: pulp::f32x16 = pulp::cast(part[v]);
-                part[v] = pulp::cast(simd.mul_add_f32x16(acc[v][j], scale, old));
-            }
-        }
     }
 
-    /// `outer_tile` for any width and unit count (the ends of a layer whose sizes are not
-    /// multiples of the tile).
-    #[allow(clippy::too_many_arguments)]
+    /// `W += scale · Σ_r x[r] ⊗ dout[r]` over any range of inputs and units, a vector at a
+    /// time (the edges `outer_block` leaves; none for this job's shapes).
     #[inline(always)]
-    fn outer_tile_any(
+    fn outer_edge(
         simd: V4,
         rows: &[&[f32]],
         dout: &[&[f32]],
-        start: usize,
-        width: usize,
-        u0: usize,
+        inputs: std::ops::Range<usize>,
+        units: std::ops::Range<usize>,
         columns: &mut [&mut [f32]],
         scale: f32,
     ) {
         let scale = simd.splat_f32x16(scale);
-        for (j, column) in columns.iter_mut().enumerate() {
-            for v0 in (start..start + width).step_by(LANES) {
-                let lanes = v0..(v0 + LANES).min(start + width);
+        for unit in units {
+            let column = &mut columns[unit];
+            for v0 in inputs.clone().step_by(LANES) {
+                let lanes = v0..(v0 + LANES).min(inputs.end);
                 let mut acc = simd.splat_f32x16(0.0);
                 for (row, d) in rows.iter().zip(dout) {
                     let x = simd.partial_load_f32s(&row[lanes.clone()]);
-                    acc = simd.mul_add_f32x16(x, simd.splat_f32x16(d[u0 + j]), acc);
+                    acc = simd.mul_add_f32x16(x, simd.splat_f32x16(d[unit]), acc);
                 }
                 let old = simd.partial_load_f32s(&column[lanes.clone()]);
                 simd.partial_store_f32s(&mut column[lanes], simd.mul_add_f32x16(acc, scale, old));
