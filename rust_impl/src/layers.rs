@@ -87,6 +87,12 @@ impl<T: Scalar> Affine<T> {
         Aligned2::zeros((rows, inputs), false)
     }
 
+    /// Computes `forward_group` and `update` by these libraries from now on, instead of those
+    /// `tune` picked (for tests that compare them).
+    pub fn use_libraries(&mut self, forward: Library, update: Library) {
+        (self.forward_library, self.update_library) = (forward, update);
+    }
+
     /// The crates that compute `forward_group` and `update`.
     pub fn libraries(&self) -> (Library, Library) {
         (self.forward_library, self.update_library)

@@ -18,13 +18,15 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 pub enum Library {
     Gemm,
     Matrixmultiply,
-    /// This crate's AVX-512 float32 kernels for the first layer (`kernel.rs`); a product they
-    /// do not take (another type, layout or CPU) runs in gemm.
+    /// This crate's AVX-512 float32 kernels for the first layer (`kernel.rs`), only for the
+    /// operands they take (`Library::candidates`).
     Kernel,
 }
 
 impl Library {
     pub const ALL: [Library; 3] = [Library::Gemm, Library::Matrixmultiply, Library::Kernel];
+    /// The crates, which take any type and layout.
+    pub const CRATES: [Library; 2] = [Library::Gemm, Library::Matrixmultiply];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,7 +38,7 @@ impl Library {
 
     /// The libraries worth timing for `T` on this CPU.
     pub fn candidates<T: Scalar>() -> Vec<Library> {
-        let mut candidates = vec![Library::Gemm, Library::Matrixmultiply];
+        let mut candidates = Library::CRATES.to_vec();
         if T::HAS_KERNEL && crate::kernel::available() {
             candidates.push(Library::Kernel);
         }
@@ -80,16 +82,19 @@ pub trait Scalar:
     /// Whether `kernel.rs` has kernels for this type.
     const HAS_KERNEL: bool = false;
 
-    /// [`matmul_with`] by `kernel.rs`, when it takes these operands; false (nothing done) when
-    /// it does not.
+    /// [`matmul_with`] by `kernel.rs`.
+    ///
+    /// # Panics
+    /// For a type, CPU or layout the kernels do not take: `Library::candidates` offers them
+    /// only where they run, and the net lays out its buffers for them.
     fn kernel_product(
         _a: ArrayView2<Self>,
         _b: ArrayView2<Self>,
-        _c: &mut ArrayViewMut2<Self>,
+        _c: ArrayViewMut2<Self>,
         _accumulate: bool,
         _scale: Self,
-    ) -> bool {
-        false
+    ) {
+        panic!("no own kernels for {}", std::any::type_name::<Self>());
     }
 }
 
@@ -122,24 +127,19 @@ impl Scalar for f32 {
     fn kernel_product(
         a: ArrayView2<f32>,
         b: ArrayView2<f32>,
-        c: &mut ArrayViewMut2<f32>,
+        c: ArrayViewMut2<f32>,
         accumulate: bool,
         scale: f32,
-    ) -> bool {
+    ) {
         use crate::kernel;
-        if !kernel::available() {
-            return false;
-        }
+        assert!(kernel::available(), "the own kernels need AVX-512");
         // The forward product `x · W`, or the folded update `W += scale · xᵀ · dout` (a = xᵀ).
-        if scale == 1.0 && kernel::fits_forward(&a, &b, c) {
-            kernel::forward(a, b, c.view_mut(), accumulate);
-            return true;
+        if scale == 1.0 && kernel::fits_forward(&a, &b, &c) {
+            kernel::forward(a, b, c, accumulate);
+        } else {
+            assert!(accumulate, "the own kernels do not overwrite W");
+            kernel::update(a.t(), b, c, scale);
         }
-        if accumulate && kernel::fits_update(&a.t(), &b, c) {
-            kernel::update(a.t(), b, c.view_mut(), scale);
-            return true;
-        }
-        false
     }
 }
 
@@ -194,7 +194,8 @@ pub fn matmul_with<T: Scalar>(
     if m == 0 || n == 0 {
         return;
     }
-    if library == Library::Kernel && T::kernel_product(a, b, &mut c, accumulate, scale) {
+    if library == Library::Kernel {
+        T::kernel_product(a, b, c, accumulate, scale);
         return;
     }
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
@@ -282,7 +283,7 @@ mod tests {
 
     #[test]
     fn accumulate_with_a_negative_scale_is_an_sgd_step() {
-        for library in Library::ALL {
+        for library in Library::CRATES {
             let a = Array2::from_elem((2, 3), 1.0f32);
             let b = Array2::from_elem((3, 2), 2.0f32);
             let mut c = Array2::from_elem((2, 2), 0.5f32);
@@ -300,11 +301,47 @@ mod tests {
         let a = Array2::from_shape_fn((9, 13), |(i, j)| ((i * 13 + j) as f64 * 0.7).sin());
         let b = Array2::from_shape_fn((9, 5), |(i, j)| ((i * 5 + j) as f64 * 0.3).cos());
         let want = naive(&a.t().to_owned(), &b);
-        for library in Library::ALL {
+        for library in Library::CRATES {
             let mut c = Array2::zeros((13, 5).f());
             matmul_with(library, a.t(), b.view(), c.view_mut(), false, 1.0);
             assert!((&c - &want).iter().all(|d| d.abs() < 1e-12), "{library:?}");
         }
+    }
+
+    #[test]
+    fn own_kernels_agree_with_gemm_on_both_products() {
+        if !Library::candidates::<f32>().contains(&Library::Kernel) {
+            return; // no AVX-512 here: `candidates` never offers them
+        }
+        let x = Array2::from_shape_fn((20, 37), |(i, j)| ((i * 37 + j) as f32 * 0.3).sin());
+        let dout = Array2::from_shape_fn((20, 7), |(i, j)| ((i * 7 + j) as f32 * 0.7).cos());
+        let w0 = Array2::from_shape_fn((37, 7).f(), |(i, j)| ((i + j) as f32 * 0.1).sin());
+        let mut results = Vec::new();
+        for library in [Library::Gemm, Library::Kernel] {
+            let mut out = Array2::zeros((20, 7));
+            matmul_with(library, x.view(), w0.view(), out.view_mut(), false, 1.0);
+            let mut w = w0.clone();
+            matmul_with(library, x.t(), dout.view(), w.view_mut(), true, -0.1);
+            results.push((out, w));
+        }
+        let (gemm, kernel) = (&results[0], &results[1]);
+        assert!((&gemm.0 - &kernel.0).iter().all(|d| d.abs() < 1e-5));
+        assert!((&gemm.1 - &kernel.1).iter().all(|d| d.abs() < 1e-5));
+        assert!((&kernel.1 - &w0).iter().any(|d| d.abs() > 1e-3), "W moved");
+    }
+
+    #[test]
+    #[should_panic(expected = "no own kernels for f64")]
+    fn own_kernels_are_not_run_for_types_they_lack() {
+        let a = Array2::<f64>::zeros((2, 2));
+        matmul_with(
+            Library::Kernel,
+            a.view(),
+            a.view(),
+            a.clone().view_mut(),
+            false,
+            1.0,
+        );
     }
 
     #[test]

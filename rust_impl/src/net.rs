@@ -9,7 +9,7 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::aligned::Aligned2;
 use crate::layers::{Affine, Relu, SoftmaxWithLoss};
-use crate::linalg::Scalar;
+use crate::linalg::{Library, Scalar};
 use crate::team::{share, SpinBarrier};
 use crate::trainset::TrainingSet;
 
@@ -218,6 +218,11 @@ impl<T: Scalar> TwoLayerNet<T> {
     pub fn libraries(&self) -> (&'static str, &'static str) {
         let (forward, update) = self.affine1.libraries();
         (forward.name(), update.name())
+    }
+
+    /// The first layer's products by these libraries from now on (see `Affine::use_libraries`).
+    pub fn use_libraries(&mut self, forward: Library, update: Library) {
+        self.affine1.use_libraries(forward, update);
     }
 
     /// How the training images are held, for the run record.
@@ -545,6 +550,52 @@ mod tests {
         // And the weights did move: a net that ignored its threads' work would fail above only
         // if it also matched the untrained one.
         assert!((&want.w1 - &odd_net(1).params().w1).mapv(f64::abs).sum() > 1e-3);
+    }
+
+    #[test]
+    fn every_library_trains_the_same_net() {
+        // MNIST-like: bytes / 255, mostly zeros; 150 inputs (9 vectors and a rest), 12 units
+        // (2 tiles and a rest), batch 10.
+        let x = Array::from_shape_fn((60, 150), |(i, j)| {
+            let byte = (i * 37 + j * 11) % 256;
+            if byte % 4 == 0 {
+                byte as f32 / 255.0
+            } else {
+                0.0
+            }
+        });
+        let y = Array1::from_iter((0..60).map(|i| (i % 10) as i64));
+        let indices = Array::from_shape_fn((25, 10), |(i, j)| ((i * 7 + j * 13) % 60) as i32);
+        let w1 = Array::from_shape_fn((150, 12), |(i, j)| ((i * 12 + j) as f32).sin() * 0.1);
+        for threads in [1, 2] {
+            let trained = |library: Library| {
+                let init = InitParams {
+                    w1: w1.clone(),
+                    b1: Array1::zeros(12),
+                    w2: Array::from_shape_fn((12, 10), |(i, j)| ((i * 10 + j) as f32).cos() * 0.1),
+                    b2: Array1::zeros(10),
+                };
+                let mut net =
+                    TwoLayerNet::new(init, x.clone(), y.view(), 0.5, 10, threads).unwrap();
+                net.use_libraries(library, library);
+                net.train_steps(indices.view()).unwrap();
+                assert_eq!(net.libraries(), (library.name(), library.name()));
+                net.params()
+            };
+            let want = trained(Library::Gemm);
+            // The weights moved, so agreeing is not agreeing on the untrained net.
+            assert!((&want.w1 - &w1).mapv(f32::abs).sum() > 1e-2);
+            for library in Library::candidates::<f32>() {
+                let got = trained(library);
+                for (name, a, b) in [("W1", &got.w1, &want.w1), ("W2", &got.w2, &want.w2)] {
+                    let worst = (a - b).mapv(f32::abs).fold(0.0f32, |m, &d| m.max(d));
+                    assert!(
+                        worst < 1e-5,
+                        "{library:?}, {threads} threads: {name} off by {worst}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
