@@ -46,13 +46,16 @@ class RustBackend:
     def build_info(self) -> dict[str, str | int | None]:
         info: dict[str, str | int | None] = {
             "profile": _extension().BUILD_PROFILE,
-            "gemm": "gemm or matrixmultiply, per product (see products); one thread per call",
+            "gemm": (
+                "own AVX-512 kernels, gemm or matrixmultiply, per product (see products); "
+                "one thread per call"
+            ),
             "threads": "a team of threads per train_steps call, meeting at spinning barriers",
         }
         net = getattr(self, "net", None)  # what follows is known once setup built the net
         if net is not None:
             info |= {
-                # The first layer's (forward, update) products, each by the crate timed faster
+                # The first layer's (forward, update) products, each by the code timed fastest
                 # on this machine at set-up.
                 "products": "forward: {}, update: {}".format(*net.libraries),
                 # The threads a step is split among (the budget, capped by the batch size).
