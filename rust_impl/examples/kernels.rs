@@ -178,6 +178,17 @@ fn fma_rate() -> Option<(f64, f64)> {
     None
 }
 
+/// The rows of one way of computing the two products: µs per call of each, and the FLOPs of
+/// one call.
+fn both_products(how: &str, forward_us: f64, update_us: f64, flops: f64) -> [Row; 2] {
+    [("forward", forward_us), ("update", update_us)].map(|(product, us)| Row {
+        product,
+        how: how.into(),
+        us,
+        flops,
+    })
+}
+
 struct Row {
     product: &'static str,
     how: String,
@@ -231,13 +242,7 @@ fn main() {
             );
             black_box(&out);
         });
-        rows.push(Row {
-            product: "forward",
-            how: how.into(),
-            us,
-            flops: whole,
-        });
-        let us = time(|| {
+        let update = time(|| {
             product(
                 library,
                 (&x, x_layout.t()),
@@ -246,12 +251,7 @@ fn main() {
                 -lr,
             );
         });
-        rows.push(Row {
-            product: "update",
-            how: how.into(),
-            us,
-            flops: whole,
-        });
+        rows.extend(both_products(how, us, update, whole));
     }
 
     if mlp_bench_rust::kernel::available() {
@@ -272,19 +272,8 @@ fn main() {
             kernel::forward(x.view(), w.view(), out.view_mut(), false);
             black_box(&out);
         });
-        rows.push(Row {
-            product: "forward",
-            how: how.into(),
-            us,
-            flops: whole,
-        });
-        let us = time(|| kernel::update(x.view(), dout, w.view_mut(), -lr));
-        rows.push(Row {
-            product: "update",
-            how: how.into(),
-            us,
-            flops: whole,
-        });
+        let update = time(|| kernel::update(x.view(), dout, w.view_mut(), -lr));
+        rows.extend(both_products(how, us, update, whole));
     }
     if let Some((us, flops)) = fma_rate() {
         rows.push(Row {
