@@ -55,8 +55,8 @@ class RustBackend:
         net = getattr(self, "net", None)  # what follows is known once setup built the net
         if net is not None:
             info |= {
-                # The first layer's (forward, update) products, each by the code timed fastest
-                # on this machine at set-up.
+                # The code of the first layer's (forward, update) products: the own kernels
+                # where they run, else the crate timed faster on this machine at set-up.
                 "products": "forward: {}, update: {}".format(*net.libraries),
                 # The threads a step is split among (the budget, capped by the batch size).
                 "gemm_threads": net.threads,

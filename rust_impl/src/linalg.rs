@@ -6,8 +6,9 @@
 //! AVX-512 kernels beat matrixmultiply on both big products, while with AVX2 only
 //! `matrixmultiply` won them (`cargo run --release --example kernels`, with and without
 //! `--no-default-features`), and the own kernels beat both where they run. So the first layer
-//! times every candidate on its own shapes when the net is built (`Library::fastest`) and the
-//! choice is recorded with the run. Every call runs on one thread: the net splits the work.
+//! takes the own kernels where they run, and elsewhere times the crates on its own shapes when
+//! the net is built (`Library::fastest`); the choice is recorded with the run. Every call runs
+//! on one thread: the net splits the work.
 
 use std::time::Instant;
 

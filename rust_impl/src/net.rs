@@ -553,6 +553,21 @@ mod tests {
     }
 
     #[test]
+    fn the_own_kernels_are_taken_wherever_they_run_without_timing() {
+        let kernel = Library::Kernel.name();
+        let own = Library::candidates::<f32>().contains(&Library::Kernel);
+        for threads in [1, 2] {
+            let f32_net = tiny_net(threads);
+            assert_eq!(f32_net.libraries() == (kernel, kernel), own);
+            let (forward, update) = odd_net(threads).libraries();
+            assert!(
+                forward != kernel && update != kernel,
+                "float64 runs in the crates"
+            );
+        }
+    }
+
+    #[test]
     fn every_library_trains_the_same_net() {
         // MNIST-like: bytes / 255, mostly zeros; 150 inputs (9 vectors and a rest), 12 units
         // (2 tiles and a rest), batch 10.
