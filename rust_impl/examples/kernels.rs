@@ -178,11 +178,21 @@ fn fma_rate() -> Option<(f64, f64)> {
     None
 }
 
-/// The rows of one way of computing the two products: µs per call of each, and the FLOPs of
-/// one call.
-fn both_products(how: &str, forward_us: f64, update_us: f64, flops: f64) -> [Row; 2] {
+/// The rows of one way of computing the two products over `inputs` of W's rows: µs per call of
+/// each, and the FLOPs of one call.
+fn both_products(
+    how: &str,
+    forward_us: f64,
+    update_us: f64,
+    flops: f64,
+    inputs: usize,
+) -> [Row; 2] {
     [("forward", forward_us), ("update", update_us)].map(|(product, us)| Row {
-        product,
+        product: if inputs == INPUTS {
+            product.to_string()
+        } else {
+            format!("{product}, {inputs} inputs (a group of two threads)")
+        },
         how: how.into(),
         us,
         flops,
@@ -190,7 +200,7 @@ fn both_products(how: &str, forward_us: f64, update_us: f64, flops: f64) -> [Row
 }
 
 struct Row {
-    product: &'static str,
+    product: String,
     how: String,
     us: f64,
     /// Multiply-adds of the timed call, counted as 2 FLOP each.
@@ -251,33 +261,45 @@ fn main() {
                 -lr,
             );
         });
-        rows.extend(both_products(how, us, update, whole));
+        rows.extend(both_products(how, us, update, whole, INPUTS));
     }
 
     if mlp_bench_rust::kernel::available() {
         use mlp_bench_rust::aligned::Aligned2;
-        use mlp_bench_rust::kernel;
-        use ndarray::ArrayView2;
-        // Laid out as the net keeps them: W column-major, every row of x and column of W on a
-        // cache-line boundary.
-        let how = "own AVX-512 kernel, W column-major";
+        use mlp_bench_rust::linalg::{matmul_with, Library};
+        use ndarray::{s, ArrayView2};
         fn view(values: &[f32], dim: (usize, usize)) -> ArrayView2<'_, f32> {
             ArrayView2::from_shape(dim, values).expect("sizes agree")
         }
-        let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)), false);
         let dout = view(&dout, (BATCH, UNITS));
-        let mut w = Aligned2::from_view(view(&w0, (INPUTS, UNITS)), true);
         let mut out = ndarray::Array2::zeros((BATCH, UNITS));
-        let us = time(|| {
-            kernel::forward(x.view(), w.view(), out.view_mut(), false);
-            black_box(&out);
-        });
-        let update = time(|| kernel::update(x.view(), dout, w.view_mut(), -lr));
-        rows.extend(both_products(how, us, update, whole));
+        // Laid out as the net keeps them: W column-major, every row of x and column of W on a
+        // cache-line boundary. At all 784 inputs, and at the first of two threads' groups (400),
+        // where the kernels are measured against gemm on the very same buffers.
+        for (inputs, libraries) in [
+            (INPUTS, &[Library::Kernel][..]),
+            (400, &[Library::Kernel, Library::Gemm][..]),
+        ] {
+            let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)).slice(s![.., ..inputs]), false);
+            let mut w =
+                Aligned2::from_view(view(&w0, (INPUTS, UNITS)).slice(s![..inputs, ..]), true);
+            for &library in libraries {
+                let how = format!("{}, W column-major, aligned", library.name());
+                let forward = time(|| {
+                    matmul_with(library, x.view(), w.view(), out.view_mut(), false, 1.0);
+                    black_box(&out);
+                });
+                let update = time(|| {
+                    matmul_with(library, x.view().t(), dout, w.view_mut(), true, -lr);
+                });
+                let flops = 2.0 * (BATCH * inputs * UNITS) as f64;
+                rows.extend(both_products(&how, forward, update, flops, inputs));
+            }
+        }
     }
     if let Some((us, flops)) = fma_rate() {
         rows.push(Row {
-            product: "multiply-adds",
+            product: "multiply-adds".into(),
             how: "the core's peak: 24 independent chains, no memory".into(),
             us,
             flops,
@@ -318,7 +340,7 @@ fn main() {
         let (w, out) = (&mut w_parts[0], &mut outs[0]);
         let us = time(|| work(0, w, out));
         rows.push(Row {
-            product: "forward + update",
+            product: "forward + update".into(),
             how: "one thread, one half".into(),
             us,
             flops: whole, // half of each of the two products
@@ -340,7 +362,7 @@ fn main() {
         })
     });
     rows.push(Row {
-        product: "forward + update",
+        product: "forward + update".into(),
         how: "two halves, rayon::join in a 2-thread pool".into(),
         us,
         flops: 2.0 * whole,
@@ -370,7 +392,7 @@ fn main() {
         })
     });
     rows.push(Row {
-        product: "forward + update",
+        product: "forward + update".into(),
         how: "two halves, two threads at a spinning barrier".into(),
         us,
         flops: 2.0 * whole,

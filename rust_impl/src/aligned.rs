@@ -2,10 +2,10 @@
 //!
 //! An AVX-512 load that straddles two cache lines costs about twice one that does not; the
 //! first layer's own kernels (`kernel.rs`) load whole rows of the batch and columns of W, 16
-//! floats at a time, and ran 20–30 % slower on the unaligned buffers a plain `Array2` gives
-//! (development runs of a copy of the kernels in C and in Rust). So the buffer is over-allocated,
-//! the stride between lines rounded up to 64 bytes, and the matrix viewed from the first
-//! aligned element: safe code, at the price of a few bytes per line.
+//! floats at a time, and ran markedly slower on the unaligned buffers a plain `Array2` gives
+//! (development runs; the `kernels` example times them as the net runs them, aligned). So the
+//! buffer is over-allocated, the stride between lines rounded up to 64 bytes, and the matrix
+//! viewed from the first aligned element: safe code, at the price of a few bytes per line.
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 

@@ -57,11 +57,11 @@ impl<T: Scalar> Affine<T> {
     /// faster for each (a few ms; see `linalg`; scratch copies only, the parameters are left
     /// as they were).
     ///
-    /// The kernels are not timed against the crates: at 2 threads (400 inputs a group) the
-    /// forward product ties with gemm's, so the timing chose gemm in one run of five and that
-    /// run's rounding, and test accuracy, differed from the others'. In development runs timing
-    /// both on the net's shapes the kernels were never the slower: 6–20 % faster at 784 inputs,
-    /// 2–8 % at 384–400.
+    /// The kernels are not timed against the crates: at 2 threads (400 inputs a group) their
+    /// forward product is close to gemm's, the timing chose gemm in one run of five, and that
+    /// run's rounding, and test accuracy, differed from the others'. The `kernels` example times
+    /// both on the same buffers at 784 inputs and at 400; in every development run the kernels
+    /// were the faster at both.
     pub fn tune(&mut self, rows: usize) {
         let candidates = Library::candidates::<T>();
         if candidates.contains(&Library::Kernel) {

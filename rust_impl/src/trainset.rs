@@ -382,10 +382,11 @@ impl<T: Scalar> TrainingSet<T> {
     /// comes later.
     ///
     /// The rows of a batch are 100 random rows of a 15–188 MB array, and the copy stalls on
-    /// memory for each of them; prefetching the next step's rows during this one takes a third
-    /// to half of that stall away (development runs of the `phases` example, one thread:
-    /// 42–48 µs per step gathering without it, 22–31 with it). A prefetch instruction rather
-    /// than a plain load, because a load that misses holds its place in the pipeline.
+    /// memory for each of them; prefetching the next step's rows during this one takes a large
+    /// part of that stall away (development runs of the `phases` example, with and without it;
+    /// the memory table of rust_impl/README.md measures what stall is left). A prefetch
+    /// instruction rather than a plain load, because a load that misses holds its place in the
+    /// pipeline.
     pub fn prefetch_row_part(&self, index: usize, columns: Range<usize>) {
         let (start, bytes) = match self {
             TrainingSet::Codes {
