@@ -1,7 +1,7 @@
 //! Where a training step spends its time, phase by phase, on MNIST-shaped random data (bytes
 //! scaled by 1/255, four pixels in five zero, so the images are held as MNIST's are).
 //!
-//!     cargo run --release --example phases [-- THREADS] [--same-batch] [--json]
+//!     cargo run --release --example phases -- [THREADS] [--same-batch] [--json]
 //!
 //! `--same-batch` trains on one batch every step, so its rows stay in the caches: the step as it
 //! would run if gathering a batch never waited on memory. `--json`: one line, for
