@@ -93,8 +93,17 @@ mod avx512 {
     ) {
         let simd = V4::try_new().expect("AVX-512, checked by the caller");
         let mut out = out;
-        let rows: Vec<&[f32]> = x.rows().into_iter().map(contiguous).collect();
-        let columns: Vec<&[f32]> = w.columns().into_iter().map(contiguous).collect();
+        // Split into whole vectors and the rest once here, not once per tile.
+        let rows: Vec<Lane> = x
+            .rows()
+            .into_iter()
+            .map(|r| vectors_of(contiguous(r)))
+            .collect();
+        let columns: Vec<Lane> = w
+            .columns()
+            .into_iter()
+            .map(|c| vectors_of(contiguous(c)))
+            .collect();
         simd.vectorize(
             #[inline(always)]
             || {
@@ -173,19 +182,19 @@ mod avx512 {
         lane.into_slice().expect("checked by fits_*")
     }
 
+    /// A row of x or a column of W: its whole vectors, and the rest.
+    type Lane<'a> = (&'a [[f32; LANES]], &'a [f32]);
+
     /// The dot products of up to 5 rows with up to 5 columns; entries past them are 0.
     #[inline(always)]
-    fn dot_tile(simd: V4, rows: &[&[f32]], columns: &[&[f32]]) -> [[f32; TILE]; TILE] {
+    fn dot_tile(simd: V4, rows: &[Lane], columns: &[Lane]) -> [[f32; TILE]; TILE] {
         let mut sums = [[0.0; TILE]; TILE];
         if let (Ok(rows), Ok(columns)) = (
-            <[&[f32]; TILE]>::try_from(rows),
-            <[&[f32]; TILE]>::try_from(columns),
+            <[Lane; TILE]>::try_from(rows),
+            <[Lane; TILE]>::try_from(columns),
         ) {
-            let (heads, tails) = (rows.map(|l| vectors_of(l).0), rows.map(|l| vectors_of(l).1));
-            let (c_heads, c_tails) = (
-                columns.map(|l| vectors_of(l).0),
-                columns.map(|l| vectors_of(l).1),
-            );
+            let (heads, tails) = (rows.map(|l| l.0), rows.map(|l| l.1));
+            let (c_heads, c_tails) = (columns.map(|l| l.0), columns.map(|l| l.1));
             let zero = simd.splat_f32x16(0.0);
             let mut acc = [[zero; TILE]; TILE];
             let count = heads[0].len();
@@ -211,7 +220,6 @@ mod avx512 {
             }
             let flat: [pulp::f32x16; TILE * TILE] =
                 std::array::from_fn(|k| acc[k / TILE][k % TILE]);
-            let mut sums = [[0.0; TILE]; TILE];
             for (chunk, eight) in flat.chunks_exact(8).enumerate() {
                 let eight = sums_of_eight(simd, eight.try_into().expect("8 accumulators"));
                 for (k, sum) in eight.into_iter().enumerate() {
@@ -224,10 +232,8 @@ mod avx512 {
             return sums;
         }
         // An edge tile (not in this job's shapes): one pair at a time.
-        for (i, row) in rows.iter().enumerate() {
-            for (j, column) in columns.iter().enumerate() {
-                let (heads, tail) = vectors_of(row);
-                let (c_heads, c_tail) = vectors_of(column);
+        for (i, &(heads, tail)) in rows.iter().enumerate() {
+            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
                 let mut acc = simd.splat_f32x16(0.0);
                 for (&x, &w) in heads.iter().zip(c_heads) {
                     acc = simd.mul_add_f32x16(pulp::cast(x), pulp::cast(w), acc);
@@ -448,6 +454,19 @@ mod tests {
         assert!(!fits_forward(&x.view(), &w_rows.view(), &out.view_mut()));
         let w = Array2::<f32>::zeros((20, 3).f());
         assert!(fits_forward(&x.view(), &w.view(), &out.view_mut()));
-        assert!(!fits_forward(&x.t(), &w.view(), &out.view_mut()));
+        // The same shapes with x's rows not contiguous.
+        let x_by_columns = Array2::<f32>::zeros((4, 20).f());
+        assert!(!fits_forward(
+            &x_by_columns.view(),
+            &w.view(),
+            &out.view_mut()
+        ));
+        let dout = Array2::<f32>::zeros((4, 3));
+        assert!(fits_update(&x.view(), &dout.view(), &w.clone().view_mut()));
+        assert!(!fits_update(
+            &x.view(),
+            &dout.view(),
+            &w_rows.clone().view_mut()
+        ));
     }
 }

@@ -58,8 +58,8 @@ impl<T: Scalar> Affine<T> {
     /// as they were).
     ///
     /// The kernels are not timed against the crates: at 2 threads (400 inputs a group) their
-    /// forward product is close to gemm's, the timing chose gemm in one run of five, and that
-    /// run's rounding, and test accuracy, differed from the others'. The `kernels` example times
+    /// forward product is close to gemm's, the timing chose gemm in some runs of a session, and
+    /// their rounding, and test accuracy, differed from the others'. The `kernels` example times
     /// both on the same buffers at 784 inputs and at 400; in every development run the kernels
     /// were the faster at both.
     pub fn tune(&mut self, rows: usize) {

@@ -134,8 +134,11 @@ impl Scalar for f32 {
     ) {
         use crate::kernel;
         assert!(kernel::available(), "the own kernels need AVX-512");
-        // The forward product `x · W`, or the folded update `W += scale · xᵀ · dout` (a = xᵀ).
-        if scale == 1.0 && kernel::fits_forward(&a, &b, &c) {
+        // The operands' layouts tell the two products apart: the forward product `x · W` (x's
+        // rows contiguous), or the folded update `W += scale · xᵀ · dout` (a = xᵀ, so a's
+        // columns are).
+        if kernel::fits_forward(&a, &b, &c) {
+            assert!(scale == 1.0, "the own forward kernel does not scale");
             kernel::forward(a, b, c, accumulate);
         } else {
             assert!(accumulate, "the own kernels do not overwrite W");
