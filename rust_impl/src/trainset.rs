@@ -64,19 +64,7 @@ impl CodedRows {
                     out,
                 );
             }
-            CodedRows::Packed(packed) => {
-                // A row of MNIST fits on the stack; a wider one takes a heap buffer.
-                let mut on_stack = [0u8; 1024];
-                let mut on_heap = Vec::new();
-                let codes = if columns.len() <= on_stack.len() {
-                    &mut on_stack[..columns.len()]
-                } else {
-                    on_heap.resize(columns.len(), 0);
-                    &mut on_heap[..]
-                };
-                packed.expand_part(index, &columns, codes);
-                decode.row(codes, out);
-            }
+            CodedRows::Packed(packed) => packed.decode_part(index, &columns, decode, out),
         }
     }
 }
@@ -131,27 +119,51 @@ impl PackedRows {
     }
 
     /// Writes the codes of row `index` in `columns` into `out`.
+    #[cfg(test)]
     fn expand_part(&self, index: usize, columns: &Range<usize>, out: &mut [u8]) {
+        let copy = |codes: &[u8], at: usize| out[at..at + codes.len()].copy_from_slice(codes);
+        self.for_blocks(index, columns, copy);
+    }
+
+    /// Writes the values of row `index` in `columns` into `out`, 64 columns at a time: each
+    /// block's codes are decoded as soon as they are expanded, with no pass over a buffer of
+    /// the whole row.
+    fn decode_part<T: Scalar>(
+        &self,
+        index: usize,
+        columns: &Range<usize>,
+        decode: &Decode<T>,
+        out: &mut [T],
+    ) {
+        let values = |codes: &[u8], at: usize| decode.values(codes, &mut out[at..at + codes.len()]);
+        self.for_blocks(index, columns, values);
+    }
+
+    /// Expands each block of row `index` that overlaps `columns` and hands `consume` its codes
+    /// in `columns` and where they start in `columns`.
+    #[inline(always)]
+    fn for_blocks(&self, index: usize, columns: &Range<usize>, consume: impl FnMut(&[u8], usize)) {
         let blocks = self.features.div_ceil(BLOCK);
         let (masks, kept) = self.row(index).split_at(8 * blocks);
         #[cfg(target_arch = "x86_64")]
         if self.expand_in_simd {
-            // SAFETY: set only when the CPU has AVX-512 F, BW and VBMI2 (checked at set-up).
-            unsafe { expand_part_vbmi2(masks, kept, columns, out) };
+            // SAFETY: set only when the CPU has AVX-512 F, BW and VBMI2 and POPCNT (checked at
+            // set-up by `has_vbmi2`).
+            unsafe { for_blocks_vbmi2(masks, kept, columns, consume) };
             return;
         }
-        expand_part_with(masks, kept, columns, out, expand_block);
+        for_blocks_with(masks, kept, columns, expand_block, consume);
     }
 }
 
-/// The loop of `PackedRows::expand_part`, with `expand` the way one block is expanded.
+/// The loop of `PackedRows::for_blocks`, with `expand` the way one block is expanded.
 #[inline(always)]
-fn expand_part_with(
+fn for_blocks_with(
     masks: &[u8],
     kept: &[u8],
     columns: &Range<usize>,
-    out: &mut [u8],
     expand: impl Fn(u64, &[u8], &mut [u8; BLOCK]),
+    mut consume: impl FnMut(&[u8], usize),
 ) {
     let mask = |b: usize| u64::from_le_bytes(masks[8 * b..8 * b + 8].try_into().expect("8 bytes"));
     let first = columns.start / BLOCK;
@@ -164,8 +176,10 @@ fn expand_part_with(
         expand(mask, &kept[at..at + count], &mut codes);
         at += count;
         let wanted = columns.start.max(b * BLOCK)..columns.end.min((b + 1) * BLOCK);
-        out[wanted.start - columns.start..wanted.end - columns.start]
-            .copy_from_slice(&codes[wanted.start - b * BLOCK..wanted.end - b * BLOCK]);
+        consume(
+            &codes[wanted.start - b * BLOCK..wanted.end - b * BLOCK],
+            wanted.start - columns.start,
+        );
     }
 }
 
@@ -182,13 +196,19 @@ fn expand_block(mask: u64, kept: &[u8], out: &mut [u8; BLOCK]) {
     }
 }
 
-/// `expand_part_with` where a block is one `vpexpandb`: a few cycles, where `expand_block` takes
-/// one step per column.
+/// `for_blocks_with` where a block is one `vpexpandb`: a few cycles, where `expand_block` takes
+/// one step per column. `consume` is inlined here, so its loops are compiled for AVX-512 too,
+/// and the mask counts take one `popcnt` each.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
-fn expand_part_vbmi2(masks: &[u8], kept: &[u8], columns: &Range<usize>, out: &mut [u8]) {
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
+fn for_blocks_vbmi2(
+    masks: &[u8],
+    kept: &[u8],
+    columns: &Range<usize>,
+    consume: impl FnMut(&[u8], usize),
+) {
     use std::arch::x86_64::{_mm512_maskz_expandloadu_epi8, _mm512_storeu_si512};
-    expand_part_with(masks, kept, columns, out, |mask, kept, out| {
+    let expand = |mask, kept: &[u8], out: &mut [u8; BLOCK]| {
         // SAFETY: the instruction reads popcount(mask) bytes from `kept`, its length (checked
         // by the caller), and writes the 64 bytes of `out`; this function's target features
         // are those it needs.
@@ -196,14 +216,18 @@ fn expand_part_vbmi2(masks: &[u8], kept: &[u8], columns: &Range<usize>, out: &mu
             let block = _mm512_maskz_expandloadu_epi8(mask, kept.as_ptr().cast());
             _mm512_storeu_si512(out.as_mut_ptr().cast(), block);
         }
-    });
+    };
+    for_blocks_with(masks, kept, columns, expand, consume);
 }
 
-/// Whether this CPU expands a block in one instruction.
+/// Whether this CPU expands a block in one instruction (and has the other features
+/// `for_blocks_vbmi2` is compiled for).
 fn has_vbmi2() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::arch::is_x86_feature_detected!("avx512vbmi2")
-        && std::arch::is_x86_feature_detected!("avx512bw");
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("popcnt");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -233,23 +257,30 @@ impl<T: Scalar> Decode<T> {
         remainder.mul_add(reciprocal, q)
     }
 
+    /// `out[i]` = the value of `codes[i]`, compiled for the widest SIMD the CPU has: the
+    /// generic x86-64 build has no FMA, which the division needs to vectorize.
     fn row(&self, codes: &[u8], out: &mut [T]) {
+        match *self {
+            Decode::Divided { simd, .. } => simd.dispatch(
+                #[inline(always)]
+                || self.values(codes, out),
+            ),
+            Decode::Table(_) => self.values(codes, out),
+        }
+    }
+
+    /// `row`, compiled for whatever SIMD its caller is compiled for.
+    #[inline(always)]
+    fn values(&self, codes: &[u8], out: &mut [T]) {
         match *self {
             Decode::Divided {
                 divisor,
                 reciprocal,
-                simd,
+                ..
             } => {
-                // Compiled for that SIMD, where the loop vectorizes; the generic x86-64 build
-                // has no FMA.
-                simd.dispatch(
-                    #[inline(always)]
-                    || {
-                        for (o, &c) in out.iter_mut().zip(codes) {
-                            *o = Self::divided(c, divisor, reciprocal);
-                        }
-                    },
-                );
+                for (o, &c) in out.iter_mut().zip(codes) {
+                    *o = Self::divided(c, divisor, reciprocal);
+                }
             }
             Decode::Table(ref table) => {
                 let table: &[T; 256] = table.as_slice().try_into().expect("256 entries");
