@@ -23,21 +23,32 @@ pub fn available() -> bool {
     false
 }
 
-/// Whether `forward` takes these operands: `x` rows and `w` columns contiguous.
+/// Whether `forward` takes these operands: `x` and `out` rows and `w` columns contiguous.
 pub fn fits_forward(x: &ArrayView2<f32>, w: &ArrayView2<f32>, out: &ArrayViewMut2<f32>) -> bool {
     x.dim().1 == w.dim().0
         && out.dim() == (x.dim().0, w.dim().1)
-        && (x.nrows() < 2 || x.ncols() < 2 || x.strides()[1] == 1)
-        && (w.nrows() < 2 || w.ncols() < 2 || w.strides()[0] == 1)
+        && rows_contiguous(x.ncols(), x.strides())
+        && columns_contiguous(w.nrows(), w.strides())
+        && rows_contiguous(out.ncols(), out.strides())
 }
 
 /// Whether `update` takes these operands: `x` and `dout` rows and `w` columns contiguous.
 pub fn fits_update(x: &ArrayView2<f32>, dout: &ArrayView2<f32>, w: &ArrayViewMut2<f32>) -> bool {
     x.nrows() == dout.nrows()
         && w.dim() == (x.ncols(), dout.ncols())
-        && (x.nrows() < 2 || x.ncols() < 2 || x.strides()[1] == 1)
-        && (dout.nrows() < 2 || dout.ncols() < 2 || dout.strides()[1] == 1)
-        && (w.nrows() < 2 || w.ncols() < 2 || w.strides()[0] == 1)
+        && rows_contiguous(x.ncols(), x.strides())
+        && rows_contiguous(dout.ncols(), dout.strides())
+        && columns_contiguous(w.nrows(), w.strides())
+}
+
+/// Whether each row of a matrix with `columns` columns and these strides is one slice.
+fn rows_contiguous(columns: usize, strides: &[isize]) -> bool {
+    columns < 2 || strides[1] == 1
+}
+
+/// Whether each column of a matrix with `rows` rows and these strides is one slice.
+fn columns_contiguous(rows: usize, strides: &[isize]) -> bool {
+    rows < 2 || strides[0] == 1
 }
 
 /// `out = x · w`, or `out += x · w` when `accumulate`.
@@ -104,16 +115,25 @@ mod avx512 {
             .into_iter()
             .map(|c| vectors_of(contiguous(c)))
             .collect();
+        // The sums go out through row slices: indexing `out` element by element took about a
+        // third of what a tile costs besides its multiply-adds.
+        let mut out_rows: Vec<&mut [f32]> =
+            out.rows_mut().into_iter().map(contiguous_mut).collect();
         simd.vectorize(
             #[inline(always)]
             || {
                 for (u0, unit_tile) in columns.chunks(TILE).enumerate() {
-                    for (r0, row_tile) in rows.chunks(TILE).enumerate() {
+                    let units = u0 * TILE..u0 * TILE + unit_tile.len();
+                    for (row_tile, out_tile) in rows.chunks(TILE).zip(out_rows.chunks_mut(TILE)) {
                         let sums = dot_tile(simd, row_tile, unit_tile);
-                        for (i, row_sums) in sums.iter().take(row_tile.len()).enumerate() {
-                            for (j, &sum) in row_sums.iter().take(unit_tile.len()).enumerate() {
-                                let o = &mut out[[r0 * TILE + i, u0 * TILE + j]];
-                                *o = if accumulate { *o + sum } else { sum };
+                        for (row_sums, out_row) in sums.iter().zip(out_tile.iter_mut()) {
+                            let out_row = &mut out_row[units.clone()];
+                            if accumulate {
+                                for (o, &sum) in out_row.iter_mut().zip(row_sums) {
+                                    *o += sum;
+                                }
+                            } else {
+                                out_row.copy_from_slice(&row_sums[..units.len()]);
                             }
                         }
                     }
@@ -461,8 +481,28 @@ mod tests {
             &w.view(),
             &out.view_mut()
         ));
+        // One row is not contiguous either when its columns are strided, nor is an output
+        // whose rows are not.
+        let wide = Array2::<f32>::zeros((1, 40));
+        let every_other = wide.slice(ndarray::s![.., ..;2]);
+        let mut one_out = Array2::<f32>::zeros((1, 3));
+        assert!(!fits_forward(&every_other, &w.view(), &one_out.view_mut()));
+        let mut out_by_columns = Array2::<f32>::zeros((4, 3).f());
+        assert!(!fits_forward(
+            &x.view(),
+            &w.view(),
+            &out_by_columns.view_mut()
+        ));
+        let x_one = Array2::<f32>::zeros((1, 20));
+        assert!(fits_forward(&x_one.view(), &w.view(), &one_out.view_mut()));
         let dout = Array2::<f32>::zeros((4, 3));
         assert!(fits_update(&x.view(), &dout.view(), &w.clone().view_mut()));
+        let one_dout = Array2::<f32>::zeros((1, 3));
+        assert!(!fits_update(
+            &every_other,
+            &one_dout.view(),
+            &w.clone().view_mut()
+        ));
         assert!(!fits_update(
             &x.view(),
             &dout.view(),
