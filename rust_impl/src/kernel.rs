@@ -115,8 +115,9 @@ mod avx512 {
             .into_iter()
             .map(|c| vectors_of(contiguous(c)))
             .collect();
-        // The sums go out through row slices: indexing `out` element by element took about a
-        // third of what a tile costs besides its multiply-adds.
+        // The sums go out through row slices: indexing `out` element by element (a bounds check
+        // and stride arithmetic per sum) was a large part of what a tile costs besides its
+        // multiply-adds.
         let mut out_rows: Vec<&mut [f32]> =
             out.rows_mut().into_iter().map(contiguous_mut).collect();
         simd.vectorize(
