@@ -274,11 +274,18 @@ fn main() {
         let dout = view(&dout, (BATCH, UNITS));
         let mut out = ndarray::Array2::zeros((BATCH, UNITS));
         // Laid out as the net keeps them: W column-major, every row of x and column of W on a
-        // cache-line boundary. At all 784 inputs, and at the first of two threads' groups (400),
-        // where the kernels are measured against gemm on the very same buffers.
+        // cache-line boundary. At all 784 inputs, and at the first of two threads' groups (as
+        // the net splits W1), where the kernels are measured against gemm on the same buffers.
+        let first_of_two = mlp_bench_rust::layers::Affine::<f32>::new(
+            ndarray::Array2::zeros((INPUTS, UNITS)),
+            ndarray::Array1::zeros(UNITS),
+            2,
+        )
+        .group_inputs(0)
+        .len();
         for (inputs, libraries) in [
             (INPUTS, &[Library::Kernel][..]),
-            (400, &[Library::Kernel, Library::Gemm][..]),
+            (first_of_two, &[Library::Kernel, Library::Gemm][..]),
         ] {
             let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)).slice(s![.., ..inputs]), false);
             let mut w =

@@ -7,10 +7,10 @@
 //! buffer is over-allocated, the stride between lines rounded up to 64 bytes, and the matrix
 //! viewed from the first aligned element: safe code, at the price of a few bytes per line.
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Ix2, ShapeBuilder, SliceInfo, SliceInfoElem};
 
 /// Bytes of the boundary lines start on.
-const ALIGN: usize = 64;
+pub const ALIGN: usize = 64;
 
 /// A `rows × cols` matrix, row-major or column-major, each line (row or column) aligned.
 pub struct Aligned2<T> {
@@ -50,22 +50,22 @@ impl<T: Copy + num_traits::Zero> Aligned2<T> {
     }
 
     pub fn view(&self) -> ArrayView2<'_, T> {
-        let (rows, cols) = self.dim;
-        let at = self.offset;
-        if self.column_major {
-            self.storage.slice(s![at..at + rows, ..])
-        } else {
-            self.storage.slice(s![.., at..at + cols])
-        }
+        self.storage.slice(self.window())
     }
 
     pub fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        let window = self.window();
+        self.storage.slice_mut(window)
+    }
+
+    /// The matrix's part of `storage`: every line from its aligned element on.
+    fn window(&self) -> SliceInfo<[SliceInfoElem; 2], Ix2, Ix2> {
         let (rows, cols) = self.dim;
         let at = self.offset;
         if self.column_major {
-            self.storage.slice_mut(s![at..at + rows, ..])
+            s![at..at + rows, ..]
         } else {
-            self.storage.slice_mut(s![.., at..at + cols])
+            s![.., at..at + cols]
         }
     }
 

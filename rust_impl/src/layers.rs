@@ -17,7 +17,7 @@ use std::sync::RwLock;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
-use crate::aligned::Aligned2;
+use crate::aligned::{Aligned2, ALIGN};
 use crate::linalg::{matmul_into, matmul_with, Library, Scalar};
 use crate::team::share;
 
@@ -63,8 +63,7 @@ impl<T: Scalar> Affine<T> {
     /// both on the same buffers at 784 inputs and at 400; in every development run the kernels
     /// were the faster at both.
     pub fn tune(&mut self, rows: usize) {
-        let candidates = Library::candidates::<T>();
-        if candidates.contains(&Library::Kernel) {
+        if Library::candidates::<T>().contains(&Library::Kernel) {
             (self.forward_library, self.update_library) = (Library::Kernel, Library::Kernel);
             return;
         }
@@ -75,12 +74,12 @@ impl<T: Scalar> Affine<T> {
         x.view_mut().fill(T::one());
         let dout = Array2::from_elem((rows, units), T::one());
         let mut out = Array2::zeros((rows, units));
-        self.forward_library = Library::fastest(&candidates, |library| {
+        self.forward_library = Library::fastest(&Library::CRATES, |library| {
             matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
         });
         let mut scratch = w.clone();
         let tiny = T::from(1e-30).expect("representable");
-        self.update_library = Library::fastest(&candidates, |library| {
+        self.update_library = Library::fastest(&Library::CRATES, |library| {
             matmul_with(
                 library,
                 x.view().t(),
@@ -262,10 +261,10 @@ impl<T: Scalar> Affine<T> {
     }
 }
 
-/// Group `part` of `parts` of `0..len`: whole 64-byte lines of `T` each where there are at
-/// least as many lines as groups (so the own kernels load whole vectors), else as `share`.
+/// Group `part` of `parts` of `0..len`: whole cache lines of `T` each where there are at least
+/// as many lines as groups (so the own kernels load whole vectors), else as `share`.
 fn split<T>(len: usize, parts: usize, part: usize) -> Range<usize> {
-    let line = (64 / std::mem::size_of::<T>()).max(1);
+    let line = (ALIGN / std::mem::size_of::<T>()).max(1);
     let lines = len.div_ceil(line);
     if lines < parts {
         return share(len, parts, part);

@@ -37,7 +37,8 @@ impl Library {
         }
     }
 
-    /// The libraries worth timing for `T` on this CPU.
+    /// The libraries that run for `T` on this CPU: the crates, and the own kernels where the
+    /// type and CPU allow.
     pub fn candidates<T: Scalar>() -> Vec<Library> {
         let mut candidates = Library::CRATES.to_vec();
         if T::HAS_KERNEL && crate::kernel::available() {

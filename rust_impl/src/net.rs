@@ -231,7 +231,8 @@ impl<T: Scalar> TwoLayerNet<T> {
     }
 
     /// One SGD step per row of `batch_indices`; returns the mean loss. Every array is sized in
-    /// the constructor; a step allocates only the short lists of lock guards (one per thread).
+    /// the constructor; a step allocates only short lists: the lock guards (one per thread) and,
+    /// in the own kernels, the slices of the rows and columns each call works on.
     ///
     /// The threads split a step three ways (see `run_member`), chosen so that the big arrays
     /// never move between cores: each thread keeps a group of W1's inputs (its rows of W1 and
