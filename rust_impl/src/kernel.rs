@@ -1,7 +1,7 @@
 //! The first layer's two products in float32 on AVX-512, written for this job's shapes.
 //!
 //! `gemm` and `matrixmultiply` tile for square-ish matrices; the products here are skinny
-//! (100×784·784×50 and 784×100·100×50), and both crates reach about two thirds of the FMA rate
+//! (100×784·784×50 and 784×100·100×50), and both crates reach two thirds of the FMA rate or less
 //! on them (the `kernels` example times every way against this machine's FMA rate). Both products
 //! are written here so that the long dimension, the 784 inputs, is the vector dimension, with W
 //! held column-major (each unit's 784 weights contiguous), as the batch rows are:
