@@ -295,7 +295,7 @@ def rust_kernels(data: Data) -> str:
         return kept + "\n"
     other = {} if isinstance(without, str) else {(r["product"], r["how"]): r for r in without}
     lines = [
-        "| product | how | µs per call | GFLOP/s | µs, gemm without AVX-512 |",
+        "| product | how | µs per call | GFLOP/s | µs, built without AVX-512 code |",
         "|---|---|---|---|---|",
     ]
     for row in kept:

@@ -9,9 +9,9 @@ One command for everything rust_impl/README.md quotes:
    interleaved, and the session measures the GEMM-rate bound itself (NumPy's float32 rate on a
    2048² product, per thread count, at its start);
 2. the same for rust alone with ``--profile`` (3 repeats): time per phase of a step;
-3. ``cargo run --release --example kernels -- --json`` in rust_impl/, with and without gemm's
-   AVX-512 kernels (``--no-default-features``): the first layer's products with each library and
-   layout, and two threads at a spinning barrier against rayon;
+3. ``cargo run --release --example kernels -- --json`` in rust_impl/, with and without the
+   AVX-512 code of gemm, pulp and the own kernels (``--no-default-features``): the first layer's
+   products with each library and layout, and two threads at a spinning barrier against rayon;
 4. ``cargo run --release --example phases -- 1 [--same-batch] --json``, 5 of each interleaved:
    a step at 1 thread on random batches, and on the same batch every step (its rows stay in the
    caches), i.e. the step with and without waiting on memory for the batch.
@@ -120,7 +120,8 @@ def main() -> None:
         args.results_dir,
     )
     products = kernels()
-    # gemm's AVX2 kernels, as on a CPU without AVX-512 (matrixmultiply has no AVX-512 code).
+    # gemm's and pulp's AVX2 code, as on a CPU without AVX-512 (the own AVX-512 kernels absent;
+    # matrixmultiply has no AVX-512 code).
     products_avx2 = kernels("--no-default-features")
     memory_waits = step_with_and_without_memory_waits()
 

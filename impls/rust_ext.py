@@ -47,7 +47,7 @@ class RustBackend:
         info: dict[str, str | int | None] = {
             "profile": _extension().BUILD_PROFILE,
             "gemm": (
-                "own AVX-512 kernels, gemm or matrixmultiply, per product (see products); "
+                "own AVX-512 or AVX2 kernels, gemm or matrixmultiply, per product (see products); "
                 "one thread per call"
             ),
             "threads": "a team of threads per train_steps call, meeting at spinning barriers",

@@ -1,7 +1,8 @@
 //! The measurements behind the Rust backend's choices, on this machine:
 //! - the first layer's two products with each candidate library and layout, on one thread:
-//!   `gemm` with W row-major (what `Affine` stores) and column-major, and `matrixmultiply`
-//!   (what ndarray's `dot` uses);
+//!   `gemm` with W row-major and column-major (what `Affine` stores), `matrixmultiply` (what
+//!   ndarray's `dot` uses), and the own kernels that run on this CPU, on buffers laid out as the
+//!   net keeps them;
 //! - the products at two threads (each thread its half), handed out by `rayon::join` on a
 //!   two-thread pool against two threads that meet at a spinning barrier (what `net.rs` does).
 //!
@@ -264,7 +265,9 @@ fn main() {
         rows.extend(both_products(how, us, update, whole, INPUTS));
     }
 
-    if mlp_bench_rust::kernel::available() {
+    let own_avx512 = mlp_bench_rust::kernel::available();
+    let own_avx2 = mlp_bench_rust::kernel::available_avx2();
+    if own_avx512 || own_avx2 {
         use mlp_bench_rust::aligned::Aligned2;
         use mlp_bench_rust::linalg::{matmul_with, Library};
         use ndarray::{s, ArrayView2};
@@ -283,24 +286,45 @@ fn main() {
         )
         .group_inputs(0)
         .len();
+        // The AVX-512 kernels (against gemm at 400 inputs), and the AVX2 forward kernel against
+        // matrixmultiply, the crate the net times fastest with AVX2 only.
+        let avx512: &[Library] = if own_avx512 { &[Library::Kernel] } else { &[] };
+        let avx2: &[Library] = if own_avx2 {
+            &[Library::Avx2Kernel, Library::Matrixmultiply]
+        } else {
+            &[]
+        };
+        let avx512_and_gemm: &[Library] = if own_avx512 {
+            &[Library::Kernel, Library::Gemm]
+        } else {
+            &[]
+        };
         for (inputs, libraries) in [
-            (INPUTS, &[Library::Kernel][..]),
-            (first_of_two, &[Library::Kernel, Library::Gemm][..]),
+            (INPUTS, [avx512, avx2].concat()),
+            (first_of_two, [avx512_and_gemm, avx2].concat()),
         ] {
             let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)).slice(s![.., ..inputs]), false);
             let mut w =
                 Aligned2::from_view(view(&w0, (INPUTS, UNITS)).slice(s![..inputs, ..]), true);
-            for &library in libraries {
+            for library in libraries {
                 let how = format!("{}, W column-major, aligned", library.name());
                 let forward = time(|| {
                     matmul_with(library, x.view(), w.view(), out.view_mut(), false, 1.0);
                     black_box(&out);
                 });
-                let update = time(|| {
-                    matmul_with(library, x.view().t(), dout, w.view_mut(), true, -lr);
-                });
                 let flops = 2.0 * (BATCH * inputs * UNITS) as f64;
-                rows.extend(both_products(&how, forward, update, flops, inputs));
+                let [forward_row, update_row] = both_products(&how, forward, 0.0, flops, inputs);
+                rows.push(forward_row);
+                // The AVX2 kernel computes only the forward product.
+                if library != Library::Avx2Kernel {
+                    let update = time(|| {
+                        matmul_with(library, x.view().t(), dout, w.view_mut(), true, -lr);
+                    });
+                    rows.push(Row {
+                        us: update,
+                        ..update_row
+                    });
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The first layer's two products in float32 on AVX-512, written for this job's shapes.
+//! The first layer's two products in float32 on AVX-512 (and the forward one on AVX2), written
+//! for this job's shapes.
 //!
 //! `gemm` and `matrixmultiply` tile for square-ish matrices; the products here are skinny
 //! (100×784·784×50 and 784×100·100×50), and both crates reach two thirds of the FMA rate or less
@@ -10,8 +11,14 @@
 //! - the folded update `W += scale · xᵀ · dout` adds 4×16 inputs × 5 units at once, over the
 //!   batch rows: 20 accumulators, added to W once per tile.
 //!
-//! Safe code over `pulp`'s AVX-512 type (`V4`): no `unsafe` here. Only float32 and only where
-//! the CPU has AVX-512 (`available`); `linalg` falls back to the crates elsewhere.
+//! On CPUs with AVX2 but not AVX-512, `forward_avx2` is the forward product in 8-lane vectors:
+//! 2×5 (row, unit) tiles, 10 accumulators in the 16 registers. There the crates' forward product
+//! ran well below the CPU's multiply-add rate while matrixmultiply's update ran close to it (the
+//! `kernels` example built with `--no-default-features`), so there is no AVX2 update kernel.
+//!
+//! Safe code over `pulp`'s AVX-512 and AVX2 types (`V4`, `V3`): no `unsafe` here. Only float32
+//! and only where the CPU has the instructions (`available`, `available_avx2`); `linalg` falls
+//! back to the crates elsewhere.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -84,6 +91,39 @@ pub fn update(x: ArrayView2<f32>, dout: ArrayView2<f32>, w: ArrayViewMut2<f32>, 
     {
         let _ = (x, dout, w, scale);
         unreachable!("no AVX-512 kernels in this build, as `available` says");
+    }
+}
+
+/// Whether this CPU runs `forward_avx2` (AVX2 and FMA: pulp's `V3`).
+pub fn available_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return avx2::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `forward` in AVX2, for CPUs without AVX-512: 2×5 tiles of 8-lane dot products. Only the
+/// forward product: with AVX2, matrixmultiply's folded update runs at about the FMA rate of the
+/// CPU already (the `kernels` example, `--no-default-features`), and its forward does not.
+///
+/// # Panics
+/// Without AVX2 and FMA, or when the operands do not fit (`fits_forward`).
+pub fn forward_avx2(
+    x: ArrayView2<f32>,
+    w: ArrayView2<f32>,
+    out: ArrayViewMut2<f32>,
+    accumulate: bool,
+) {
+    assert!(
+        fits_forward(&x, &w, &out),
+        "operands the forward kernel does not take"
+    );
+    #[cfg(target_arch = "x86_64")]
+    avx2::forward(x, w, out, accumulate);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, w, out, accumulate);
+        unreachable!("no AVX2 kernel off x86-64, as `available_avx2` says");
     }
 }
 
@@ -394,6 +434,154 @@ mod avx512 {
     }
 }
 
+/// The forward kernel on pulp's AVX2 type (`V3`: AVX2 and FMA), for CPUs without AVX-512.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    use pulp::{x86::V3, Simd};
+
+    /// Lanes of an AVX2 float32 vector.
+    const LANES: usize = 8;
+    /// Rows and units per tile: 10 accumulators, 2 rows and a column of W in 13 of the 16
+    /// registers; 100 rows and 50 units split into whole tiles.
+    const ROWS: usize = 2;
+    const UNITS: usize = 5;
+
+    /// Whether this CPU runs `forward` (AVX2 and FMA).
+    pub fn available() -> bool {
+        V3::try_new().is_some()
+    }
+
+    /// `super::forward_avx2`.
+    pub fn forward(
+        x: ArrayView2<f32>,
+        w: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        accumulate: bool,
+    ) {
+        let simd = V3::try_new().expect("AVX2 and FMA");
+        let mut out = out;
+        let rows: Vec<Lane> = x.rows().into_iter().map(|r| lane(r.to_slice())).collect();
+        let columns: Vec<Lane> = w
+            .columns()
+            .into_iter()
+            .map(|c| lane(c.to_slice()))
+            .collect();
+        let mut out_rows: Vec<&mut [f32]> = out
+            .rows_mut()
+            .into_iter()
+            .map(|r| r.into_slice().expect("checked by fits_forward"))
+            .collect();
+        simd.vectorize(
+            #[inline(always)]
+            || {
+                for (u0, unit_tile) in columns.chunks(UNITS).enumerate() {
+                    let units = u0 * UNITS..u0 * UNITS + unit_tile.len();
+                    for (row_tile, out_tile) in rows.chunks(ROWS).zip(out_rows.chunks_mut(ROWS)) {
+                        let sums = dot_tile(simd, row_tile, unit_tile);
+                        for (row_sums, out_row) in sums.iter().zip(out_tile.iter_mut()) {
+                            let out_row = &mut out_row[units.clone()];
+                            if accumulate {
+                                for (o, &sum) in out_row.iter_mut().zip(row_sums) {
+                                    *o += sum;
+                                }
+                            } else {
+                                out_row.copy_from_slice(&row_sums[..units.len()]);
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// A row of x or a column of W: its whole vectors, and the rest.
+    type Lane<'a> = (&'a [[f32; LANES]], &'a [f32]);
+
+    fn lane(values: Option<&[f32]>) -> Lane<'_> {
+        pulp::as_arrays::<LANES, f32>(values.expect("checked by fits_forward"))
+    }
+
+    /// The sums of 8 vectors' lanes by horizontal adds, 8 vectors at a time: 10 instructions,
+    /// where summing each vector alone takes 5 each.
+    #[inline(always)]
+    fn sums_of_eight(simd: V3, v: [pulp::f32x8; 8]) -> [f32; 8] {
+        let avx = simd.avx;
+        let v = v.map(pulp::cast::<pulp::f32x8, std::arch::x86_64::__m256>);
+        // Each 128-bit half of hadd(a, b) holds pair sums of a's half, then of b's.
+        let pairs = [0, 2, 4, 6].map(|i| avx._mm256_hadd_ps(v[i], v[i + 1]));
+        let lo_quads = avx._mm256_hadd_ps(pairs[0], pairs[1]);
+        let hi_quads = avx._mm256_hadd_ps(pairs[2], pairs[3]);
+        // Lane k of each half is a half-sum of vector k; the two halves add up to its sum.
+        let sums = avx._mm256_add_ps(
+            avx._mm256_permute2f128_ps::<0x20>(lo_quads, hi_quads),
+            avx._mm256_permute2f128_ps::<0x31>(lo_quads, hi_quads),
+        );
+        pulp::cast(sums)
+    }
+
+    /// The dot products of up to 2 rows with up to 5 columns; entries past them are 0.
+    #[inline(always)]
+    fn dot_tile(simd: V3, rows: &[Lane], columns: &[Lane]) -> [[f32; UNITS]; ROWS] {
+        let mut sums = [[0.0; UNITS]; ROWS];
+        if let (Ok(rows), Ok(columns)) = (
+            <[Lane; ROWS]>::try_from(rows),
+            <[Lane; UNITS]>::try_from(columns),
+        ) {
+            let zero = simd.splat_f32x8(0.0);
+            let mut acc = [[zero; UNITS]; ROWS];
+            let count = rows[0].0.len();
+            let heads = rows.map(|l| &l.0[..count]);
+            let c_heads = columns.map(|l| &l.0[..count]);
+            for v in 0..count {
+                let xs: [pulp::f32x8; ROWS] = std::array::from_fn(|i| pulp::cast(heads[i][v]));
+                for j in 0..UNITS {
+                    let wv: pulp::f32x8 = pulp::cast(c_heads[j][v]);
+                    for i in 0..ROWS {
+                        acc[i][j] = simd.mul_add_f32x8(xs[i], wv, acc[i][j]);
+                    }
+                }
+            }
+            if !rows[0].1.is_empty() {
+                let xs = rows.map(|l| simd.partial_load_f32s(l.1));
+                for j in 0..UNITS {
+                    let wv = simd.partial_load_f32s(columns[j].1);
+                    for i in 0..ROWS {
+                        acc[i][j] = simd.mul_add_f32x8(xs[i], wv, acc[i][j]);
+                    }
+                }
+            }
+            let flat: [pulp::f32x8; ROWS * UNITS] =
+                std::array::from_fn(|k| acc[k / UNITS][k % UNITS]);
+            let eight = sums_of_eight(simd, flat[..8].try_into().expect("8 accumulators"));
+            for (k, sum) in eight
+                .into_iter()
+                .chain(flat[8..].iter().map(|&a| simd.reduce_sum_f32s(a)))
+                .enumerate()
+            {
+                sums[k / UNITS][k % UNITS] = sum;
+            }
+            return sums;
+        }
+        // An edge tile (not in this job's shapes): one pair at a time.
+        for (i, &(heads, tail)) in rows.iter().enumerate() {
+            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
+                let mut acc = simd.splat_f32x8(0.0);
+                for (&x, &w) in heads.iter().zip(c_heads) {
+                    acc = simd.mul_add_f32x8(pulp::cast(x), pulp::cast(w), acc);
+                }
+                let last = simd.mul_add_f32x8(
+                    simd.partial_load_f32s(tail),
+                    simd.partial_load_f32s(c_tail),
+                    acc,
+                );
+                sums[i][j] = simd.reduce_sum_f32s(last);
+            }
+        }
+        sums
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +627,30 @@ mod tests {
             let want = naive(x.view(), w.view());
             assert!(close(&out, &want), "{rows}×{inputs}·{inputs}×{units}");
             forward(x.view(), w.view(), out.view_mut(), true);
+            assert!(
+                close(&out, &(want * 2.0)),
+                "accumulated, {rows}×{inputs}·{inputs}×{units}"
+            );
+        }
+    }
+
+    #[test]
+    fn avx2_forward_matches_a_naive_product() {
+        if !available_avx2() {
+            return;
+        }
+        for (rows, inputs, units) in SHAPES {
+            let x = Array2::from_shape_fn((rows, inputs), |(i, j)| {
+                ((i * 7 + j * 3) % 11) as f32 / 11.0
+            });
+            let w = Array2::from_shape_fn((inputs, units).f(), |(i, j)| {
+                ((i * 5 + j) % 13) as f32 / 13.0 - 0.5
+            });
+            let mut out = Array2::from_elem((rows, units), f32::NAN);
+            forward_avx2(x.view(), w.view(), out.view_mut(), false);
+            let want = naive(x.view(), w.view());
+            assert!(close(&out, &want), "{rows}×{inputs}·{inputs}×{units}");
+            forward_avx2(x.view(), w.view(), out.view_mut(), true);
             assert!(
                 close(&out, &(want * 2.0)),
                 "accumulated, {rows}×{inputs}·{inputs}×{units}"

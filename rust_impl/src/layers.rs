@@ -52,16 +52,16 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
-    /// Picks the code for `forward_group` and `update`: the own kernels wherever they run;
-    /// elsewhere it times the crates on group 0's shapes for `rows` batch rows and keeps the
-    /// faster for each (a few ms; see `linalg`; scratch copies only, the parameters are left
-    /// as they were).
+    /// Picks the code for `forward_group` and `update`: the own kernels wherever they run (both
+    /// products on AVX-512, the forward one on AVX2: `Library::forward_kernel`); for the others
+    /// it times the crates on group 0's shapes for `rows` batch rows and keeps the faster (a
+    /// few ms; see `linalg`; scratch copies only, the parameters are left as they were).
     ///
-    /// The kernels are not timed against the crates: at 2 threads (400 inputs a group) their
-    /// forward product is close to gemm's, the timing chose gemm in some runs of a session, and
-    /// their rounding, and test accuracy, differed from the others'. The `kernels` example times
-    /// both on the same buffers at 784 inputs and at 400; in every development run the kernels
-    /// were the faster at both.
+    /// The own kernels are not timed against the crates: at 2 threads (400 inputs a group) the
+    /// AVX-512 forward product is close to gemm's, the timing chose gemm in some runs of a
+    /// session, and their rounding, and test accuracy, differed from the others'. The `kernels`
+    /// example times each own kernel against a crate on the same buffers at 784 inputs and at
+    /// 400; in every development run the kernels were the faster.
     pub fn tune(&mut self, rows: usize) {
         if Library::candidates::<T>().contains(&Library::Kernel) {
             (self.forward_library, self.update_library) = (Library::Kernel, Library::Kernel);
@@ -74,8 +74,10 @@ impl<T: Scalar> Affine<T> {
         x.view_mut().fill(T::one());
         let dout = Array2::from_elem((rows, units), T::one());
         let mut out = Array2::zeros((rows, units));
-        self.forward_library = Library::fastest(&Library::CRATES, |library| {
-            matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
+        self.forward_library = Library::forward_kernel::<T>().unwrap_or_else(|| {
+            Library::fastest(&Library::CRATES, |library| {
+                matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
+            })
         });
         let mut scratch = w.clone();
         let tiny = T::from(1e-30).expect("representable");

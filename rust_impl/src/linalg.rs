@@ -1,14 +1,15 @@
 //! The one matrix product the network needs, over ndarray views: by `gemm`, `matrixmultiply`, or
-//! for the first layer in float32 on AVX-512 CPUs, this crate's own kernels (`kernel.rs`).
+//! for the first layer in float32, this crate's own kernels (`kernel.rs`): both products on
+//! AVX-512 CPUs, the forward one on CPUs with AVX2 only.
 //!
 //! `gemm` and `matrixmultiply` (what ndarray's own `dot` uses) both pick SIMD kernels at run
 //! time, and neither wins everywhere on this job's skinny shapes: on an AVX-512 Xeon `gemm`'s
 //! AVX-512 kernels beat matrixmultiply on both big products, while with AVX2 only
 //! `matrixmultiply` won them (`cargo run --release --example kernels`, with and without
 //! `--no-default-features`), and the own kernels beat both where they run. So the first layer
-//! takes the own kernels where they run, and elsewhere times the crates on its own shapes when
-//! the net is built (`Library::fastest`); the choice is recorded with the run. Every call runs
-//! on one thread: the net splits the work.
+//! takes the own kernels where they run, and for the rest times the crates on its own shapes
+//! when the net is built (`Library::fastest`); the choice is recorded with the run. Every call
+//! runs on one thread: the net splits the work.
 
 use std::time::Instant;
 
@@ -22,10 +23,18 @@ pub enum Library {
     /// This crate's AVX-512 float32 kernels for the first layer (`kernel.rs`), only for the
     /// operands they take (`Library::candidates`).
     Kernel,
+    /// This crate's AVX2 float32 kernel for the first layer's forward product only
+    /// (`kernel::forward_avx2`), where the AVX-512 kernels do not run (`Library::forward_kernel`).
+    Avx2Kernel,
 }
 
 impl Library {
-    pub const ALL: [Library; 3] = [Library::Gemm, Library::Matrixmultiply, Library::Kernel];
+    pub const ALL: [Library; 4] = [
+        Library::Gemm,
+        Library::Matrixmultiply,
+        Library::Kernel,
+        Library::Avx2Kernel,
+    ];
     /// The crates, which take any type and layout.
     pub const CRATES: [Library; 2] = [Library::Gemm, Library::Matrixmultiply];
 
@@ -34,6 +43,21 @@ impl Library {
             Library::Gemm => "gemm",
             Library::Matrixmultiply => "matrixmultiply",
             Library::Kernel => "own AVX-512 kernel",
+            Library::Avx2Kernel => "own AVX2 kernel",
+        }
+    }
+
+    /// The own kernel for `T`'s forward product on this CPU, if there is one: the AVX-512
+    /// kernels, else the AVX2 one.
+    pub fn forward_kernel<T: Scalar>() -> Option<Library> {
+        if !T::HAS_KERNEL {
+            None
+        } else if crate::kernel::available() {
+            Some(Library::Kernel)
+        } else if crate::kernel::available_avx2() {
+            Some(Library::Avx2Kernel)
+        } else {
+            None
         }
     }
 
@@ -90,6 +114,7 @@ pub trait Scalar:
     /// For a type, CPU or layout the kernels do not take: `Library::candidates` offers them
     /// only where they run, and the net lays out its buffers for them.
     fn kernel_product(
+        _library: Library,
         _a: ArrayView2<Self>,
         _b: ArrayView2<Self>,
         _c: ArrayViewMut2<Self>,
@@ -127,6 +152,7 @@ impl Scalar for f32 {
     const HAS_KERNEL: bool = true;
 
     fn kernel_product(
+        library: Library,
         a: ArrayView2<f32>,
         b: ArrayView2<f32>,
         c: ArrayViewMut2<f32>,
@@ -134,6 +160,14 @@ impl Scalar for f32 {
         scale: f32,
     ) {
         use crate::kernel;
+        if library == Library::Avx2Kernel {
+            assert!(
+                scale == 1.0,
+                "the own AVX2 kernel computes only the forward product"
+            );
+            kernel::forward_avx2(a, b, c, accumulate);
+            return;
+        }
         assert!(kernel::available(), "the own kernels need AVX-512");
         // The operands' layouts tell the two products apart: the forward product `x · W` (x's
         // rows contiguous), or the folded update `W += scale · xᵀ · dout` (a = xᵀ, so a's
@@ -199,8 +233,8 @@ pub fn matmul_with<T: Scalar>(
     if m == 0 || n == 0 {
         return;
     }
-    if library == Library::Kernel {
-        T::kernel_product(a, b, c, accumulate, scale);
+    if matches!(library, Library::Kernel | Library::Avx2Kernel) {
+        T::kernel_product(library, a, b, c, accumulate, scale);
         return;
     }
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
@@ -333,6 +367,52 @@ mod tests {
         assert!((&gemm.0 - &kernel.0).iter().all(|d| d.abs() < 1e-5));
         assert!((&gemm.1 - &kernel.1).iter().all(|d| d.abs() < 1e-5));
         assert!((&kernel.1 - &w0).iter().any(|d| d.abs() > 1e-3), "W moved");
+    }
+
+    #[test]
+    fn the_avx2_kernel_agrees_with_gemm_on_the_forward_product() {
+        if !crate::kernel::available_avx2() {
+            return;
+        }
+        let x = Array2::from_shape_fn((20, 37), |(i, j)| ((i * 37 + j) as f32 * 0.3).sin());
+        let w = Array2::from_shape_fn((37, 7).f(), |(i, j)| ((i + j) as f32 * 0.1).sin());
+        let product = |library| {
+            let mut out = Array2::zeros((20, 7));
+            matmul_with(library, x.view(), w.view(), out.view_mut(), false, 1.0);
+            out
+        };
+        let (gemm, own) = (product(Library::Gemm), product(Library::Avx2Kernel));
+        assert!((&gemm - &own).iter().all(|d| d.abs() < 1e-5));
+        assert!(own.iter().any(|v| v.abs() > 0.1), "a product, not zeros");
+    }
+
+    #[test]
+    #[should_panic(expected = "the own AVX2 kernel computes only the forward product")]
+    fn the_avx2_kernel_is_not_run_for_the_update() {
+        let x = Array2::<f32>::zeros((4, 6));
+        let dout = Array2::<f32>::zeros((4, 3));
+        let mut w = Array2::<f32>::zeros((6, 3).f());
+        matmul_with(
+            Library::Avx2Kernel,
+            x.t(),
+            dout.view(),
+            w.view_mut(),
+            true,
+            -0.1,
+        );
+    }
+
+    #[test]
+    fn the_forward_kernel_is_the_avx512_one_where_it_runs_else_avx2() {
+        let want = if crate::kernel::available() {
+            Some(Library::Kernel)
+        } else if crate::kernel::available_avx2() {
+            Some(Library::Avx2Kernel)
+        } else {
+            None
+        };
+        assert_eq!(Library::forward_kernel::<f32>(), want);
+        assert_eq!(Library::forward_kernel::<f64>(), None);
     }
 
     #[test]

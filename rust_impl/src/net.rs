@@ -557,12 +557,19 @@ mod tests {
     fn the_own_kernels_are_taken_wherever_they_run_without_timing() {
         let kernel = Library::Kernel.name();
         let own = Library::candidates::<f32>().contains(&Library::Kernel);
+        let owns = [kernel, Library::Avx2Kernel.name()];
         for threads in [1, 2] {
             let f32_net = tiny_net(threads);
             assert_eq!(f32_net.libraries() == (kernel, kernel), own);
+            // Without AVX-512, the forward product by the AVX2 kernel where the CPU has AVX2.
+            let forward = f32_net.libraries().0;
+            match Library::forward_kernel::<f32>() {
+                Some(library) => assert_eq!(forward, library.name()),
+                None => assert!(!owns.contains(&forward)),
+            }
             let (forward, update) = odd_net(threads).libraries();
             assert!(
-                forward != kernel && update != kernel,
+                !owns.contains(&forward) && !owns.contains(&update),
                 "float64 runs in the crates"
             );
         }
@@ -584,7 +591,7 @@ mod tests {
         let indices = Array::from_shape_fn((25, 10), |(i, j)| ((i * 7 + j * 13) % 60) as i32);
         let w1 = Array::from_shape_fn((150, 12), |(i, j)| ((i * 12 + j) as f32).sin() * 0.1);
         for threads in [1, 2] {
-            let trained = |library: Library| {
+            let trained = |forward: Library, update: Library| {
                 let init = InitParams {
                     w1: w1.clone(),
                     b1: Array1::zeros(12),
@@ -593,16 +600,24 @@ mod tests {
                 };
                 let mut net =
                     TwoLayerNet::new(init, x.clone(), y.view(), 0.5, 10, threads).unwrap();
-                net.use_libraries(library, library);
+                net.use_libraries(forward, update);
                 net.train_steps(indices.view()).unwrap();
-                assert_eq!(net.libraries(), (library.name(), library.name()));
+                assert_eq!(net.libraries(), (forward.name(), update.name()));
                 net.params()
             };
-            let want = trained(Library::Gemm);
+            let want = trained(Library::Gemm, Library::Gemm);
             // The weights moved, so agreeing is not agreeing on the untrained net.
             assert!((&want.w1 - &w1).mapv(f32::abs).sum() > 1e-2);
-            for library in Library::candidates::<f32>() {
-                let got = trained(library);
+            let mut pairs: Vec<_> = Library::candidates::<f32>()
+                .into_iter()
+                .map(|library| (library, library))
+                .collect();
+            if crate::kernel::available_avx2() {
+                pairs.push((Library::Avx2Kernel, Library::Matrixmultiply));
+            }
+            for (forward, update) in pairs {
+                let got = trained(forward, update);
+                let library = (forward, update);
                 for (name, a, b) in [("W1", &got.w1, &want.w1), ("W2", &got.w2, &want.w2)] {
                     let worst = (a - b).mapv(f32::abs).fold(0.0f32, |m, &d| m.max(d));
                     assert!(
