@@ -7,7 +7,7 @@
 //! one integer `d`, found and checked value by value at set-up; SIMD, ~4× faster than a table
 //! here) or from a table of the values. Any other training set is kept as it came.
 //!
-//! Where the CPU has AVX-512 VBMI2, rows with many zero bytes are also kept without them
+//! Where the CPU has AVX-512 VBMI2 or AVX2, rows with many zero bytes are also kept without them
 //! (`PackedRows`): MNIST's rows shrink from 784 bytes to ~254, from 13 cache lines to ~5 on
 //! average.
 
@@ -37,11 +37,12 @@ pub enum CodedRows {
 }
 
 impl CodedRows {
-    /// Packed when that is at most 3/4 of the bytes and the CPU expands a block in one
-    /// instruction (the loop that stands in for it elsewhere costs more than the memory saved).
+    /// Packed when that is at most 3/4 of the bytes and the CPU expands a block in SIMD (the
+    /// loop that stands in for it elsewhere costs more than the memory saved).
     fn arrange(codes: Array2<u8>) -> Self {
-        if has_vbmi2() {
-            let packed = PackedRows::new(&codes, true);
+        let expand = Expand::detect();
+        if expand != Expand::Loop {
+            let packed = PackedRows::new(&codes, expand);
             if packed.bytes.len() * 4 <= codes.len() * 3 {
                 return CodedRows::Packed(packed);
             }
@@ -73,7 +74,8 @@ impl CodedRows {
 const BLOCK: usize = 64;
 
 /// Rows of byte codes without their zero bytes: per row, one 64-bit mask per 64 columns (bit
-/// set: the byte is kept), then the kept bytes in column order. MNIST's rows are four-fifths
+/// set: the byte is kept), then the kept bytes in column order; after the last row, `SLACK`
+/// zero bytes. MNIST's rows are four-fifths
 /// zeros, so a row takes 104 + ~150 bytes instead of 784: ~5 cache lines to pull in per batch
 /// row instead of 13. The zero bytes come back as code 0, whatever value that code stands for, so
 /// the rows rebuilt are the same codes, bit for bit.
@@ -82,16 +84,46 @@ pub struct PackedRows {
     /// Where each row starts in `bytes`; one more entry than rows.
     starts: Vec<usize>,
     bytes: Vec<u8>,
-    /// Whether the CPU expands a block in one instruction (AVX-512 VBMI2), detected at set-up.
-    expand_in_simd: bool,
+    /// How a block is expanded, detected at set-up.
+    expand: Expand,
+}
+
+/// Bytes after the last row, so that the AVX2 expansion may load 16 bytes from wherever a row's
+/// kept bytes may still be read.
+const SLACK: usize = 16;
+
+/// How `PackedRows` puts a block's kept bytes back in their columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expand {
+    /// One `vpexpandb` (AVX-512 VBMI2) per 64 columns.
+    Vbmi2,
+    /// One `pshufb` per 16 columns, its control looked up per 8 mask bits (AVX2, FMA and
+    /// POPCNT).
+    Avx2,
+    /// One step per column.
+    Loop,
+}
+
+impl Expand {
+    /// The fastest this CPU has.
+    fn detect() -> Self {
+        if has_vbmi2() {
+            Expand::Vbmi2
+        } else if has_avx2() {
+            Expand::Avx2
+        } else {
+            Expand::Loop
+        }
+    }
 }
 
 impl PackedRows {
-    fn new(codes: &Array2<u8>, expand_in_simd: bool) -> Self {
+    fn new(codes: &Array2<u8>, expand: Expand) -> Self {
         let features = codes.ncols();
         let mut starts = Vec::with_capacity(codes.nrows() + 1);
         let kept = codes.iter().filter(|&&c| c != 0).count();
-        let mut bytes = Vec::with_capacity(codes.nrows() * 8 * features.div_ceil(BLOCK) + kept);
+        let mut bytes =
+            Vec::with_capacity(codes.nrows() * 8 * features.div_ceil(BLOCK) + kept + SLACK);
         for row in codes.rows() {
             starts.push(bytes.len());
             let row = row.as_slice().expect("a row of a standard-layout array");
@@ -106,11 +138,12 @@ impl PackedRows {
             bytes.extend(row.iter().filter(|&&c| c != 0));
         }
         starts.push(bytes.len());
+        bytes.extend([0; SLACK]);
         PackedRows {
             features,
             starts,
             bytes,
-            expand_in_simd,
+            expand,
         }
     }
 
@@ -144,40 +177,62 @@ impl PackedRows {
     #[inline(always)]
     fn for_blocks(&self, index: usize, columns: &Range<usize>, consume: impl FnMut(&[u8], usize)) {
         let blocks = self.features.div_ceil(BLOCK);
-        let (masks, kept) = self.row(index).split_at(8 * blocks);
-        #[cfg(target_arch = "x86_64")]
-        if self.expand_in_simd {
+        let (start, end) = (self.starts[index], self.starts[index + 1]);
+        let (masks, kept) = self.bytes[start..].split_at(8 * blocks);
+        let kept = Kept {
+            bytes: kept,
+            row: end - start - 8 * blocks,
+        };
+        match self.expand {
             // SAFETY: set only when the CPU has AVX-512 F, BW and VBMI2 and POPCNT (checked at
             // set-up by `has_vbmi2`).
-            unsafe { for_blocks_vbmi2(masks, kept, columns, consume) };
-            return;
+            #[cfg(target_arch = "x86_64")]
+            Expand::Vbmi2 => unsafe { for_blocks_vbmi2(masks, kept, columns, consume) },
+            // SAFETY: set only when the CPU has AVX2, FMA and POPCNT (checked at set-up by
+            // `has_avx2`).
+            #[cfg(target_arch = "x86_64")]
+            Expand::Avx2 => unsafe { for_blocks_avx2(masks, kept, columns, consume) },
+            _ => for_blocks_with::<1>(masks, kept, columns, expand_block, consume),
         }
-        for_blocks_with(masks, kept, columns, expand_block, consume);
     }
 }
 
-/// The loop of `PackedRows::for_blocks`, with `expand` the way one block is expanded.
+/// A row's kept bytes: the first `row` of `bytes`, which goes on for at least `SLACK` more.
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    bytes: &'a [u8],
+    row: usize,
+}
+
+/// The loop of `PackedRows::for_blocks`, with `expand` the way one block is expanded: it gets
+/// the block's mask and the kept bytes from the block's first on (`SLACK` more than the row's).
+/// `consume` gets `PASS` blocks' codes at a time (fewer at the ends of `columns`).
 #[inline(always)]
-fn for_blocks_with(
+fn for_blocks_with<const PASS: usize>(
     masks: &[u8],
-    kept: &[u8],
+    kept: Kept,
     columns: &Range<usize>,
     expand: impl Fn(u64, &[u8], &mut [u8; BLOCK]),
     mut consume: impl FnMut(&[u8], usize),
 ) {
     let mask = |b: usize| u64::from_le_bytes(masks[8 * b..8 * b + 8].try_into().expect("8 bytes"));
-    let first = columns.start / BLOCK;
-    let mut at: usize = (0..first).map(|b| mask(b).count_ones() as usize).sum();
-    let mut codes = [0u8; BLOCK];
-    for b in first..columns.end.div_ceil(BLOCK) {
-        let mask = mask(b);
-        let count = mask.count_ones() as usize;
-        assert!(kept.len() >= at + count, "a packed row ends early");
-        expand(mask, &kept[at..at + count], &mut codes);
-        at += count;
-        let wanted = columns.start.max(b * BLOCK)..columns.end.min((b + 1) * BLOCK);
+    let blocks = columns.start / BLOCK..columns.end.div_ceil(BLOCK);
+    let mut at: usize = (0..blocks.start)
+        .map(|b| mask(b).count_ones() as usize)
+        .sum();
+    let mut codes = [[0u8; BLOCK]; PASS];
+    for first in blocks.clone().step_by(PASS) {
+        let pass = first..(first + PASS).min(blocks.end);
+        for (b, codes) in pass.clone().zip(&mut codes) {
+            let mask = mask(b);
+            let count = mask.count_ones() as usize;
+            assert!(kept.row >= at + count, "a packed row ends early");
+            expand(mask, &kept.bytes[at..kept.row + SLACK], codes);
+            at += count;
+        }
+        let wanted = columns.start.max(pass.start * BLOCK)..columns.end.min(pass.end * BLOCK);
         consume(
-            &codes[wanted.start - b * BLOCK..wanted.end - b * BLOCK],
+            &codes.as_flattened()[wanted.start - first * BLOCK..wanted.end - first * BLOCK],
             wanted.start - columns.start,
         );
     }
@@ -203,21 +258,99 @@ fn expand_block(mask: u64, kept: &[u8], out: &mut [u8; BLOCK]) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
 fn for_blocks_vbmi2(
     masks: &[u8],
-    kept: &[u8],
+    kept: Kept,
     columns: &Range<usize>,
     consume: impl FnMut(&[u8], usize),
 ) {
     use std::arch::x86_64::{_mm512_maskz_expandloadu_epi8, _mm512_storeu_si512};
     let expand = |mask, kept: &[u8], out: &mut [u8; BLOCK]| {
-        // SAFETY: the instruction reads popcount(mask) bytes from `kept`, its length (checked
-        // by the caller), and writes the 64 bytes of `out`; this function's target features
-        // are those it needs.
+        // SAFETY: the instruction reads popcount(mask) bytes from `kept`, no more than its
+        // length (checked by the caller), and writes the 64 bytes of `out`; this function's
+        // target features are those it needs.
         unsafe {
             let block = _mm512_maskz_expandloadu_epi8(mask, kept.as_ptr().cast());
             _mm512_storeu_si512(out.as_mut_ptr().cast(), block);
         }
     };
-    for_blocks_with(masks, kept, columns, expand, consume);
+    for_blocks_with::<1>(masks, kept, columns, expand, consume);
+}
+
+/// `for_blocks_with` where a block is four `pshufb`, each putting 16 columns' bytes in place:
+/// its control is two 8-byte table entries, one per 8 bits of the mask, the second shifted past
+/// the bytes the first takes. Each loads 16 bytes wherever the 16 columns' kept bytes start,
+/// past the row's end at its last blocks (the slack). `consume` is inlined here, so its loops
+/// are compiled for AVX2 too, with FMA for `Decode::divided` (without it each value takes two
+/// calls of a library function).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,popcnt")]
+fn for_blocks_avx2(
+    masks: &[u8],
+    kept: Kept,
+    columns: &Range<usize>,
+    consume: impl FnMut(&[u8], usize),
+) {
+    use std::arch::x86_64::{_mm_loadu_si128, _mm_set_epi64x, _mm_shuffle_epi8, _mm_storeu_si128};
+    let expand = |mask: u64, kept: &[u8], out: &mut [u8; BLOCK]| {
+        for (quarter, out) in out.chunks_exact_mut(16).enumerate() {
+            // Where the quarter's kept bytes start: counted from the mask, not from the
+            // quarters before it, so the four do not wait on each other.
+            let at = (mask & ((1u64 << (16 * quarter)) - 1)).count_ones() as usize;
+            let [low, high] = [0, 8].map(|bit| (mask >> (16 * quarter + bit)) as u8);
+            // Added to every byte: the kept ones then index past the low half's, and the zero
+            // ones stay at 0x80 or above, which pshufb writes as 0.
+            let past_low = u64::from(low.count_ones()) * 0x0101_0101_0101_0101;
+            let source = &kept[at..at + 16];
+            // SAFETY: reads the 16 bytes of `source` and writes the 16 of `out`; this function's
+            // target features are those the intrinsics need.
+            unsafe {
+                let control = _mm_set_epi64x(
+                    (SHUFFLE[usize::from(high)] + past_low) as i64,
+                    SHUFFLE[usize::from(low)] as i64,
+                );
+                let bytes = _mm_shuffle_epi8(_mm_loadu_si128(source.as_ptr().cast()), control);
+                _mm_storeu_si128(out.as_mut_ptr().cast(), bytes);
+            }
+        }
+    };
+    // The codes of up to 16 blocks (1,024 columns) before they are decoded: one call of
+    // `consume` decodes them in whole vectors, where a call per block took longer than the
+    // expanding (development runs).
+    for_blocks_with::<16>(masks, kept, columns, expand, consume);
+}
+
+/// Per value of 8 mask bits, a `pshufb` control for 8 bytes: byte `i` takes source byte `k` if
+/// bit `i` is the `k`-th set bit (counting from 0), else 0x80 (write 0).
+const SHUFFLE: [u64; 256] = shuffle_controls();
+
+const fn shuffle_controls() -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut bits = 0;
+    while bits < 256 {
+        let (mut control, mut next, mut i) = (0u64, 0u64, 0);
+        while i < 8 {
+            let byte = if bits >> i & 1 == 1 {
+                next += 1;
+                next - 1
+            } else {
+                0x80
+            };
+            control |= byte << (8 * i);
+            i += 1;
+        }
+        table[bits] = control;
+        bits += 1;
+    }
+    table
+}
+
+/// Whether this CPU has what `for_blocks_avx2` is compiled for.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("popcnt");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether this CPU expands a block in one instruction (and has the other features
@@ -551,7 +684,7 @@ mod tests {
     }
 
     /// Sparse codes, 150 columns (the last block short): every fourth byte nonzero, and rows
-    /// with none and with all of them nonzero.
+    /// with none and with all of them nonzero (the last among them).
     fn sparse_codes() -> Array2<u8> {
         let mut codes = Array2::from_shape_fn((7, 150), |(i, j)| {
             if (i * 7 + j * 3) % 4 == 0 {
@@ -562,15 +695,20 @@ mod tests {
         });
         codes.row_mut(2).fill(0);
         codes.row_mut(5).mapv_inplace(|c| c.max(9));
+        // The last row full too: its last blocks read into the slack after it.
+        codes.row_mut(6).mapv_inplace(|c| c.max(3));
         codes
     }
 
     #[test]
     fn packed_rows_expand_to_the_same_codes_by_either_path() {
         let codes = sparse_codes();
-        // The SIMD path only where the CPU has it; the loop everywhere.
-        for in_simd in [false, has_vbmi2()] {
-            let packed = PackedRows::new(&codes, in_simd);
+        // The SIMD paths only where the CPU has them; the loop everywhere.
+        let mut ways = vec![Expand::Loop];
+        ways.extend(has_avx2().then_some(Expand::Avx2));
+        ways.extend(has_vbmi2().then_some(Expand::Vbmi2));
+        for way in ways {
+            let packed = PackedRows::new(&codes, way);
             assert_eq!(packed.starts.len(), codes.nrows() + 1);
             for i in 0..codes.nrows() {
                 // Whole rows, parts inside one block, parts across blocks, and the short end.
@@ -580,7 +718,7 @@ mod tests {
                     assert_eq!(
                         out,
                         codes.slice(s![i, columns.clone()]).to_vec(),
-                        "row {i}, columns {columns:?}, simd {in_simd}"
+                        "row {i}, columns {columns:?}, {way:?}"
                     );
                 }
             }
@@ -588,7 +726,32 @@ mod tests {
     }
 
     #[test]
-    fn sparse_byte_images_are_packed_where_the_cpu_expands_in_one_instruction() {
+    fn every_pattern_of_8_columns_expands_by_every_way() {
+        // Row r, columns 8k..8k+8: the bits of (r·7 + k·13) mod 256, so that every pattern
+        // comes in each of the 8 places of a 64-column block, after every kind of neighbour.
+        let codes = Array2::from_shape_fn((256, 136), |(r, j)| {
+            let bits = (r * 7 + j / 8 * 13) % 256;
+            if bits >> (j % 8) & 1 == 1 {
+                (1 + j) as u8
+            } else {
+                0
+            }
+        });
+        let mut ways = vec![Expand::Loop];
+        ways.extend(has_avx2().then_some(Expand::Avx2));
+        ways.extend(has_vbmi2().then_some(Expand::Vbmi2));
+        for way in ways {
+            let packed = PackedRows::new(&codes, way);
+            for (i, row) in codes.rows().into_iter().enumerate() {
+                let mut out = vec![0u8; 136];
+                packed.expand_part(i, &(0..136), &mut out);
+                assert_eq!(out, row.to_vec(), "row {i}, {way:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_byte_images_are_packed_where_the_cpu_expands_in_simd() {
         let x = sparse_codes().mapv(|c| f32::from(c) / 255.0);
         let set = TrainingSet::new(x.clone());
         let packed = matches!(
@@ -598,7 +761,7 @@ mod tests {
                 ..
             }
         );
-        assert_eq!(packed, has_vbmi2());
+        assert_eq!(packed, Expand::detect() != Expand::Loop);
         if packed {
             assert_eq!(
                 set.describe(),
@@ -615,7 +778,7 @@ mod tests {
             _ => [-1.5, 2.0][usize::from(c % 2)],
         });
         let set = TrainingSet::new(table.clone());
-        if has_vbmi2() {
+        if packed {
             assert_eq!(
                 set.describe(),
                 "one byte per pixel, zero bytes left out; exact value table"
