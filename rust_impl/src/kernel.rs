@@ -610,11 +610,8 @@ mod tests {
         (13, 129, 11),
     ];
 
-    #[test]
-    fn forward_matches_a_naive_product() {
-        if !available() {
-            return;
-        }
+    /// `forward` (or `forward_avx2`) against `naive` on every shape, overwriting and adding.
+    fn check_forward(forward: fn(ArrayView2<f32>, ArrayView2<f32>, ArrayViewMut2<f32>, bool)) {
         for (rows, inputs, units) in SHAPES {
             let x = Array2::from_shape_fn((rows, inputs), |(i, j)| {
                 ((i * 7 + j * 3) % 11) as f32 / 11.0
@@ -635,26 +632,16 @@ mod tests {
     }
 
     #[test]
-    fn avx2_forward_matches_a_naive_product() {
-        if !available_avx2() {
-            return;
+    fn forward_matches_a_naive_product() {
+        if available() {
+            check_forward(forward);
         }
-        for (rows, inputs, units) in SHAPES {
-            let x = Array2::from_shape_fn((rows, inputs), |(i, j)| {
-                ((i * 7 + j * 3) % 11) as f32 / 11.0
-            });
-            let w = Array2::from_shape_fn((inputs, units).f(), |(i, j)| {
-                ((i * 5 + j) % 13) as f32 / 13.0 - 0.5
-            });
-            let mut out = Array2::from_elem((rows, units), f32::NAN);
-            forward_avx2(x.view(), w.view(), out.view_mut(), false);
-            let want = naive(x.view(), w.view());
-            assert!(close(&out, &want), "{rows}×{inputs}·{inputs}×{units}");
-            forward_avx2(x.view(), w.view(), out.view_mut(), true);
-            assert!(
-                close(&out, &(want * 2.0)),
-                "accumulated, {rows}×{inputs}·{inputs}×{units}"
-            );
+    }
+
+    #[test]
+    fn avx2_forward_matches_a_naive_product() {
+        if available_avx2() {
+            check_forward(forward_avx2);
         }
     }
 
