@@ -127,9 +127,99 @@ pub fn forward_avx2(
     }
 }
 
+/// What the AVX-512 and AVX2 forward kernels share: their operands as lanes of whole vectors,
+/// the loop over tiles of (row, unit) pairs, and the pair-at-a-time edge tiles.
+#[cfg(target_arch = "x86_64")]
+mod tiles {
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    use pulp::Simd;
+
+    /// A row of x or a column of W: its whole vectors of `L` floats, and the rest.
+    pub type Lane<'a, const L: usize> = (&'a [[f32; L]], &'a [f32]);
+
+    /// x's rows and W's columns as lanes, and `out`'s rows, for operands that fit
+    /// (`super::fits_forward`).
+    pub fn lanes<'a, const L: usize>(
+        x: &'a ArrayView2<f32>,
+        w: &'a ArrayView2<f32>,
+        out: &'a mut ArrayViewMut2<f32>,
+    ) -> (Vec<Lane<'a, L>>, Vec<Lane<'a, L>>, Vec<&'a mut [f32]>) {
+        let lane = |values: Option<&'a [f32]>| {
+            pulp::as_arrays::<L, f32>(values.expect("checked by fits_forward"))
+        };
+        let rows = x.rows().into_iter().map(|r| lane(r.to_slice())).collect();
+        let columns = w
+            .columns()
+            .into_iter()
+            .map(|c| lane(c.to_slice()))
+            .collect();
+        let out_rows = out
+            .rows_mut()
+            .into_iter()
+            .map(|r| r.into_slice().expect("checked by fits_forward"))
+            .collect();
+        (rows, columns, out_rows)
+    }
+
+    /// For each tile of `R` rows and `U` units (units outer, so a tile's columns of W stay in
+    /// L1 while the rows stream past): `dot_tile`'s sums written to `out`, or added when
+    /// `accumulate`. The sums go out through row slices: indexing `out` element by element (a
+    /// bounds check and stride arithmetic per sum) was a large part of what a tile costs
+    /// besides its multiply-adds.
+    #[inline(always)]
+    pub fn by_tiles<const L: usize, const R: usize, const U: usize>(
+        rows: &[Lane<L>],
+        columns: &[Lane<L>],
+        out_rows: &mut [&mut [f32]],
+        accumulate: bool,
+        dot_tile: impl Fn(&[Lane<L>], &[Lane<L>]) -> [[f32; U]; R],
+    ) {
+        for (u0, unit_tile) in columns.chunks(U).enumerate() {
+            let units = u0 * U..u0 * U + unit_tile.len();
+            for (row_tile, out_tile) in rows.chunks(R).zip(out_rows.chunks_mut(R)) {
+                let sums = dot_tile(row_tile, unit_tile);
+                for (row_sums, out_row) in sums.iter().zip(out_tile.iter_mut()) {
+                    let out_row = &mut out_row[units.clone()];
+                    if accumulate {
+                        for (o, &sum) in out_row.iter_mut().zip(row_sums) {
+                            *o += sum;
+                        }
+                    } else {
+                        out_row.copy_from_slice(&row_sums[..units.len()]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dot products of a tile one pair at a time, for the edge tiles the kernels' register
+    /// tiles do not fit (none in this job's shapes); entries past the tile are 0.
+    #[inline(always)]
+    pub fn edge_tile<S: Simd, const L: usize, const R: usize, const U: usize>(
+        simd: S,
+        rows: &[Lane<L>],
+        columns: &[Lane<L>],
+    ) -> [[f32; U]; R] {
+        let mut sums = [[0.0; U]; R];
+        for (i, &(heads, tail)) in rows.iter().enumerate() {
+            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
+                let mut acc = simd.splat_f32s(0.0);
+                for (x, w) in heads.iter().zip(c_heads) {
+                    let (x, w) = (simd.partial_load_f32s(x), simd.partial_load_f32s(w));
+                    acc = simd.mul_add_f32s(x, w, acc);
+                }
+                let (x, w) = (simd.partial_load_f32s(tail), simd.partial_load_f32s(c_tail));
+                sums[i][j] = simd.reduce_sum_f32s(simd.mul_add_f32s(x, w, acc));
+            }
+        }
+        sums
+    }
+}
+
 /// The kernels, on pulp's AVX-512 type.
 #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
 mod avx512 {
+    use super::tiles::{by_tiles, edge_tile, lanes};
     use ndarray::{ArrayView2, ArrayViewMut2};
     use pulp::{x86::V4, Simd};
 
@@ -143,42 +233,20 @@ mod avx512 {
         accumulate: bool,
     ) {
         let simd = V4::try_new().expect("AVX-512, checked by the caller");
-        let mut out = out;
         // Split into whole vectors and the rest once here, not once per tile.
-        let rows: Vec<Lane> = x
-            .rows()
-            .into_iter()
-            .map(|r| vectors_of(contiguous(r)))
-            .collect();
-        let columns: Vec<Lane> = w
-            .columns()
-            .into_iter()
-            .map(|c| vectors_of(contiguous(c)))
-            .collect();
-        // The sums go out through row slices: indexing `out` element by element (a bounds check
-        // and stride arithmetic per sum) was a large part of what a tile costs besides its
-        // multiply-adds.
-        let mut out_rows: Vec<&mut [f32]> =
-            out.rows_mut().into_iter().map(contiguous_mut).collect();
+        let mut out = out;
+        let (rows, columns, mut out_rows) = lanes::<LANES>(&x, &w, &mut out);
         simd.vectorize(
             #[inline(always)]
             || {
-                for (u0, unit_tile) in columns.chunks(TILE).enumerate() {
-                    let units = u0 * TILE..u0 * TILE + unit_tile.len();
-                    for (row_tile, out_tile) in rows.chunks(TILE).zip(out_rows.chunks_mut(TILE)) {
-                        let sums = dot_tile(simd, row_tile, unit_tile);
-                        for (row_sums, out_row) in sums.iter().zip(out_tile.iter_mut()) {
-                            let out_row = &mut out_row[units.clone()];
-                            if accumulate {
-                                for (o, &sum) in out_row.iter_mut().zip(row_sums) {
-                                    *o += sum;
-                                }
-                            } else {
-                                out_row.copy_from_slice(&row_sums[..units.len()]);
-                            }
-                        }
-                    }
-                }
+                by_tiles::<LANES, TILE, TILE>(
+                    &rows,
+                    &columns,
+                    &mut out_rows,
+                    accumulate,
+                    #[inline(always)]
+                    |rows, columns| dot_tile(simd, rows, columns),
+                )
             },
         );
     }
@@ -243,8 +311,7 @@ mod avx512 {
         lane.into_slice().expect("checked by fits_*")
     }
 
-    /// A row of x or a column of W: its whole vectors, and the rest.
-    type Lane<'a> = (&'a [[f32; LANES]], &'a [f32]);
+    type Lane<'a> = super::tiles::Lane<'a, LANES>;
 
     /// The dot products of up to 5 rows with up to 5 columns; entries past them are 0.
     #[inline(always)]
@@ -292,22 +359,7 @@ mod avx512 {
             sums[last / TILE][last % TILE] = simd.reduce_sum_f32s(flat[last]);
             return sums;
         }
-        // An edge tile (not in this job's shapes): one pair at a time.
-        for (i, &(heads, tail)) in rows.iter().enumerate() {
-            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
-                let mut acc = simd.splat_f32x16(0.0);
-                for (&x, &w) in heads.iter().zip(c_heads) {
-                    acc = simd.mul_add_f32x16(pulp::cast(x), pulp::cast(w), acc);
-                }
-                let last = simd.mul_add_f32x16(
-                    simd.partial_load_f32s(tail),
-                    simd.partial_load_f32s(c_tail),
-                    acc,
-                );
-                sums[i][j] = simd.reduce_sum_f32s(last);
-            }
-        }
-        sums
+        edge_tile(simd, rows, columns)
     }
 
     /// The sums of 8 vectors' lanes, by shuffles that add 8 vectors at a time: 24 instructions,
@@ -437,6 +489,7 @@ mod avx512 {
 /// The forward kernel on pulp's AVX2 type (`V3`: AVX2 and FMA), for CPUs without AVX-512.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::tiles::{by_tiles, edge_tile, lanes};
     use ndarray::{ArrayView2, ArrayViewMut2};
     use pulp::{x86::V3, Simd};
 
@@ -461,46 +514,23 @@ mod avx2 {
     ) {
         let simd = V3::try_new().expect("AVX2 and FMA");
         let mut out = out;
-        let rows: Vec<Lane> = x.rows().into_iter().map(|r| lane(r.to_slice())).collect();
-        let columns: Vec<Lane> = w
-            .columns()
-            .into_iter()
-            .map(|c| lane(c.to_slice()))
-            .collect();
-        let mut out_rows: Vec<&mut [f32]> = out
-            .rows_mut()
-            .into_iter()
-            .map(|r| r.into_slice().expect("checked by fits_forward"))
-            .collect();
+        let (rows, columns, mut out_rows) = lanes::<LANES>(&x, &w, &mut out);
         simd.vectorize(
             #[inline(always)]
             || {
-                for (u0, unit_tile) in columns.chunks(UNITS).enumerate() {
-                    let units = u0 * UNITS..u0 * UNITS + unit_tile.len();
-                    for (row_tile, out_tile) in rows.chunks(ROWS).zip(out_rows.chunks_mut(ROWS)) {
-                        let sums = dot_tile(simd, row_tile, unit_tile);
-                        for (row_sums, out_row) in sums.iter().zip(out_tile.iter_mut()) {
-                            let out_row = &mut out_row[units.clone()];
-                            if accumulate {
-                                for (o, &sum) in out_row.iter_mut().zip(row_sums) {
-                                    *o += sum;
-                                }
-                            } else {
-                                out_row.copy_from_slice(&row_sums[..units.len()]);
-                            }
-                        }
-                    }
-                }
+                by_tiles::<LANES, ROWS, UNITS>(
+                    &rows,
+                    &columns,
+                    &mut out_rows,
+                    accumulate,
+                    #[inline(always)]
+                    |rows, columns| dot_tile(simd, rows, columns),
+                )
             },
         );
     }
 
-    /// A row of x or a column of W: its whole vectors, and the rest.
-    type Lane<'a> = (&'a [[f32; LANES]], &'a [f32]);
-
-    fn lane(values: Option<&[f32]>) -> Lane<'_> {
-        pulp::as_arrays::<LANES, f32>(values.expect("checked by fits_forward"))
-    }
+    type Lane<'a> = super::tiles::Lane<'a, LANES>;
 
     /// The sums of 8 vectors' lanes by horizontal adds, 8 vectors at a time: 10 instructions,
     /// where summing each vector alone takes 5 each.
@@ -563,22 +593,7 @@ mod avx2 {
             }
             return sums;
         }
-        // An edge tile (not in this job's shapes): one pair at a time.
-        for (i, &(heads, tail)) in rows.iter().enumerate() {
-            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
-                let mut acc = simd.splat_f32x8(0.0);
-                for (&x, &w) in heads.iter().zip(c_heads) {
-                    acc = simd.mul_add_f32x8(pulp::cast(x), pulp::cast(w), acc);
-                }
-                let last = simd.mul_add_f32x8(
-                    simd.partial_load_f32s(tail),
-                    simd.partial_load_f32s(c_tail),
-                    acc,
-                );
-                sums[i][j] = simd.reduce_sum_f32s(last);
-            }
-        }
-        sums
+        edge_tile(simd, rows, columns)
     }
 }
 
