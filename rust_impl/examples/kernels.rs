@@ -188,7 +188,13 @@ fn both_products(
     flops: f64,
     inputs: usize,
 ) -> [Row; 2] {
-    [("forward", forward_us), ("update", update_us)].map(|(product, us)| Row {
+    [("forward", forward_us), ("update", update_us)]
+        .map(|(product, us)| product_row(product, how, us, flops, inputs))
+}
+
+/// The row of one product over `inputs` of W's rows.
+fn product_row(product: &str, how: &str, us: f64, flops: f64, inputs: usize) -> Row {
+    Row {
         product: if inputs == INPUTS {
             product.to_string()
         } else {
@@ -197,7 +203,7 @@ fn both_products(
         how: how.into(),
         us,
         flops,
-    })
+    }
 }
 
 struct Row {
@@ -288,21 +294,17 @@ fn main() {
         .len();
         // The AVX-512 kernels (against gemm at 400 inputs), and the AVX2 forward kernel against
         // matrixmultiply, the crate the net times fastest with AVX2 only.
-        let avx512: &[Library] = if own_avx512 { &[Library::Kernel] } else { &[] };
-        let avx2: &[Library] = if own_avx2 {
-            &[Library::Avx2Kernel, Library::Matrixmultiply]
-        } else {
-            &[]
-        };
-        let avx512_and_gemm: &[Library] = if own_avx512 {
-            &[Library::Kernel, Library::Gemm]
-        } else {
-            &[]
-        };
-        for (inputs, libraries) in [
-            (INPUTS, [avx512, avx2].concat()),
-            (first_of_two, [avx512_and_gemm, avx2].concat()),
-        ] {
+        let (mut all_inputs, mut one_group) = (Vec::new(), Vec::new());
+        if own_avx512 {
+            all_inputs.push(Library::Kernel);
+            one_group.extend([Library::Kernel, Library::Gemm]);
+        }
+        if own_avx2 {
+            for libraries in [&mut all_inputs, &mut one_group] {
+                libraries.extend([Library::Avx2Kernel, Library::Matrixmultiply]);
+            }
+        }
+        for (inputs, libraries) in [(INPUTS, all_inputs), (first_of_two, one_group)] {
             let x = Aligned2::from_view(view(&x, (BATCH, INPUTS)).slice(s![.., ..inputs]), false);
             let mut w =
                 Aligned2::from_view(view(&w0, (INPUTS, UNITS)).slice(s![..inputs, ..]), true);
@@ -313,17 +315,13 @@ fn main() {
                     black_box(&out);
                 });
                 let flops = 2.0 * (BATCH * inputs * UNITS) as f64;
-                let [forward_row, update_row] = both_products(&how, forward, 0.0, flops, inputs);
-                rows.push(forward_row);
+                rows.push(product_row("forward", &how, forward, flops, inputs));
                 // The AVX2 kernel computes only the forward product.
                 if library != Library::Avx2Kernel {
                     let update = time(|| {
                         matmul_with(library, x.view().t(), dout, w.view_mut(), true, -lr);
                     });
-                    rows.push(Row {
-                        us: update,
-                        ..update_row
-                    });
+                    rows.push(product_row("update", &how, update, flops, inputs));
                 }
             }
         }

@@ -13,8 +13,8 @@
 //!
 //! On CPUs with AVX2 but not AVX-512, `forward_avx2` is the forward product in 8-lane vectors:
 //! 2×5 (row, unit) tiles, 10 accumulators in the 16 registers. There the crates' forward product
-//! ran well below the CPU's multiply-add rate while matrixmultiply's update ran close to it (the
-//! `kernels` example built with `--no-default-features`), so there is no AVX2 update kernel.
+//! ran much slower than matrixmultiply's update of the same multiply-adds (the `kernels` example
+//! built with `--no-default-features`), so there is no AVX2 update kernel.
 //!
 //! Safe code over `pulp`'s AVX-512 and AVX2 types (`V4`, `V3`): no `unsafe` here. Only float32
 //! and only where the CPU has the instructions (`available`, `available_avx2`); `linalg` falls
@@ -103,8 +103,8 @@ pub fn available_avx2() -> bool {
 }
 
 /// `forward` in AVX2, for CPUs without AVX-512: 2×5 tiles of 8-lane dot products. Only the
-/// forward product: with AVX2, matrixmultiply's folded update runs at about the FMA rate of the
-/// CPU already (the `kernels` example, `--no-default-features`), and its forward does not.
+/// forward product: with AVX2, matrixmultiply's folded update runs much faster than its forward
+/// product of the same multiply-adds (the `kernels` example, `--no-default-features`).
 ///
 /// # Panics
 /// Without AVX2 and FMA, or when the operands do not fit (`fits_forward`).
@@ -128,25 +128,33 @@ pub fn forward_avx2(
 }
 
 /// What the AVX-512 and AVX2 forward kernels share: their operands as lanes of whole vectors,
-/// the loop over tiles of (row, unit) pairs, and the pair-at-a-time edge tiles.
+/// the loop over tiles of (row, unit) pairs, a tile's multiply-adds, and the pair-at-a-time edge
+/// tiles. Each kernel keeps only its tile shape and how it sums the accumulators' lanes.
 #[cfg(target_arch = "x86_64")]
 mod tiles {
     use ndarray::{ArrayView2, ArrayViewMut2};
     use pulp::Simd;
 
-    /// A row of x or a column of W: its whole vectors of `L` floats, and the rest.
-    pub type Lane<'a, const L: usize> = (&'a [[f32; L]], &'a [f32]);
+    /// A row of x or a column of W: its whole vectors of `S`, and the rest.
+    pub type Lane<'a, S> = (&'a [<S as Simd>::f32s], &'a [f32]);
 
-    /// x's rows and W's columns as lanes, and `out`'s rows, for operands that fit
-    /// (`super::fits_forward`).
-    pub fn lanes<'a, const L: usize>(
+    /// A forward product's operands as the tiles take them: x's rows and W's columns as lanes,
+    /// and `out`'s rows.
+    pub struct Operands<'a, S: Simd> {
+        rows: Vec<Lane<'a, S>>,
+        columns: Vec<Lane<'a, S>>,
+        out_rows: Vec<&'a mut [f32]>,
+    }
+
+    /// The operands of `x · w` into `out`, for operands that fit (`super::fits_forward`): split
+    /// into vectors once per call, not once per tile.
+    pub fn operands<'a, S: Simd>(
         x: &'a ArrayView2<f32>,
         w: &'a ArrayView2<f32>,
         out: &'a mut ArrayViewMut2<f32>,
-    ) -> (Vec<Lane<'a, L>>, Vec<Lane<'a, L>>, Vec<&'a mut [f32]>) {
-        let lane = |values: Option<&'a [f32]>| {
-            pulp::as_arrays::<L, f32>(values.expect("checked by fits_forward"))
-        };
+    ) -> Operands<'a, S> {
+        let lane =
+            |values: Option<&'a [f32]>| S::as_simd_f32s(values.expect("checked by fits_forward"));
         let rows = x.rows().into_iter().map(|r| lane(r.to_slice())).collect();
         let columns = w
             .columns()
@@ -158,7 +166,11 @@ mod tiles {
             .into_iter()
             .map(|r| r.into_slice().expect("checked by fits_forward"))
             .collect();
-        (rows, columns, out_rows)
+        Operands {
+            rows,
+            columns,
+            out_rows,
+        }
     }
 
     /// For each tile of `R` rows and `U` units (units outer, so a tile's columns of W stay in
@@ -167,13 +179,16 @@ mod tiles {
     /// bounds check and stride arithmetic per sum) was a large part of what a tile costs
     /// besides its multiply-adds.
     #[inline(always)]
-    pub fn by_tiles<const L: usize, const R: usize, const U: usize>(
-        rows: &[Lane<L>],
-        columns: &[Lane<L>],
-        out_rows: &mut [&mut [f32]],
+    pub fn by_tiles<S: Simd, const R: usize, const U: usize>(
+        operands: &mut Operands<S>,
         accumulate: bool,
-        dot_tile: impl Fn(&[Lane<L>], &[Lane<L>]) -> [[f32; U]; R],
+        dot_tile: impl Fn(&[Lane<S>], &[Lane<S>]) -> [[f32; U]; R],
     ) {
+        let Operands {
+            rows,
+            columns,
+            out_rows,
+        } = operands;
         for (u0, unit_tile) in columns.chunks(U).enumerate() {
             let units = u0 * U..u0 * U + unit_tile.len();
             for (row_tile, out_tile) in rows.chunks(R).zip(out_rows.chunks_mut(R)) {
@@ -192,24 +207,51 @@ mod tiles {
         }
     }
 
+    /// The `R`×`U` dot products of a whole tile as vectors of lane-wise partial sums: each
+    /// vector of a row loaded once and used `U` times, each of a column `R` times.
+    #[inline(always)]
+    pub fn accumulators<S: Simd, const R: usize, const U: usize>(
+        simd: S,
+        rows: &[Lane<S>; R],
+        columns: &[Lane<S>; U],
+    ) -> [[S::f32s; U]; R] {
+        let mut acc = [[simd.splat_f32s(0.0); U]; R];
+        let count = rows[0].0.len();
+        let heads = rows.map(|l| &l.0[..count]);
+        let c_heads = columns.map(|l| &l.0[..count]);
+        for v in 0..count {
+            let xs: [S::f32s; R] = std::array::from_fn(|i| heads[i][v]);
+            for j in 0..U {
+                for i in 0..R {
+                    acc[i][j] = simd.mul_add_f32s(xs[i], c_heads[j][v], acc[i][j]);
+                }
+            }
+        }
+        if !rows[0].1.is_empty() {
+            let xs = rows.map(|l| simd.partial_load_f32s(l.1));
+            for j in 0..U {
+                let wv = simd.partial_load_f32s(columns[j].1);
+                for i in 0..R {
+                    acc[i][j] = simd.mul_add_f32s(xs[i], wv, acc[i][j]);
+                }
+            }
+        }
+        acc
+    }
+
     /// The dot products of a tile one pair at a time, for the edge tiles the kernels' register
     /// tiles do not fit (none in this job's shapes); entries past the tile are 0.
     #[inline(always)]
-    pub fn edge_tile<S: Simd, const L: usize, const R: usize, const U: usize>(
+    pub fn edge_tile<S: Simd, const R: usize, const U: usize>(
         simd: S,
-        rows: &[Lane<L>],
-        columns: &[Lane<L>],
+        rows: &[Lane<S>],
+        columns: &[Lane<S>],
     ) -> [[f32; U]; R] {
         let mut sums = [[0.0; U]; R];
-        for (i, &(heads, tail)) in rows.iter().enumerate() {
-            for (j, &(c_heads, c_tail)) in columns.iter().enumerate() {
-                let mut acc = simd.splat_f32s(0.0);
-                for (x, w) in heads.iter().zip(c_heads) {
-                    let (x, w) = (simd.partial_load_f32s(x), simd.partial_load_f32s(w));
-                    acc = simd.mul_add_f32s(x, w, acc);
-                }
-                let (x, w) = (simd.partial_load_f32s(tail), simd.partial_load_f32s(c_tail));
-                sums[i][j] = simd.reduce_sum_f32s(simd.mul_add_f32s(x, w, acc));
+        for (i, row) in rows.iter().enumerate() {
+            for (j, column) in columns.iter().enumerate() {
+                let [[acc]] = accumulators(simd, &[*row], &[*column]);
+                sums[i][j] = simd.reduce_sum_f32s(acc);
             }
         }
         sums
@@ -219,7 +261,7 @@ mod tiles {
 /// The kernels, on pulp's AVX-512 type.
 #[cfg(all(target_arch = "x86_64", feature = "avx512"))]
 mod avx512 {
-    use super::tiles::{by_tiles, edge_tile, lanes};
+    use super::tiles::{accumulators, by_tiles, edge_tile, operands};
     use ndarray::{ArrayView2, ArrayViewMut2};
     use pulp::{x86::V4, Simd};
 
@@ -229,20 +271,16 @@ mod avx512 {
     pub fn forward(
         x: ArrayView2<f32>,
         w: ArrayView2<f32>,
-        out: ArrayViewMut2<f32>,
+        mut out: ArrayViewMut2<f32>,
         accumulate: bool,
     ) {
         let simd = V4::try_new().expect("AVX-512, checked by the caller");
-        // Split into whole vectors and the rest once here, not once per tile.
-        let mut out = out;
-        let (rows, columns, mut out_rows) = lanes::<LANES>(&x, &w, &mut out);
+        let mut operands = operands::<V4>(&x, &w, &mut out);
         simd.vectorize(
             #[inline(always)]
             || {
-                by_tiles::<LANES, TILE, TILE>(
-                    &rows,
-                    &columns,
-                    &mut out_rows,
+                by_tiles::<V4, TILE, TILE>(
+                    &mut operands,
                     accumulate,
                     #[inline(always)]
                     |rows, columns| dot_tile(simd, rows, columns),
@@ -311,55 +349,30 @@ mod avx512 {
         lane.into_slice().expect("checked by fits_*")
     }
 
-    type Lane<'a> = super::tiles::Lane<'a, LANES>;
+    type Lane<'a> = super::tiles::Lane<'a, V4>;
 
     /// The dot products of up to 5 rows with up to 5 columns; entries past them are 0.
     #[inline(always)]
     fn dot_tile(simd: V4, rows: &[Lane], columns: &[Lane]) -> [[f32; TILE]; TILE] {
+        let (Ok(rows), Ok(columns)) = (
+            <&[Lane; TILE]>::try_from(rows),
+            <&[Lane; TILE]>::try_from(columns),
+        ) else {
+            return edge_tile(simd, rows, columns);
+        };
+        let acc = accumulators(simd, rows, columns);
+        let flat: [pulp::f32x16; TILE * TILE] = std::array::from_fn(|k| acc[k / TILE][k % TILE]);
         let mut sums = [[0.0; TILE]; TILE];
-        if let (Ok(rows), Ok(columns)) = (
-            <[Lane; TILE]>::try_from(rows),
-            <[Lane; TILE]>::try_from(columns),
-        ) {
-            let (heads, tails) = (rows.map(|l| l.0), rows.map(|l| l.1));
-            let (c_heads, c_tails) = (columns.map(|l| l.0), columns.map(|l| l.1));
-            let zero = simd.splat_f32x16(0.0);
-            let mut acc = [[zero; TILE]; TILE];
-            let count = heads[0].len();
-            let heads = heads.map(|h| &h[..count]);
-            let c_heads = c_heads.map(|h| &h[..count]);
-            for v in 0..count {
-                let xs: [pulp::f32x16; TILE] = std::array::from_fn(|i| pulp::cast(heads[i][v]));
-                for j in 0..TILE {
-                    let wv: pulp::f32x16 = pulp::cast(c_heads[j][v]);
-                    for i in 0..TILE {
-                        acc[i][j] = simd.mul_add_f32x16(xs[i], wv, acc[i][j]);
-                    }
-                }
+        for (chunk, eight) in flat.chunks_exact(8).enumerate() {
+            let eight = sums_of_eight(simd, eight.try_into().expect("8 accumulators"));
+            for (k, sum) in eight.into_iter().enumerate() {
+                let at = chunk * 8 + k;
+                sums[at / TILE][at % TILE] = sum;
             }
-            if !tails[0].is_empty() {
-                let xs = tails.map(|t| simd.partial_load_f32s(t));
-                for j in 0..TILE {
-                    let wv = simd.partial_load_f32s(c_tails[j]);
-                    for i in 0..TILE {
-                        acc[i][j] = simd.mul_add_f32x16(xs[i], wv, acc[i][j]);
-                    }
-                }
-            }
-            let flat: [pulp::f32x16; TILE * TILE] =
-                std::array::from_fn(|k| acc[k / TILE][k % TILE]);
-            for (chunk, eight) in flat.chunks_exact(8).enumerate() {
-                let eight = sums_of_eight(simd, eight.try_into().expect("8 accumulators"));
-                for (k, sum) in eight.into_iter().enumerate() {
-                    let at = chunk * 8 + k;
-                    sums[at / TILE][at % TILE] = sum;
-                }
-            }
-            let last = TILE * TILE - 1;
-            sums[last / TILE][last % TILE] = simd.reduce_sum_f32s(flat[last]);
-            return sums;
         }
-        edge_tile(simd, rows, columns)
+        let last = TILE * TILE - 1;
+        sums[last / TILE][last % TILE] = simd.reduce_sum_f32s(flat[last]);
+        sums
     }
 
     /// The sums of 8 vectors' lanes, by shuffles that add 8 vectors at a time: 24 instructions,
@@ -489,12 +502,10 @@ mod avx512 {
 /// The forward kernel on pulp's AVX2 type (`V3`: AVX2 and FMA), for CPUs without AVX-512.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::tiles::{by_tiles, edge_tile, lanes};
+    use super::tiles::{accumulators, by_tiles, edge_tile, operands};
     use ndarray::{ArrayView2, ArrayViewMut2};
     use pulp::{x86::V3, Simd};
 
-    /// Lanes of an AVX2 float32 vector.
-    const LANES: usize = 8;
     /// Rows and units per tile: 10 accumulators, 2 rows and a column of W in 13 of the 16
     /// registers; 100 rows and 50 units split into whole tiles.
     const ROWS: usize = 2;
@@ -509,19 +520,16 @@ mod avx2 {
     pub fn forward(
         x: ArrayView2<f32>,
         w: ArrayView2<f32>,
-        out: ArrayViewMut2<f32>,
+        mut out: ArrayViewMut2<f32>,
         accumulate: bool,
     ) {
         let simd = V3::try_new().expect("AVX2 and FMA");
-        let mut out = out;
-        let (rows, columns, mut out_rows) = lanes::<LANES>(&x, &w, &mut out);
+        let mut operands = operands::<V3>(&x, &w, &mut out);
         simd.vectorize(
             #[inline(always)]
             || {
-                by_tiles::<LANES, ROWS, UNITS>(
-                    &rows,
-                    &columns,
-                    &mut out_rows,
+                by_tiles::<V3, ROWS, UNITS>(
+                    &mut operands,
                     accumulate,
                     #[inline(always)]
                     |rows, columns| dot_tile(simd, rows, columns),
@@ -530,7 +538,7 @@ mod avx2 {
         );
     }
 
-    type Lane<'a> = super::tiles::Lane<'a, LANES>;
+    type Lane<'a> = super::tiles::Lane<'a, V3>;
 
     /// The sums of 8 vectors' lanes by horizontal adds, 8 vectors at a time: 10 instructions,
     /// where summing each vector alone takes 5 each.
@@ -553,47 +561,24 @@ mod avx2 {
     /// The dot products of up to 2 rows with up to 5 columns; entries past them are 0.
     #[inline(always)]
     fn dot_tile(simd: V3, rows: &[Lane], columns: &[Lane]) -> [[f32; UNITS]; ROWS] {
+        let (Ok(rows), Ok(columns)) = (
+            <&[Lane; ROWS]>::try_from(rows),
+            <&[Lane; UNITS]>::try_from(columns),
+        ) else {
+            return edge_tile(simd, rows, columns);
+        };
+        let acc = accumulators(simd, rows, columns);
+        let flat: [pulp::f32x8; ROWS * UNITS] = std::array::from_fn(|k| acc[k / UNITS][k % UNITS]);
+        let eight = sums_of_eight(simd, flat[..8].try_into().expect("8 accumulators"));
         let mut sums = [[0.0; UNITS]; ROWS];
-        if let (Ok(rows), Ok(columns)) = (
-            <[Lane; ROWS]>::try_from(rows),
-            <[Lane; UNITS]>::try_from(columns),
-        ) {
-            let zero = simd.splat_f32x8(0.0);
-            let mut acc = [[zero; UNITS]; ROWS];
-            let count = rows[0].0.len();
-            let heads = rows.map(|l| &l.0[..count]);
-            let c_heads = columns.map(|l| &l.0[..count]);
-            for v in 0..count {
-                let xs: [pulp::f32x8; ROWS] = std::array::from_fn(|i| pulp::cast(heads[i][v]));
-                for j in 0..UNITS {
-                    let wv: pulp::f32x8 = pulp::cast(c_heads[j][v]);
-                    for i in 0..ROWS {
-                        acc[i][j] = simd.mul_add_f32x8(xs[i], wv, acc[i][j]);
-                    }
-                }
-            }
-            if !rows[0].1.is_empty() {
-                let xs = rows.map(|l| simd.partial_load_f32s(l.1));
-                for j in 0..UNITS {
-                    let wv = simd.partial_load_f32s(columns[j].1);
-                    for i in 0..ROWS {
-                        acc[i][j] = simd.mul_add_f32x8(xs[i], wv, acc[i][j]);
-                    }
-                }
-            }
-            let flat: [pulp::f32x8; ROWS * UNITS] =
-                std::array::from_fn(|k| acc[k / UNITS][k % UNITS]);
-            let eight = sums_of_eight(simd, flat[..8].try_into().expect("8 accumulators"));
-            for (k, sum) in eight
-                .into_iter()
-                .chain(flat[8..].iter().map(|&a| simd.reduce_sum_f32s(a)))
-                .enumerate()
-            {
-                sums[k / UNITS][k % UNITS] = sum;
-            }
-            return sums;
+        for (k, sum) in eight
+            .into_iter()
+            .chain(flat[8..].iter().map(|&a| simd.reduce_sum_f32s(a)))
+            .enumerate()
+        {
+            sums[k / UNITS][k % UNITS] = sum;
         }
-        edge_tile(simd, rows, columns)
+        sums
     }
 }
 

@@ -161,8 +161,9 @@ impl Scalar for f32 {
     ) {
         use crate::kernel;
         if library == Library::Avx2Kernel {
+            // Told apart from the update by the operands' layouts, as below.
             assert!(
-                scale == 1.0,
+                kernel::fits_forward(&a, &b, &c) && scale == 1.0,
                 "the own AVX2 kernel computes only the forward product"
             );
             kernel::forward_avx2(a, b, c, accumulate);

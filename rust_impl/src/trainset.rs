@@ -75,10 +75,9 @@ const BLOCK: usize = 64;
 
 /// Rows of byte codes without their zero bytes: per row, one 64-bit mask per 64 columns (bit
 /// set: the byte is kept), then the kept bytes in column order; after the last row, `SLACK`
-/// zero bytes. MNIST's rows are four-fifths
-/// zeros, so a row takes 104 + ~150 bytes instead of 784: ~5 cache lines to pull in per batch
-/// row instead of 13. The zero bytes come back as code 0, whatever value that code stands for, so
-/// the rows rebuilt are the same codes, bit for bit.
+/// zero bytes. MNIST's rows are four-fifths zeros, so a row takes 104 + ~150 bytes instead of
+/// 784: ~5 cache lines to pull in per batch row instead of 13. The zero bytes come back as code
+/// 0, whatever value that code stands for, so the rows rebuilt are the same codes, bit for bit.
 pub struct PackedRows {
     features: usize,
     /// Where each row starts in `bytes`; one more entry than rows.
@@ -313,8 +312,8 @@ fn for_blocks_avx2(
         }
     };
     // The codes of up to 16 blocks (1,024 columns) before they are decoded: one call of
-    // `consume` decodes them in whole vectors, where a call per block took longer than the
-    // expanding (development runs).
+    // `consume` decodes them in whole vectors; a call per block measured slower in development
+    // runs.
     for_blocks_with::<16>(masks, kept, columns, expand, consume);
 }
 
@@ -700,14 +699,19 @@ mod tests {
         codes
     }
 
-    #[test]
-    fn packed_rows_expand_to_the_same_codes_by_either_path() {
-        let codes = sparse_codes();
-        // The SIMD paths only where the CPU has them; the loop everywhere.
+    /// The ways of expanding a block: the SIMD ones only where the CPU has them, the loop
+    /// everywhere.
+    fn ways_here() -> Vec<Expand> {
         let mut ways = vec![Expand::Loop];
         ways.extend(has_avx2().then_some(Expand::Avx2));
         ways.extend(has_vbmi2().then_some(Expand::Vbmi2));
-        for way in ways {
+        ways
+    }
+
+    #[test]
+    fn packed_rows_expand_to_the_same_codes_by_either_path() {
+        let codes = sparse_codes();
+        for way in ways_here() {
             let packed = PackedRows::new(&codes, way);
             assert_eq!(packed.starts.len(), codes.nrows() + 1);
             for i in 0..codes.nrows() {
@@ -737,10 +741,7 @@ mod tests {
                 0
             }
         });
-        let mut ways = vec![Expand::Loop];
-        ways.extend(has_avx2().then_some(Expand::Avx2));
-        ways.extend(has_vbmi2().then_some(Expand::Vbmi2));
-        for way in ways {
+        for way in ways_here() {
             let packed = PackedRows::new(&codes, way);
             for (i, row) in codes.rows().into_iter().enumerate() {
                 let mut out = vec![0u8; 136];
