@@ -72,6 +72,43 @@ impl<T: Copy + num_traits::Zero> Aligned2<T> {
     pub fn dim(&self) -> (usize, usize) {
         self.dim
     }
+
+    /// A row-major matrix's rows padded to whole 64-byte lines, for code that loads them in whole
+    /// vectors: the buffer from the first row's start, and the elements from one row's start to
+    /// the next's. Row `i` is `[i * stride..][..padded]`, `padded` being `cols` rounded up to
+    /// whole lines; the padding is zero unless written here.
+    ///
+    /// # Panics
+    /// For a column-major matrix.
+    pub fn padded_rows(&self) -> (&[T], usize) {
+        assert!(!self.column_major, "padded rows of a row-major matrix only");
+        let stride = self.storage.ncols();
+        let all = self.storage.as_slice().expect("storage is standard-layout");
+        (&all[self.offset.min(all.len())..], stride)
+    }
+
+    /// `padded_rows`, writable.
+    pub fn padded_rows_mut(&mut self) -> (&mut [T], usize) {
+        assert!(!self.column_major, "padded rows of a row-major matrix only");
+        let stride = self.storage.ncols();
+        let offset = self.offset;
+        let all = self
+            .storage
+            .as_slice_mut()
+            .expect("storage is standard-layout");
+        let start = offset.min(all.len());
+        (&mut all[start..], stride)
+    }
+
+    /// Elements in a padded row (`padded_rows`).
+    pub fn padded_cols(&self) -> usize {
+        let per_line = (ALIGN / std::mem::size_of::<T>()).max(1);
+        self.dim.1.div_ceil(per_line) * per_line
+    }
+
+    pub fn is_column_major(&self) -> bool {
+        self.column_major
+    }
 }
 
 impl<T: Copy + num_traits::Zero> Clone for Aligned2<T> {
