@@ -47,6 +47,7 @@ class RustBackend:
         info: dict[str, str | int | None] = {
             "profile": _extension().BUILD_PROFILE,
             "gemm": (
+                "own kernels over the nonzero inputs where the training set is sparse, else "
                 "own AVX-512 or AVX2 kernels, gemm or matrixmultiply, per product (see products); "
                 "one thread per call"
             ),
@@ -55,8 +56,9 @@ class RustBackend:
         net = getattr(self, "net", None)  # what follows is known once setup built the net
         if net is not None:
             info |= {
-                # The code of the first layer's (forward, update) products: the own kernels
-                # where they run, else the crate timed faster on this machine at set-up.
+                # The code of the first layer's (forward, update) products: the sparse kernels
+                # for a sparse training set, else the own dense kernels where they run, else
+                # the crate timed faster on this machine at set-up.
                 "products": "forward: {}, update: {}".format(*net.libraries),
                 # The threads a step is split among (the budget, capped by the batch size).
                 "gemm_threads": net.threads,

@@ -19,7 +19,19 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayVie
 
 use crate::aligned::{Aligned2, ALIGN};
 use crate::linalg::{matmul_into, matmul_with, Library, Scalar};
+use crate::sparse::SparseRows;
 use crate::team::share;
+
+/// A thread's columns of the batch (its group's inputs) as the first layer's products take
+/// them: a matrix, or only its nonzero entries for the sparse kernels (`Library::Sparse`), with
+/// the buffer their update sums a block's gradient in.
+pub enum GroupInputs<T> {
+    Dense(Aligned2<T>),
+    Sparse {
+        rows: SparseRows<T>,
+        scratch: Vec<T>,
+    },
+}
 
 /// `x · W + b`, with W (inputs × units) kept as `groups` blocks of consecutive input rows.
 pub struct Affine<T: Scalar> {
@@ -33,13 +45,30 @@ pub struct Affine<T: Scalar> {
 
 impl<T: Scalar> Affine<T> {
     /// W column-major (each unit's weights contiguous, each column on a cache-line boundary), as
-    /// the own kernels need it; gemm and matrixmultiply take any layout. The groups split W's
+    /// the own dense kernels need it (the sparse ones need it row-major: `use_libraries`); gemm
+    /// and matrixmultiply take any layout. The groups split W's
     /// inputs in whole 64-byte lines where there are enough of them, so that every group's
     /// columns fill whole vectors.
     pub fn new(w: Array2<T>, b: Array1<T>, groups: usize) -> Self {
         let inputs = w.nrows();
         let groups = groups.clamp(1, inputs.max(1));
-        let group_rows: Vec<_> = (0..groups).map(|g| split::<T>(inputs, groups, g)).collect();
+        let group_rows = (0..groups).map(|g| split::<T>(inputs, groups, g)).collect();
+        Self::with_groups(w, b, group_rows)
+    }
+
+    /// `new`, with the groups splitting the work of the sparse products evenly: `nonzeros[i]`
+    /// is how often input `i` is nonzero (`TrainingSet::nonzeros_per_column`), and each group
+    /// takes about an equal share of the nonzeros. (Split in whole lines as `new` splits them,
+    /// MNIST's two halves hold 70 and 80 nonzero pixels per image.)
+    pub fn balanced(w: Array2<T>, b: Array1<T>, groups: usize, nonzeros: &[usize]) -> Self {
+        let inputs = w.nrows();
+        assert_eq!(nonzeros.len(), inputs, "a count per input");
+        let groups = groups.clamp(1, inputs.max(1));
+        let group_rows = split_weighted(nonzeros, groups);
+        Self::with_groups(w, b, group_rows)
+    }
+
+    fn with_groups(w: Array2<T>, b: Array1<T>, group_rows: Vec<Range<usize>>) -> Self {
         Affine {
             groups: group_rows
                 .iter()
@@ -64,9 +93,11 @@ impl<T: Scalar> Affine<T> {
     /// 400; in every development run the kernels were the faster.
     pub fn tune(&mut self, rows: usize) {
         if Library::candidates::<T>().contains(&Library::Kernel) {
-            (self.forward_library, self.update_library) = (Library::Kernel, Library::Kernel);
+            self.use_libraries(Library::Kernel, Library::Kernel);
             return;
         }
+        // W column-major, as the AVX2 kernel and the timing below take it.
+        self.use_libraries(Library::Gemm, Library::Gemm);
         let w = self.groups[0].read().expect("no thread panicked").clone();
         let (inputs, units) = w.dim();
         // Laid out as the net lays out its buffers (`Affine::input_buffer`).
@@ -74,14 +105,14 @@ impl<T: Scalar> Affine<T> {
         x.view_mut().fill(T::one());
         let dout = Array2::from_elem((rows, units), T::one());
         let mut out = Array2::zeros((rows, units));
-        self.forward_library = Library::forward_kernel::<T>().unwrap_or_else(|| {
+        let forward = Library::forward_kernel::<T>().unwrap_or_else(|| {
             Library::fastest(&Library::CRATES, |library| {
                 matmul_with(library, x.view(), w.view(), out.view_mut(), false, T::one());
             })
         });
         let mut scratch = w.clone();
         let tiny = T::from(1e-30).expect("representable");
-        self.update_library = Library::fastest(&Library::CRATES, |library| {
+        let update = Library::fastest(&Library::CRATES, |library| {
             matmul_with(
                 library,
                 x.view().t(),
@@ -91,6 +122,7 @@ impl<T: Scalar> Affine<T> {
                 -tiny,
             );
         });
+        self.use_libraries(forward, update);
     }
 
     /// A buffer for `rows` rows of a group's `inputs` inputs, laid out as the own kernels need
@@ -100,9 +132,39 @@ impl<T: Scalar> Affine<T> {
     }
 
     /// Computes `forward_group` and `update` by these libraries from now on, instead of those
-    /// `tune` picked (for tests that compare them).
+    /// `tune` picked: the sparse kernels (both products or neither), or for tests that compare
+    /// them. W is laid out again as they need it (row-major for the sparse kernels, else
+    /// column-major); the groups' inputs must then be gathered as `group_inputs_buffer` gives.
+    ///
+    /// # Panics
+    /// When only one of the two is `Library::Sparse`.
     pub fn use_libraries(&mut self, forward: Library, update: Library) {
+        let sparse = forward == Library::Sparse;
+        assert_eq!(
+            sparse,
+            update == Library::Sparse,
+            "the sparse kernels take both products or neither"
+        );
+        for group in &mut self.groups {
+            let w = group.get_mut().expect("no thread panicked");
+            if w.is_column_major() == sparse {
+                *w = Aligned2::from_view(w.view(), !sparse);
+            }
+        }
         (self.forward_library, self.update_library) = (forward, update);
+    }
+
+    /// A buffer for `rows` rows of `group`'s inputs as the libraries in use take them.
+    pub fn group_inputs_buffer(&self, group: usize, rows: usize) -> GroupInputs<T> {
+        let inputs = self.group_inputs(group);
+        if self.forward_library == Library::Sparse {
+            GroupInputs::Sparse {
+                rows: SparseRows::new(inputs, rows),
+                scratch: Vec::new(),
+            }
+        } else {
+            GroupInputs::Dense(Self::input_buffer(rows, inputs.len()))
+        }
     }
 
     /// The crates that compute `forward_group` and `update`.
@@ -145,16 +207,25 @@ impl<T: Scalar> Affine<T> {
 
     /// The inputs of `group` (columns of x, as `group_inputs` gives them) times that group's
     /// weights: one term of `x · W = Σ_g x_g · W_g`.
-    pub fn forward_group(&self, group: usize, x_group: ArrayView2<T>, out: ArrayViewMut2<T>) {
+    ///
+    /// # Panics
+    /// When `x_group` is not what the library in use takes (`group_inputs_buffer`).
+    pub fn forward_group(&self, group: usize, x_group: &GroupInputs<T>, out: ArrayViewMut2<T>) {
         let w = self.groups[group].read().expect("no thread panicked");
-        matmul_with(
-            self.forward_library,
-            x_group,
-            w.view(),
-            out,
-            false,
-            T::one(),
-        );
+        match x_group {
+            GroupInputs::Sparse { rows, .. } if self.forward_library == Library::Sparse => {
+                T::sparse_forward(rows, &w, out);
+            }
+            GroupInputs::Dense(x) if self.forward_library != Library::Sparse => matmul_with(
+                self.forward_library,
+                x.view(),
+                w.view(),
+                out,
+                false,
+                T::one(),
+            ),
+            _ => panic!("inputs gathered for another library than the forward product's"),
+        }
     }
 
     /// `out = b + Σ_g terms[g]`: the forward pass from the terms of `forward_group`.
@@ -189,20 +260,42 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
-    /// SGD on the weights of `group`: `W_g -= lr · Σ x_gᵀ · dout` over the parts of the batch,
-    /// each a pair of the group's inputs (`group_inputs` columns of the layer input) and the
-    /// gradient w.r.t. the layer output, for the same rows.
-    pub fn update(&self, group: usize, batch: &[(ArrayView2<T>, ArrayView2<T>)], lr: T) {
+    /// SGD on the weights of `group`: `W_g -= lr · x_gᵀ · dout`, with `x_group` the group's
+    /// inputs (`group_inputs` columns of the layer input) and `dout` the gradient w.r.t. the
+    /// layer output for the same rows, in parts of consecutive rows.
+    ///
+    /// # Panics
+    /// As `forward_group`, or when the parts' rows do not add up to x's.
+    pub fn update(
+        &self,
+        group: usize,
+        x_group: &mut GroupInputs<T>,
+        dout: &[ArrayView2<T>],
+        lr: T,
+    ) {
         let mut w = self.groups[group].write().expect("no thread panicked");
-        for (x_group, dout) in batch {
-            matmul_with(
-                self.update_library,
-                x_group.t(),
-                *dout,
-                w.view_mut(),
-                true,
-                -lr,
-            );
+        match x_group {
+            GroupInputs::Sparse { rows, scratch } if self.update_library == Library::Sparse => {
+                T::sparse_update(rows, dout, &mut w, -lr, scratch);
+            }
+            GroupInputs::Dense(x) if self.update_library != Library::Sparse => {
+                let x = x.view();
+                let mut first = 0;
+                for part in dout {
+                    let rows = first..first + part.nrows();
+                    matmul_with(
+                        self.update_library,
+                        x.slice(s![rows.clone(), ..]).t(),
+                        *part,
+                        w.view_mut(),
+                        true,
+                        -lr,
+                    );
+                    first = rows.end;
+                }
+                assert_eq!(first, x.nrows(), "dout's parts cover x's rows");
+            }
+            _ => panic!("inputs gathered for another library than the update's"),
         }
     }
 
@@ -273,6 +366,39 @@ fn split<T>(len: usize, parts: usize, part: usize) -> Range<usize> {
     }
     let whole = share(lines, parts, part);
     whole.start * line..(whole.end * line).min(len)
+}
+
+/// `parts` consecutive groups of `weights`' indices, at least one each, with about an equal
+/// share of the total weight each (each index also weighs 1, so that weights of 0 split evenly).
+/// The groups are not cut at cache lines: the sparse kernels, their only user, take any.
+fn split_weighted(weights: &[usize], parts: usize) -> Vec<Range<usize>> {
+    let len = weights.len();
+    assert!((1..=len).contains(&parts), "{parts} groups of {len} inputs");
+    let total = weights.iter().map(|&w| w + 1).sum::<usize>() as f64;
+    let mut ends = Vec::with_capacity(parts);
+    let (mut end, mut below) = (0, 0.0);
+    for part in 1..parts {
+        let target = total * part as f64 / parts as f64;
+        // An index goes to this group when more than half of its weight is below the target;
+        // each group gets one at least, and leaves one for each group after it.
+        let first_allowed = ends.last().map_or(0, |&e| e) + 1;
+        while end < len - (parts - part)
+            && (end < first_allowed || below + (weights[end] + 1) as f64 / 2.0 < target)
+        {
+            below += (weights[end] + 1) as f64;
+            end += 1;
+        }
+        ends.push(end);
+    }
+    ends.push(len);
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let range = start..end;
+            start = end;
+            range
+        })
+        .collect()
 }
 
 /// `max(x, 0)`; its backward passes the gradient where the input was positive.
@@ -454,12 +580,16 @@ mod tests {
             ];
             for g in 0..self.a1.groups() {
                 let inputs = self.a1.group_inputs(g);
-                let first: Vec<_> = self
+                let xs: Vec<_> = self
                     .parts
                     .iter()
-                    .map(|p| (p.x.slice(s![.., inputs.clone()]), p.relu.input_grad()))
+                    .map(|p| p.x.slice(s![.., inputs.clone()]))
                     .collect();
-                self.a1.update(g, &first, 1.0);
+                let douts: Vec<_> = self.parts.iter().map(|p| p.relu.input_grad()).collect();
+                let x = ndarray::concatenate(Axis(0), &xs).expect("parts share the columns");
+                let mut x = GroupInputs::Dense(Aligned2::from_view(x.view(), false));
+                let dout = ndarray::concatenate(Axis(0), &douts).expect("parts share the units");
+                self.a1.update(g, &mut x, &[dout.view()], 1.0);
             }
             let mut db1 = Array1::zeros(5);
             let (mut dw2, mut db2) = (Array2::zeros((5, 3)), Array1::zeros(3));
@@ -585,7 +715,9 @@ mod tests {
                 .map(|g| {
                     let mut term = Array2::zeros((2, 3));
                     let inputs = layer.group_inputs(g);
-                    layer.forward_group(g, x.slice(s![.., inputs]), term.view_mut());
+                    let x_group =
+                        GroupInputs::Dense(Aligned2::from_view(x.slice(s![.., inputs]), false));
+                    layer.forward_group(g, &x_group, term.view_mut());
                     term
                 })
                 .collect();

@@ -15,6 +15,9 @@ use std::time::Instant;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::aligned::Aligned2;
+use crate::sparse::SparseRows;
+
 /// The code a product runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Library {
@@ -26,14 +29,20 @@ pub enum Library {
     /// This crate's AVX2 float32 kernel for the first layer's forward product only
     /// (`kernel::forward_avx2`), where the AVX-512 kernels do not run (`Library::forward_kernel`).
     Avx2Kernel,
+    /// This crate's float32 products over the batch's nonzero inputs only (`sparse.rs`), for
+    /// both products of the first layer, where the training set is sparse
+    /// (`TrainingSet::is_sparse`). They take the batch as `SparseRows`, not as a matrix, so
+    /// `matmul_with` does not run them (`Affine` calls them).
+    Sparse,
 }
 
 impl Library {
-    pub const ALL: [Library; 4] = [
+    pub const ALL: [Library; 5] = [
         Library::Gemm,
         Library::Matrixmultiply,
         Library::Kernel,
         Library::Avx2Kernel,
+        Library::Sparse,
     ];
     /// The crates, which take any type and layout.
     pub const CRATES: [Library; 2] = [Library::Gemm, Library::Matrixmultiply];
@@ -44,6 +53,7 @@ impl Library {
             Library::Matrixmultiply => "matrixmultiply",
             Library::Kernel => "own AVX-512 kernel",
             Library::Avx2Kernel => "own AVX2 kernel",
+            Library::Sparse => "own sparse kernel (nonzero inputs only)",
         }
     }
 
@@ -123,6 +133,25 @@ pub trait Scalar:
     ) {
         panic!("no own kernels for {}", std::any::type_name::<Self>());
     }
+
+    /// `sparse::forward` for this type.
+    ///
+    /// # Panics
+    /// For a type the sparse kernels do not take (only f32 has them: `HAS_KERNEL`).
+    fn sparse_forward(_rows: &SparseRows<Self>, _w: &Aligned2<Self>, _out: ArrayViewMut2<Self>) {
+        panic!("no sparse kernels for {}", std::any::type_name::<Self>());
+    }
+
+    /// `sparse::update` for this type (panics as `sparse_forward`).
+    fn sparse_update(
+        _rows: &SparseRows<Self>,
+        _dout: &[ArrayView2<Self>],
+        _w: &mut Aligned2<Self>,
+        _scale: Self,
+        _scratch: &mut Vec<Self>,
+    ) {
+        panic!("no sparse kernels for {}", std::any::type_name::<Self>());
+    }
 }
 
 /// `matrixmultiply::sgemm`'s signature: m, k, n, alpha, a, a's row and column strides, b and its
@@ -181,6 +210,20 @@ impl Scalar for f32 {
             kernel::update(a.t(), b, c, scale);
         }
     }
+
+    fn sparse_forward(rows: &SparseRows<f32>, w: &Aligned2<f32>, out: ArrayViewMut2<f32>) {
+        crate::sparse::forward(rows, w, out);
+    }
+
+    fn sparse_update(
+        rows: &SparseRows<f32>,
+        dout: &[ArrayView2<f32>],
+        w: &mut Aligned2<f32>,
+        scale: f32,
+        scratch: &mut Vec<f32>,
+    ) {
+        crate::sparse::update(rows, dout, w, scale, scratch);
+    }
 }
 
 impl Scalar for f64 {
@@ -234,6 +277,10 @@ pub fn matmul_with<T: Scalar>(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        library != Library::Sparse,
+        "the sparse kernels take the batch as SparseRows (Affine calls them)"
+    );
     if matches!(library, Library::Kernel | Library::Avx2Kernel) {
         T::kernel_product(library, a, b, c, accumulate, scale);
         return;

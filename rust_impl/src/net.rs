@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::aligned::Aligned2;
-use crate::layers::{Affine, Relu, SoftmaxWithLoss};
+use crate::layers::{Affine, GroupInputs, Relu, SoftmaxWithLoss};
 use crate::linalg::{Library, Scalar};
 use crate::team::{share, SpinBarrier};
 use crate::trainset::TrainingSet;
@@ -40,7 +39,7 @@ pub struct InitParams<T> {
 /// What one thread owns of the first layer's work: its columns of the batch (the inputs of its
 /// group of W1, `Affine::group_inputs`), gathered by this thread.
 struct InputGroup<T: Scalar> {
-    x: Aligned2<T>,
+    x: GroupInputs<T>,
     /// The gradient w.r.t. the first layer's output, for the whole batch.
     dhidden: Array2<T>,
     /// The small layers' gradients summed over the shards (for the threads that step them).
@@ -160,12 +159,24 @@ impl<T: Scalar> TwoLayerNet<T> {
         }
         // No thread without rows of its own, nor without inputs of W1 to update.
         let team = threads.min(batch).min(features.max(1));
-        let mut affine1 = Affine::new(init.w1, init.b1, team);
-        affine1.tune(batch);
+        let train_x = TrainingSet::new(train_x);
+        let nonzeros = train_x.nonzeros_per_column().filter(|_| T::HAS_KERNEL);
+        let affine1 = match nonzeros {
+            Some(nonzeros) => {
+                let mut affine1 = Affine::balanced(init.w1, init.b1, team, &nonzeros);
+                affine1.use_libraries(Library::Sparse, Library::Sparse);
+                affine1
+            }
+            None => {
+                let mut affine1 = Affine::new(init.w1, init.b1, team);
+                affine1.tune(batch);
+                affine1
+            }
+        };
         Ok(TwoLayerNet {
             groups: (0..team)
                 .map(|t| {
-                    let x = Affine::input_buffer(batch, affine1.group_inputs(t).len());
+                    let x = affine1.group_inputs_buffer(t, batch);
                     RwLock::new(InputGroup {
                         x,
                         dhidden: Array2::zeros((batch, hidden)),
@@ -186,7 +197,7 @@ impl<T: Scalar> TwoLayerNet<T> {
                 .collect(),
             affine1,
             affine2: Affine::new(init.w2, init.b2, 1),
-            train_x: TrainingSet::new(train_x),
+            train_x,
             train_y,
             lr: T::from(lr).expect("lr is representable"),
             batch,
@@ -221,8 +232,19 @@ impl<T: Scalar> TwoLayerNet<T> {
     }
 
     /// The first layer's products by these libraries from now on (see `Affine::use_libraries`).
+    ///
+    /// # Panics
+    /// For the sparse kernels on a training set that is not sparse (`TrainingSet::is_sparse`).
     pub fn use_libraries(&mut self, forward: Library, update: Library) {
+        assert!(
+            forward != Library::Sparse || self.train_x.is_sparse(),
+            "the sparse kernels need a sparse training set"
+        );
         self.affine1.use_libraries(forward, update);
+        for (t, group) in self.groups.iter_mut().enumerate() {
+            group.get_mut().expect("no thread panicked").x =
+                self.affine1.group_inputs_buffer(t, self.batch);
+        }
     }
 
     /// How the training images are held, for the run record.
@@ -322,10 +344,20 @@ impl<T: Scalar> TwoLayerNet<T> {
             {
                 let mut group = self.groups[member].write().expect(locked);
                 let group = &mut *group;
-                for (row, &index) in group.x.view_mut().rows_mut().into_iter().zip(indices) {
-                    // Checked non-negative and in range by train_steps.
-                    self.train_x
-                        .copy_row_part(index as usize, inputs.clone(), row);
+                // Indices checked non-negative and in range by train_steps.
+                match &mut group.x {
+                    GroupInputs::Dense(x) => {
+                        for (row, &index) in x.view_mut().rows_mut().into_iter().zip(indices) {
+                            self.train_x
+                                .copy_row_part(index as usize, inputs.clone(), row);
+                        }
+                    }
+                    GroupInputs::Sparse { rows, .. } => {
+                        rows.clear();
+                        for &index in indices {
+                            self.train_x.gather_sparse(index as usize, rows);
+                        }
+                    }
                 }
                 if step + 1 < steps {
                     for &index in batch_indices.row(step + 1) {
@@ -336,7 +368,7 @@ impl<T: Scalar> TwoLayerNet<T> {
                 lap(0);
                 let mut term = self.terms[member].write().expect(locked);
                 self.affine1
-                    .forward_group(member, group.x.view(), term.view_mut());
+                    .forward_group(member, &group.x, term.view_mut());
                 lap(1);
             }
             barrier.wait();
@@ -385,16 +417,23 @@ impl<T: Scalar> TwoLayerNet<T> {
                     .collect();
                 let mut group = self.groups[member].write().expect(locked);
                 let group = &mut *group;
-                // The whole batch's gradient in one array of this thread's, for one product over
-                // all 100 rows: a product per shard measured slower in development runs.
-                for shard in &shards {
-                    group
-                        .dhidden
-                        .slice_mut(s![shard.rows.clone(), ..])
-                        .assign(&shard.relu.input_grad());
+                if let GroupInputs::Sparse { .. } = group.x {
+                    // The sparse update reads the shards' rows where they are.
+                    let parts: Vec<_> = shards.iter().map(|s| s.relu.input_grad()).collect();
+                    self.affine1.update(member, &mut group.x, &parts, self.lr);
+                } else {
+                    // The whole batch's gradient in one array of this thread's, for one product
+                    // over all 100 rows: a product per shard measured slower in development
+                    // runs.
+                    for shard in &shards {
+                        group
+                            .dhidden
+                            .slice_mut(s![shard.rows.clone(), ..])
+                            .assign(&shard.relu.input_grad());
+                    }
+                    let dhidden = [group.dhidden.view()];
+                    self.affine1.update(member, &mut group.x, &dhidden, self.lr);
                 }
-                self.affine1
-                    .update(member, &[(group.x.view(), group.dhidden.view())], self.lr);
                 // The small layers' steps, from the gradients each thread computed for its
                 // rows: split between the first and the last thread, to balance the work.
                 if member == 0 {
@@ -555,6 +594,7 @@ mod tests {
 
     #[test]
     fn the_own_kernels_are_taken_wherever_they_run_without_timing() {
+        // (The dense kernels: the sparse ones are for sparse sets, tested below.)
         let kernel = Library::Kernel.name();
         let own = Library::candidates::<f32>().contains(&Library::Kernel);
         let owns = [kernel, Library::Avx2Kernel.name()];
@@ -615,6 +655,9 @@ mod tests {
             if crate::kernel::available_avx2() {
                 pairs.push((Library::Avx2Kernel, Library::Matrixmultiply));
             }
+            if TrainingSet::new(x.clone()).is_sparse() {
+                pairs.push((Library::Sparse, Library::Sparse));
+            }
             for (forward, update) in pairs {
                 let got = trained(forward, update);
                 let library = (forward, update);
@@ -627,6 +670,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// MNIST-like (bytes / 255, four in five zero), 70 inputs, 7 units, batch 9: held as sparse
+    /// rows where the CPU packs them.
+    fn sparse_net(threads: usize) -> TwoLayerNet<f32> {
+        let init = InitParams {
+            w1: Array::from_shape_fn((70, 7), |(i, j)| ((i * 7 + j) as f32 * 0.9).sin() * 0.3),
+            b1: Array1::from_shape_fn(7, |j| j as f32 * 0.01),
+            w2: Array::from_shape_fn((7, 10), |(i, j)| ((i * 10 + j) as f32).cos() * 0.3),
+            b2: Array1::zeros(10),
+        };
+        let x = Array::from_shape_fn((40, 70), |(i, j)| {
+            let byte = (i * 53 + j * 29) % 256;
+            if byte.is_multiple_of(5) {
+                byte as f32 / 255.0
+            } else {
+                0.0
+            }
+        });
+        let y = Array1::from_iter((0..40).map(|i| (i * 7 % 10) as i64));
+        TwoLayerNet::new(init, x, y.view(), 0.3, 9, threads).unwrap()
+    }
+
+    #[test]
+    fn sparse_sets_take_the_sparse_kernels_at_any_thread_count() {
+        let indices = Array::from_shape_fn((40, 9), |(i, j)| ((i * 11 + j * 5) % 40) as i32);
+        let mut reference = sparse_net(1);
+        let sparse = reference.libraries() == (Library::Sparse.name(), Library::Sparse.name());
+        assert_eq!(sparse, reference.train_x.is_sparse());
+        let loss = reference.train_steps(indices.view()).unwrap();
+        let want = reference.params();
+        assert!((&want.w1 - &sparse_net(1).params().w1).mapv(f32::abs).sum() > 1e-2);
+        // The inputs split at 16 (a 64-byte line) and 32, 48 or 64: inside 64-column blocks.
+        for threads in [2, 3, 4, 9] {
+            let mut net = sparse_net(threads);
+            assert_eq!(net.libraries().0, reference.libraries().0);
+            let got_loss = net.train_steps(indices.view()).unwrap();
+            assert!(
+                (got_loss - loss).abs() < 1e-5,
+                "{threads} threads: loss {got_loss} vs {loss}"
+            );
+            let got = net.params();
+            for (name, a, b) in [("W1", &got.w1, &want.w1), ("W2", &got.w2, &want.w2)] {
+                let worst = (a - b).mapv(f32::abs).fold(0.0f32, |m, &d| m.max(d));
+                assert!(worst < 1e-5, "{threads} threads: {name} differs by {worst}");
+            }
+        }
+        // And against the dense products.
+        if sparse {
+            let mut dense = sparse_net(2);
+            dense.use_libraries(Library::Gemm, Library::Gemm);
+            dense.train_steps(indices.view()).unwrap();
+            let worst = (&dense.params().w1 - &want.w1)
+                .mapv(f32::abs)
+                .fold(0.0f32, |m, &d| m.max(d));
+            assert!(worst < 1e-5, "dense W1 differs by {worst}");
+        }
+    }
+
+    #[test]
+    fn the_sparse_kernels_are_refused_for_a_dense_set() {
+        let mut net = tiny_net(1);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            net.use_libraries(Library::Sparse, Library::Sparse)
+        }));
+        assert!(result.is_err());
     }
 
     #[test]
