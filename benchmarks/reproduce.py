@@ -271,13 +271,18 @@ def rust_measured(data: Data) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     kernels = n["kernels"]
     if not isinstance(kernels, str):
+        # The sparse kernels where the table has them (what the net runs on MNIST), else the
+        # fastest of the dense ones.
+        sparse = [r for r in kernels if "sparse" in r["how"]]
+        dense = [r for r in kernels if "sparse" not in r["how"]]
         fastest = {
-            product: min(r["us"] for r in kernels if r["product"] == product)
+            product: min(r["us"] for r in (sparse or dense) if r["product"] == product)
             for product in ("forward", "update")
         }
         alone = (fastest["forward"] + fastest["update"]) * 1e-6 * 10_000
+        how = "the sparse kernels" if sparse else "fastest library each"
         lines.append(
-            f"| the two big products alone, fastest library each (kernels table) | "
+            f"| the two big products alone, {how} (kernels table) | "
             f"{alone:.2f} s | {alone / one['bound_s']:.2f}× the bound |"
         )
     accuracy = (

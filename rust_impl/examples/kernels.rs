@@ -2,7 +2,8 @@
 //! - the first layer's two products with each candidate library and layout, on one thread:
 //!   `gemm` with W row-major and column-major (what `Affine` stores), `matrixmultiply` (what
 //!   ndarray's `dot` uses), and the own kernels that run on this CPU, on buffers laid out as the
-//!   net keeps them;
+//!   net keeps them; and the sparse kernels on a batch with one input in five nonzero (their
+//!   GFLOP/s count the nonzero inputs' multiply-adds only);
 //! - the products at two threads (each thread its half), handed out by `rayon::join` on a
 //!   two-thread pool against two threads that meet at a spinning barrier (what `net.rs` does).
 //!
@@ -206,6 +207,47 @@ fn product_row(product: &str, how: &str, us: f64, flops: f64, inputs: usize) -> 
     }
 }
 
+/// The sparse kernels' rows: both products over 100 rows with one input in five nonzero, at
+/// scattered places (MNIST keeps ~150 of 784), W row-major as the net keeps it for them. Their
+/// FLOPs are the multiply-adds of the nonzero inputs only.
+fn sparse_products(rows: &mut Vec<Row>, w0: &[f32], dout: &[f32], lr: f32) {
+    use mlp_bench_rust::aligned::Aligned2;
+    use mlp_bench_rust::sparse::{self, SparseRows};
+    use ndarray::ArrayView2;
+    let x: Vec<f32> = (0..BATCH * INPUTS)
+        .map(|i| {
+            let hash = (i as u64).wrapping_mul(2_654_435_761) >> 7;
+            if hash.is_multiple_of(5) {
+                (1 + hash % 255) as f32 / 255.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut batch = SparseRows::new(0..INPUTS, BATCH);
+    for row in x.chunks(INPUTS) {
+        batch.push_dense_row(row);
+    }
+    let mut w = Aligned2::from_view(
+        ArrayView2::from_shape((INPUTS, UNITS), w0).expect("sizes agree"),
+        false,
+    );
+    let dout = ArrayView2::from_shape((BATCH, UNITS), dout).expect("sizes agree");
+    let mut out = ndarray::Array2::zeros((BATCH, UNITS));
+    let mut scratch = Vec::new();
+    let forward = time(|| {
+        sparse::forward(&batch, &w, out.view_mut());
+        black_box(&out);
+    });
+    let update = time(|| sparse::update(&batch, &[dout], &mut w, -lr, &mut scratch));
+    let flops = 2.0 * (batch.len() * UNITS) as f64;
+    let how = format!(
+        "own sparse kernel, W row-major, {:.0} % of inputs nonzero",
+        100.0 * batch.len() as f64 / (BATCH * INPUTS) as f64
+    );
+    rows.extend(both_products(&how, forward, update, flops, INPUTS));
+}
+
 struct Row {
     product: String,
     how: String,
@@ -326,6 +368,7 @@ fn main() {
             }
         }
     }
+    sparse_products(&mut rows, &w0, &dout, lr);
     if let Some((us, flops)) = fma_rate() {
         rows.push(Row {
             product: "multiply-adds".into(),
