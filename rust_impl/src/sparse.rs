@@ -602,7 +602,7 @@ fn update_pass<S: Simd, const V: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
+    use ndarray::{Array2, ArrayView2};
 
     /// Rows × columns with about one value in four nonzero, at irregular places.
     fn sparse_matrix(rows: usize, columns: usize, seed: usize) -> Array2<f32> {
@@ -696,63 +696,68 @@ mod tests {
     /// Units that fill whole vectors, end inside one, and take more than one pass.
     const UNITS: [usize; 7] = [1, 3, 16, 17, 50, 64, 130];
 
-    #[test]
-    fn forward_matches_the_dense_product() {
-        let x = sparse_matrix(7, 150, 2);
-        for columns in RANGES {
+    /// Calls `check` with the rows of a 7×150 sparse matrix for each range of `RANGES` that
+    /// holds columns (and the matrix's columns there), and each count of `UNITS`.
+    fn for_each_case(seed: usize, mut check: impl FnMut(&SparseRows<f32>, ArrayView2<f32>, usize)) {
+        let x = sparse_matrix(7, 150, seed);
+        for columns in RANGES.into_iter().filter(|c| !c.is_empty()) {
             let rows = gathered(&x, columns.clone());
-            if columns.is_empty() {
-                continue;
-            }
             for units in UNITS {
-                let w = Array2::from_shape_fn((columns.len(), units), |(i, j)| {
-                    ((i * units + j) as f32 * 0.37).sin()
-                });
-                let mut out = Array2::from_elem((7, units), f32::NAN);
-                forward(&rows, &Aligned2::from_view(w.view(), false), out.view_mut());
-                let want = x.slice(ndarray::s![.., columns.clone()]).dot(&w);
-                let worst = (&out - &want).mapv(f32::abs).fold(0.0f32, |m, &d| m.max(d));
-                assert!(worst < 1e-4, "{columns:?}, {units} units: off by {worst}");
+                check(&rows, x.slice(ndarray::s![.., columns.clone()]), units);
             }
         }
     }
 
+    fn worst(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
+        (&a - &b).mapv(f32::abs).fold(0.0f32, |m, &d| m.max(d))
+    }
+
+    #[test]
+    fn forward_matches_the_dense_product() {
+        for_each_case(2, |rows, x, units| {
+            let w = Array2::from_shape_fn((x.ncols(), units), |(i, j)| {
+                ((i * units + j) as f32 * 0.37).sin()
+            });
+            let mut out = Array2::from_elem((7, units), f32::NAN);
+            forward(rows, &Aligned2::from_view(w.view(), false), out.view_mut());
+            let off = worst(out.view(), x.dot(&w).view());
+            assert!(
+                off < 1e-4,
+                "{:?}, {units} units: off by {off}",
+                rows.columns()
+            );
+        });
+    }
+
     #[test]
     fn update_matches_the_dense_sgd_step_and_leaves_the_padding_zero() {
-        let x = sparse_matrix(7, 150, 3);
         let mut scratch = Vec::new();
-        for columns in RANGES {
-            let rows = gathered(&x, columns.clone());
-            if columns.is_empty() {
-                continue;
+        for_each_case(3, |rows, x, units| {
+            let w0 = Array2::from_shape_fn((x.ncols(), units), |(i, j)| {
+                ((i * units + j) as f32 * 0.11).cos()
+            });
+            let dout = Array2::from_shape_fn((7, units), |(i, j)| ((i * 5 + j) as f32).sin());
+            let mut w = Aligned2::from_view(w0.view(), false);
+            // Twice, dout in two parts: the scratch buffer is zero again after a call.
+            for _ in 0..2 {
+                let (top, bottom) = dout.view().split_at(ndarray::Axis(0), 3);
+                update(rows, &[top, bottom], &mut w, -0.5, &mut scratch);
             }
-            for units in UNITS {
-                let w0 = Array2::from_shape_fn((columns.len(), units), |(i, j)| {
-                    ((i * units + j) as f32 * 0.11).cos()
-                });
-                let dout = Array2::from_shape_fn((7, units), |(i, j)| ((i * 5 + j) as f32).sin());
-                let mut w = Aligned2::from_view(w0.view(), false);
-                // Twice: the scratch buffer is zero again after a call.
-                for _ in 0..2 {
-                    let (top, bottom) = dout.view().split_at(ndarray::Axis(0), 3);
-                    update(&rows, &[top, bottom], &mut w, -0.5, &mut scratch);
-                }
-                let xg = x.slice(ndarray::s![.., columns.clone()]);
-                let want = &w0 - &(xg.t().dot(&dout) * 1.0);
-                let worst = (&w.view() - &want)
-                    .mapv(f32::abs)
-                    .fold(0.0f32, |m, &d| m.max(d));
-                assert!(worst < 1e-4, "{columns:?}, {units} units: off by {worst}");
-                let (lines, stride) = w.padded_rows();
-                for i in 0..columns.len() {
-                    let padding = &lines[i * stride + units..i * stride + w.padded_cols()];
-                    assert!(
-                        padding.iter().all(|&p| p == 0.0),
-                        "padding of row {i} written"
-                    );
-                }
+            let off = worst(w.view(), (&w0 - &x.t().dot(&dout)).view());
+            assert!(
+                off < 1e-4,
+                "{:?}, {units} units: off by {off}",
+                rows.columns()
+            );
+            let (lines, stride) = w.padded_rows();
+            for i in 0..x.ncols() {
+                let padding = &lines[i * stride + units..i * stride + w.padded_cols()];
+                assert!(
+                    padding.iter().all(|&p| p == 0.0),
+                    "padding of row {i} written"
+                );
             }
-        }
+        });
     }
 
     #[test]
