@@ -23,7 +23,7 @@ pub struct Aligned2<T> {
 
 impl<T: Copy + num_traits::Zero> Aligned2<T> {
     pub fn zeros((rows, cols): (usize, usize), column_major: bool) -> Self {
-        let per_line = (ALIGN / std::mem::size_of::<T>()).max(1);
+        let per_line = per_line::<T>();
         let length = if column_major { rows } else { cols };
         let lines = if column_major { cols } else { rows };
         // One spare boundary's worth per line: room to move every line to the boundary.
@@ -33,9 +33,8 @@ impl<T: Copy + num_traits::Zero> Aligned2<T> {
         } else {
             Array2::zeros((lines, stride))
         };
-        let misalignment = storage.as_ptr() as usize % ALIGN / std::mem::size_of::<T>();
         Aligned2 {
-            offset: (per_line - misalignment) % per_line,
+            offset: to_boundary(storage.as_ptr()),
             storage,
             dim: (rows, cols),
             column_major,
@@ -102,13 +101,34 @@ impl<T: Copy + num_traits::Zero> Aligned2<T> {
 
     /// Elements in a padded row (`padded_rows`).
     pub fn padded_cols(&self) -> usize {
-        let per_line = (ALIGN / std::mem::size_of::<T>()).max(1);
-        self.dim.1.div_ceil(per_line) * per_line
+        self.dim.1.div_ceil(per_line::<T>()) * per_line::<T>()
     }
 
     pub fn is_column_major(&self) -> bool {
         self.column_major
     }
+}
+
+/// Elements of `T` in a 64-byte line.
+pub fn per_line<T>() -> usize {
+    (ALIGN / std::mem::size_of::<T>()).max(1)
+}
+
+/// Elements from `start` to the next 64-byte boundary (0 when it is on one).
+fn to_boundary<T>(start: *const T) -> usize {
+    let misalignment = start as usize % ALIGN / std::mem::size_of::<T>();
+    (per_line::<T>() - misalignment) % per_line::<T>()
+}
+
+/// The first `len` elements of `buffer` from a 64-byte boundary on, growing it as needed: for
+/// scratch buffers loaded and stored in whole vectors (a vector that straddles two cache lines
+/// costs about twice as much). What the slice holds is whatever the buffer held.
+pub fn aligned_mut<T: Copy + num_traits::Zero>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buffer.len() < len + per_line::<T>() {
+        buffer.resize(len + per_line::<T>(), T::zero());
+    }
+    let offset = to_boundary(buffer.as_ptr());
+    &mut buffer[offset..offset + len]
 }
 
 impl<T: Copy + num_traits::Zero> Clone for Aligned2<T> {
@@ -143,6 +163,16 @@ mod tests {
                 );
                 assert_eq!(aligned.clone().view(), values);
             }
+        }
+    }
+
+    #[test]
+    fn scratch_slices_start_on_the_boundary() {
+        let mut buffer = Vec::new();
+        for len in [0, 1, 100, 5000, 3] {
+            let slice = aligned_mut::<f32>(&mut buffer, len);
+            assert_eq!(slice.len(), len);
+            assert!((slice.as_ptr() as usize).is_multiple_of(ALIGN));
         }
     }
 }

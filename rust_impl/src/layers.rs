@@ -17,16 +17,21 @@ use std::sync::RwLock;
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
 
-use crate::aligned::{Aligned2, ALIGN};
+use crate::aligned::{per_line, Aligned2};
 use crate::linalg::{matmul_into, matmul_with, Library, Scalar};
 use crate::sparse::SparseRows;
 use crate::team::share;
 
 /// A thread's columns of the batch (its group's inputs) as the first layer's products take
-/// them: a matrix, or only its nonzero entries for the sparse kernels (`Library::Sparse`), with
-/// the buffer their update sums a block's gradient in.
+/// them, with the buffers their update needs: a matrix, and the whole batch's `dout` in one
+/// array (one product over all rows: a product per part of the batch measured slower in
+/// development runs); or only the nonzero entries, for the sparse kernels (`Library::Sparse`),
+/// which read `dout` where it is, and the buffer their update sums a block's gradient in.
 pub enum GroupInputs<T> {
-    Dense(Aligned2<T>),
+    Dense {
+        x: Aligned2<T>,
+        dout: Array2<T>,
+    },
     Sparse {
         rows: SparseRows<T>,
         scratch: Vec<T>,
@@ -163,7 +168,10 @@ impl<T: Scalar> Affine<T> {
                 scratch: Vec::new(),
             }
         } else {
-            GroupInputs::Dense(Self::input_buffer(rows, inputs.len()))
+            GroupInputs::Dense {
+                x: Self::input_buffer(rows, inputs.len()),
+                dout: Array2::zeros((rows, self.units())),
+            }
         }
     }
 
@@ -216,7 +224,7 @@ impl<T: Scalar> Affine<T> {
             GroupInputs::Sparse { rows, .. } if self.forward_library == Library::Sparse => {
                 T::sparse_forward(rows, &w, out);
             }
-            GroupInputs::Dense(x) if self.forward_library != Library::Sparse => matmul_with(
+            GroupInputs::Dense { x, .. } if self.forward_library != Library::Sparse => matmul_with(
                 self.forward_library,
                 x.view(),
                 w.view(),
@@ -278,22 +286,28 @@ impl<T: Scalar> Affine<T> {
             GroupInputs::Sparse { rows, scratch } if self.update_library == Library::Sparse => {
                 T::sparse_update(rows, dout, &mut w, -lr, scratch);
             }
-            GroupInputs::Dense(x) if self.update_library != Library::Sparse => {
-                let x = x.view();
-                let mut first = 0;
-                for part in dout {
-                    let rows = first..first + part.nrows();
-                    matmul_with(
-                        self.update_library,
-                        x.slice(s![rows.clone(), ..]).t(),
-                        *part,
-                        w.view_mut(),
-                        true,
-                        -lr,
-                    );
-                    first = rows.end;
-                }
-                assert_eq!(first, x.nrows(), "dout's parts cover x's rows");
+            GroupInputs::Dense { x, dout: whole } if self.update_library != Library::Sparse => {
+                let dout = match dout {
+                    [only] => *only,
+                    parts => {
+                        let mut first = 0;
+                        for part in parts {
+                            let rows = first..first + part.nrows();
+                            whole.slice_mut(s![rows.clone(), ..]).assign(part);
+                            first = rows.end;
+                        }
+                        assert_eq!(first, whole.nrows(), "dout's parts cover the batch");
+                        whole.view()
+                    }
+                };
+                matmul_with(
+                    self.update_library,
+                    x.view().t(),
+                    dout,
+                    w.view_mut(),
+                    true,
+                    -lr,
+                );
             }
             _ => panic!("inputs gathered for another library than the update's"),
         }
@@ -359,7 +373,7 @@ impl<T: Scalar> Affine<T> {
 /// Group `part` of `parts` of `0..len`: whole cache lines of `T` each where there are at least
 /// as many lines as groups (so the own kernels load whole vectors), else as `share`.
 fn split<T>(len: usize, parts: usize, part: usize) -> Range<usize> {
-    let line = (ALIGN / std::mem::size_of::<T>()).max(1);
+    let line = per_line::<T>();
     let lines = len.div_ceil(line);
     if lines < parts {
         return share(len, parts, part);
@@ -585,11 +599,14 @@ mod tests {
                     .iter()
                     .map(|p| p.x.slice(s![.., inputs.clone()]))
                     .collect();
-                let douts: Vec<_> = self.parts.iter().map(|p| p.relu.input_grad()).collect();
                 let x = ndarray::concatenate(Axis(0), &xs).expect("parts share the columns");
-                let mut x = GroupInputs::Dense(Aligned2::from_view(x.view(), false));
-                let dout = ndarray::concatenate(Axis(0), &douts).expect("parts share the units");
-                self.a1.update(g, &mut x, &[dout.view()], 1.0);
+                let mut x_group = self.a1.group_inputs_buffer(g, x.nrows());
+                let GroupInputs::Dense { x: buffer, .. } = &mut x_group else {
+                    unreachable!("float64 is dense")
+                };
+                buffer.view_mut().assign(&x);
+                let douts: Vec<_> = self.parts.iter().map(|p| p.relu.input_grad()).collect();
+                self.a1.update(g, &mut x_group, &douts, 1.0);
             }
             let mut db1 = Array1::zeros(5);
             let (mut dw2, mut db2) = (Array2::zeros((5, 3)), Array1::zeros(3));
@@ -697,6 +714,17 @@ mod tests {
     }
 
     #[test]
+    fn weighted_groups_hold_equal_shares_of_the_weight() {
+        let ranges = |weights: &[usize], parts| split_weighted(weights, parts);
+        // Each index weighs its weight plus 1: 1, 1, 11, 11, 1, 1 splits after the third.
+        assert_eq!(ranges(&[0, 0, 10, 10, 0, 0], 2), [0..3, 3..6]);
+        assert_eq!(ranges(&[0; 6], 3), [0..2, 2..4, 4..6]);
+        // One heavy index does not leave a group empty.
+        assert_eq!(ranges(&[100, 0, 0], 3), [0..1, 1..2, 2..3]);
+        assert_eq!(ranges(&[0, 0, 100], 2), [0..2, 2..3]);
+    }
+
+    #[test]
     fn grouped_weights_give_the_same_forward_pass() {
         let w = Array2::from_shape_fn((7, 3), |(i, j)| (i * 3 + j) as f64 * 0.1);
         let b = array![0.5, -0.5, 1.0];
@@ -715,8 +743,11 @@ mod tests {
                 .map(|g| {
                     let mut term = Array2::zeros((2, 3));
                     let inputs = layer.group_inputs(g);
-                    let x_group =
-                        GroupInputs::Dense(Aligned2::from_view(x.slice(s![.., inputs]), false));
+                    let mut x_group = layer.group_inputs_buffer(g, 2);
+                    let GroupInputs::Dense { x: buffer, .. } = &mut x_group else {
+                        unreachable!("float64 is dense")
+                    };
+                    buffer.view_mut().assign(&x.slice(s![.., inputs]));
                     layer.forward_group(g, &x_group, term.view_mut());
                     term
                 })

@@ -918,6 +918,12 @@ mod tests {
                     assert_eq!(got.row(i), want.row(i), "row {i}, columns {columns:?}");
                 }
             }
+            let counts: Vec<usize> = x
+                .columns()
+                .into_iter()
+                .map(|c| c.iter().filter(|&&v| v != 0.0).count())
+                .collect();
+            assert_eq!(set.nonzeros_per_column(), Some(counts));
         }
         // Not sparse: more than a quarter kept (two full rows), code 0 standing for 0.3, or not
         // held as codes.
@@ -931,14 +937,24 @@ mod tests {
         });
         let set = TrainingSet::new(zero_is_not_zero);
         assert!(!set.is_sparse());
-        let result =
-            std::panic::catch_unwind(|| set.gather_sparse(0, &mut SparseRows::new(0..150, 1)));
-        assert!(
-            result.is_err(),
-            "gathered as sparse entries that are not zero"
-        );
+        assert_eq!(set.nonzeros_per_column(), None);
         let many = Array2::from_shape_fn((3, 150), |(i, j)| ((i * 150 + j) as f32).sin());
         assert!(!TrainingSet::new(many).is_sparse());
+    }
+
+    #[test]
+    #[should_panic(expected = "a set without packed rows of zeros gathered as sparse")]
+    fn a_set_whose_left_out_byte_is_not_zero_is_not_gathered_as_sparse() {
+        let mut codes = sparse_codes();
+        codes.row_mut(5).fill(0);
+        codes.row_mut(6).fill(0);
+        // Code 0 stands for 0.3 (the first value seen); packed or not, gathering it as sparse
+        // would leave out values that are not zero.
+        let x = codes.mapv(|c| match c {
+            0 => 0.3f32,
+            _ => [-1.5, 2.0][usize::from(c % 2)],
+        });
+        TrainingSet::new(x).gather_sparse(0, &mut SparseRows::new(0..150, 1));
     }
 
     #[test]
