@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod layers;
 pub mod linalg;
 pub mod net;
+pub mod pages;
 pub mod sparse;
 pub mod team;
 pub mod trainset;

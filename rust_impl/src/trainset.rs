@@ -18,6 +18,7 @@ use std::ops::Range;
 use ndarray::{s, Array2, ArrayViewMut1};
 
 use crate::linalg::Scalar;
+use crate::pages::HugePageBytes;
 use crate::sparse::SparseRows;
 
 pub enum TrainingSet<T> {
@@ -83,7 +84,7 @@ pub struct PackedRows {
     features: usize,
     /// Where each row starts in `bytes`; one more entry than rows.
     starts: Vec<usize>,
-    bytes: Vec<u8>,
+    bytes: HugePageBytes,
     /// How a block is expanded, detected at set-up.
     expand: Expand,
 }
@@ -122,10 +123,17 @@ impl PackedRows {
         let features = codes.ncols();
         let mut starts = Vec::with_capacity(codes.nrows() + 1);
         let kept = codes.iter().filter(|&&c| c != 0).count();
-        let mut bytes =
-            Vec::with_capacity(codes.nrows() * 8 * features.div_ceil(BLOCK) + kept + SLACK);
+        let end = codes.nrows() * 8 * features.div_ceil(BLOCK) + kept;
+        // Zeroed, so the slack after the last row is in place.
+        let mut bytes = HugePageBytes::zeroed(end + SLACK);
+        let mut at = 0;
+        let mut put = |part: &[u8]| {
+            bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+            at
+        };
         for row in codes.rows() {
-            starts.push(bytes.len());
+            starts.push(put(&[]));
             let row = row.as_slice().expect("a row of a standard-layout array");
             for block in row.chunks(BLOCK) {
                 let mask = block
@@ -133,12 +141,14 @@ impl PackedRows {
                     .enumerate()
                     .filter(|&(_, &c)| c != 0)
                     .fold(0u64, |mask, (i, _)| mask | 1 << i);
-                bytes.extend_from_slice(&mask.to_le_bytes());
+                put(&mask.to_le_bytes());
             }
-            bytes.extend(row.iter().filter(|&&c| c != 0));
+            for &c in row.iter().filter(|&&c| c != 0) {
+                put(&[c]);
+            }
         }
-        starts.push(bytes.len());
-        bytes.extend([0; SLACK]);
+        starts.push(put(&[]));
+        debug_assert_eq!(starts.last(), Some(&end));
         PackedRows {
             features,
             starts,
@@ -674,8 +684,12 @@ impl<T: Scalar> TrainingSet<T> {
                 )
             }
         };
-        for offset in (0..bytes).step_by(CACHE_LINE) {
-            prefetch(start.wrapping_add(offset));
+        // From the start of its first line: bytes that start inside a line may end in one
+        // more line than `bytes / CACHE_LINE` rounded up.
+        let into_line = start as usize % CACHE_LINE;
+        let line_start = start.wrapping_sub(into_line);
+        for offset in (0..into_line + bytes).step_by(CACHE_LINE) {
+            prefetch(line_start.wrapping_add(offset));
         }
     }
 }
