@@ -234,16 +234,18 @@ fn list_bit_by_bit(at: &mut [u32], mut bits: u64, base: u32) -> usize {
 fn list_avx512(simd: pulp::x86::V4, at: &mut [u32], bits: u64, base: u32) -> usize {
     let avx = simd.avx512f;
     let counting = avx._mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let mut n = 0;
     for quarter in 0..4 {
-        let bits = (bits >> (16 * quarter)) as u16;
+        // Each quarter's place from the bits below it, not from the quarter before: the four
+        // stores then do not wait on each other's counts.
+        let n = (bits & ((1u64 << (16 * quarter)) - 1)).count_ones() as usize;
+        let quarter_bits = (bits >> (16 * quarter)) as u16;
         let first = avx._mm512_set1_epi32(base.wrapping_add(16 * quarter) as i32);
-        let columns = avx._mm512_maskz_compress_epi32(bits, avx._mm512_add_epi32(counting, first));
+        let columns =
+            avx._mm512_maskz_compress_epi32(quarter_bits, avx._mm512_add_epi32(counting, first));
         let columns: [u32; 16] = pulp::cast(columns);
         at[n..n + 16].copy_from_slice(&columns);
-        n += bits.count_ones() as usize;
     }
-    n
+    bits.count_ones() as usize
 }
 
 /// `list_bit_by_bit` 8 columns at a time: the positions of 8 mask bits' set bits, from a table,
