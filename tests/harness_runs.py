@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -19,6 +20,16 @@ def harness(*args: str, timeout: float = 300, **kwargs: Any) -> subprocess.Compl
         timeout=timeout,
         **kwargs,
     )
+
+
+def take_ctrl_c() -> None:
+    """``preexec_fn`` for a harness a test interrupts: SIGINT back to its default in the child.
+
+    A shell without job control starts background commands with SIGINT ignored, and children
+    inherit that; Python then installs no KeyboardInterrupt handler, so a suite started that way
+    (``.ci/run &`` in a script) would see the harness ignore the test's Ctrl-C. From a terminal
+    the default is what the harness gets anyway."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(idx_dir, tmp_path, backend: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -20,6 +20,7 @@ from harness.cli import main
 from harness.errors import DataError, SpecError
 from harness.results import store
 from harness.spec import Spec, build_spec
+from tests.harness_runs import take_ctrl_c
 from tests.idx_files import idx_bytes
 from tests.test_runner import TINY, fake, run
 from tests.test_runner import records as read_records
@@ -71,6 +72,7 @@ def _start(idx_dir: Path, tmp_path: Path, marker: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=take_ctrl_c,
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from harness.cli import main
 from harness.runner.supervisor import ProgressEvents
+from tests.harness_runs import take_ctrl_c
 from tests.hostile_backends import CLASSES, EXPECTED, SLEEP
 from tests.test_runner import TINY
 
@@ -165,7 +166,9 @@ def test_the_worker_dies_with_a_harness_killed_by_sigkill(idx_dir, tmp_path):
 
 def test_sigint_during_the_gemm_measurement_leaves_no_session(idx_dir, tmp_path):
     args = [a for a in TINY if a != "--no-roofline"]
-    proc = harness(tmp_path, "--data-dir", str(idx_dir), *args, "--backend", "numpy")
+    proc = harness(
+        tmp_path, "--data-dir", str(idx_dir), *args, "--backend", "numpy", preexec_fn=take_ctrl_c
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any((tmp_path / "results").glob("*")):
         time.sleep(0.05)
