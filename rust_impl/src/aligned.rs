@@ -80,23 +80,25 @@ impl<T: Copy + num_traits::Zero> Aligned2<T> {
     /// # Panics
     /// For a column-major matrix.
     pub fn padded_rows(&self) -> (&[T], usize) {
-        assert!(!self.column_major, "padded rows of a row-major matrix only");
-        let stride = self.storage.ncols();
+        let (start, stride) = self.padded_start();
         let all = self.storage.as_slice().expect("storage is standard-layout");
-        (&all[self.offset.min(all.len())..], stride)
+        (&all[start..], stride)
     }
 
     /// `padded_rows`, writable.
     pub fn padded_rows_mut(&mut self) -> (&mut [T], usize) {
-        assert!(!self.column_major, "padded rows of a row-major matrix only");
-        let stride = self.storage.ncols();
-        let offset = self.offset;
+        let (start, stride) = self.padded_start();
         let all = self
             .storage
             .as_slice_mut()
             .expect("storage is standard-layout");
-        let start = offset.min(all.len());
         (&mut all[start..], stride)
+    }
+
+    /// Where `padded_rows` starts in the storage, and its stride.
+    fn padded_start(&self) -> (usize, usize) {
+        assert!(!self.column_major, "padded rows of a row-major matrix only");
+        (self.offset.min(self.storage.len()), self.storage.ncols())
     }
 
     /// Elements in a padded row (`padded_rows`).

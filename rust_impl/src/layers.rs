@@ -64,7 +64,7 @@ impl<T: Scalar> Affine<T> {
     /// `new`, with the groups splitting the work of the sparse products evenly: `nonzeros[i]`
     /// is how often input `i` is nonzero (`TrainingSet::nonzeros_per_column`), and each group
     /// takes about an equal share of the nonzeros. (Split in whole lines as `new` splits them,
-    /// MNIST's two halves hold 70 and 80 nonzero pixels per image.)
+    /// MNIST's 400 and 384 inputs hold 72 and 78 nonzero pixels per image.)
     pub fn balanced(w: Array2<T>, b: Array1<T>, groups: usize, nonzeros: &[usize]) -> Self {
         let inputs = w.nrows();
         assert_eq!(nonzeros.len(), inputs, "a count per input");

@@ -1,7 +1,7 @@
 //! Memory for a table that is read at random rows, on huge pages where the OS gives them.
 //!
 //! A batch is 100 random rows of the training set (15 MB for MNIST packed, `PackedRows`). On
-//! 4 KiB pages that is ~3,700 pages, more than the TLB holds, so most rows of a batch cost a
+//! 4 KiB pages that is ~3,600 pages, more than the TLB holds, so most rows of a batch cost a
 //! page walk on top of their cache misses; on 2 MiB pages the whole set takes 8 entries. Linux
 //! backs anonymous memory with transparent huge pages when the memory asks for them (`madvise`,
 //! the setting of many distributions) or always; elsewhere this is ordinary memory and only the

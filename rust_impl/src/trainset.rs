@@ -127,13 +127,8 @@ impl PackedRows {
         // Zeroed, so the slack after the last row is in place.
         let mut bytes = HugePageBytes::zeroed(end + SLACK);
         let mut at = 0;
-        let mut put = |part: &[u8]| {
-            bytes[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-            at
-        };
         for row in codes.rows() {
-            starts.push(put(&[]));
+            starts.push(at);
             let row = row.as_slice().expect("a row of a standard-layout array");
             for block in row.chunks(BLOCK) {
                 let mask = block
@@ -141,14 +136,16 @@ impl PackedRows {
                     .enumerate()
                     .filter(|&(_, &c)| c != 0)
                     .fold(0u64, |mask, (i, _)| mask | 1 << i);
-                put(&mask.to_le_bytes());
+                bytes[at..at + 8].copy_from_slice(&mask.to_le_bytes());
+                at += 8;
             }
             for &c in row.iter().filter(|&&c| c != 0) {
-                put(&[c]);
+                bytes[at] = c;
+                at += 1;
             }
         }
-        starts.push(put(&[]));
-        debug_assert_eq!(starts.last(), Some(&end));
+        starts.push(at);
+        debug_assert_eq!(at, end);
         PackedRows {
             features,
             starts,
@@ -941,34 +938,32 @@ mod tests {
         }
         // Not sparse: more than a quarter kept (two full rows), code 0 standing for 0.3, or not
         // held as codes.
-        let mut full = sparse_codes();
-        assert!(!TrainingSet::new(full.mapv(|c| f32::from(c) / 255.0)).is_sparse());
-        full.row_mut(5).fill(0);
-        full.row_mut(6).fill(0);
-        let zero_is_not_zero = full.mapv(|c| match c {
-            0 => 0.3f32,
-            _ => [-1.5, 2.0][usize::from(c % 2)],
-        });
-        let set = TrainingSet::new(zero_is_not_zero);
+        assert!(!TrainingSet::new(sparse_codes().mapv(|c| f32::from(c) / 255.0)).is_sparse());
+        let set = TrainingSet::new(zero_standing_for_a_value());
         assert!(!set.is_sparse());
         assert_eq!(set.nonzeros_per_column(), None);
         let many = Array2::from_shape_fn((3, 150), |(i, j)| ((i * 150 + j) as f32).sin());
         assert!(!TrainingSet::new(many).is_sparse());
     }
 
-    #[test]
-    #[should_panic(expected = "a set without packed rows of zeros gathered as sparse")]
-    fn a_set_whose_left_out_byte_is_not_zero_is_not_gathered_as_sparse() {
+    /// `sparse_codes` with its two full rows zeroed, as three values: code 0 stands for 0.3
+    /// (the first value seen), so a set of it, packed or not, is not sparse.
+    fn zero_standing_for_a_value() -> Array2<f32> {
         let mut codes = sparse_codes();
         codes.row_mut(5).fill(0);
         codes.row_mut(6).fill(0);
-        // Code 0 stands for 0.3 (the first value seen); packed or not, gathering it as sparse
-        // would leave out values that are not zero.
-        let x = codes.mapv(|c| match c {
+        codes.mapv(|c| match c {
             0 => 0.3f32,
             _ => [-1.5, 2.0][usize::from(c % 2)],
-        });
-        TrainingSet::new(x).gather_sparse(0, &mut SparseRows::new(0..150, 1));
+        })
+    }
+
+    #[test]
+    #[should_panic(expected = "a set without packed rows of zeros gathered as sparse")]
+    fn a_set_whose_left_out_byte_is_not_zero_is_not_gathered_as_sparse() {
+        // Gathering it as sparse would leave out values that are not zero.
+        TrainingSet::new(zero_standing_for_a_value())
+            .gather_sparse(0, &mut SparseRows::new(0..150, 1));
     }
 
     #[test]
