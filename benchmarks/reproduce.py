@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.report.tables import comparison_table  # noqa: E402
 from harness.results.store import load_results  # noqa: E402
-from harness.results.summary import summarize, to_frame  # noqa: E402
+from harness.results.summary import summarize, thread_scaling, to_frame  # noqa: E402
 
 BLOCK = re.compile(
     r"(<!-- reproduce: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /reproduce: (?P=name) -->)",
@@ -231,6 +231,9 @@ def rust_measured(data: Data) -> str:
     n = kept["numbers"]
     one, two = n["threads_1"], n["threads_2"]
     met = n["targets"]
+    # From the session's records rather than the kept numbers: files kept before the interval
+    # was added have none.
+    scaling = thread_scaling(data.frames["rust_speed"], "rust", "2")
     rows = [
         ("GEMM-rate bound, 1 thread", f"{one['bound_s']:.2f} s", ""),
         (
@@ -248,8 +251,9 @@ def rust_measured(data: Data) -> str:
         (
             "rust, 2 threads",
             f"{two['rust_s']:.2f} s",
-            f"{n['scaling_2']:.2f}× its own 1-thread speed (target ≥ "
-            f"{met['scaling_2_at_least']}: {'met' if met['scaling_met'] else 'missed'})",
+            f"{n['scaling_2']:.2f}× its own 1-thread speed, 95 % interval "
+            f"{scaling.low:.2f}–{scaling.high:.2f} (target ≥ {met['scaling_2_at_least']}: "
+            f"{'met' if met['scaling_met'] else 'missed'})",
         ),
         (
             "numpy, 2 threads",
@@ -263,7 +267,8 @@ def rust_measured(data: Data) -> str:
     lines = [
         f"Session `results/{_session_id(data, 'rust_speed')}` (`{kept['command']}`, "
         f"{kept['created_at'][:10]}): {env['cpu_model']}, {env['cores_logical']} cores; "
-        f"commit {str(env['git_commit'])[:7]}; medians of {repeats} interleaved repeats.",
+        f"commit {str(env['git_commit'])[:7]}; medians of {repeats} interleaved repeats; the "
+        "interval is a 95 % percentile bootstrap of the ratio of the medians.",
         "",
         "| | median time | |",
         "|---|---|---|",

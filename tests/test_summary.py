@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import statistics
 
 import pandas as pd
@@ -7,7 +8,8 @@ import pytest
 from rich.console import Console
 
 from harness.cli import print_summary
-from harness.results.summary import summarize, to_frame
+from harness.results.summary import summarize, thread_scaling, to_frame
+from harness.spec import Spec
 from tests.records import run_record
 
 
@@ -99,3 +101,29 @@ def test_chart_labels_name_the_flags_that_tell_keys_apart():
 
     frame = to_frame([record("numpy", 1.0), record("numpy", 2.0, pin=True)])
     assert sorted(group_labels(frame).values()) == ["numpy @1t [none]", "numpy @1t [pin]"]
+
+
+def test_thread_scaling_is_the_ratio_of_medians_of_runs_that_differ_in_threads_alone():
+    records = [record("a", t) for t in (10.0, 10.4, 9.8, 11.0)]
+    records += [record("a", t, threads=2) for t in (6.0, 6.5, 5.9, 6.2)]
+    records += [record("a", None, "failed", threads=2)]  # not a time
+    records += [record("b", t, threads=2) for t in (1.0, 1.1)]  # another backend
+    scaling = thread_scaling(to_frame(records), "a", "2")
+    assert scaling.value == pytest.approx(statistics.median([10.0, 10.4, 9.8, 11.0]) / 6.1)
+    assert scaling.low < scaling.value < scaling.high
+    # Its extremes: the slowest 1-thread run over the fastest 2-thread one, and the reverse.
+    assert scaling.high <= 11.0 / 5.9 and scaling.low >= 9.8 / 6.5
+    assert (scaling.n_over, scaling.n_under) == (4, 4)
+
+
+def test_thread_scaling_mixes_no_unlike_runs():
+    other_spec = {**Spec().to_dict(), "lr": 0.05}
+    one = [record("a", t) for t in (10.0, 11.0)]
+    two = [record("a", t, threads=2, spec=other_spec) for t in (6.0, 6.5)]
+    # The 1-thread runs have another spec: no figure rather than a mixed one.
+    assert math.isnan(thread_scaling(to_frame(one + two), "a", "2").value)
+    # No 1-thread runs, or a sweep (two keys at 2 threads): no single figure either.
+    assert math.isnan(thread_scaling(to_frame(two), "a", "2").value)
+    sweep = two + [record("a", t, threads=2) for t in (6.0, 6.5)] + one
+    assert math.isnan(thread_scaling(to_frame(sweep), "a", "2").value)
+    assert math.isnan(thread_scaling(to_frame(one), "a", "2").value)

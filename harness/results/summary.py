@@ -206,6 +206,22 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     return summary
 
 
+def thread_scaling(frame: pd.DataFrame, backend: str, threads: str) -> Ratio:
+    """``backend``'s speed-up at ``threads`` threads over its own 1 thread: its median time at 1
+    over its median at ``threads`` (ok runs), with the 95 % bootstrap interval. Only runs whose
+    keys differ in the thread count alone are compared; NaN when the frame lacks one side or
+    holds several keys of the backend at ``threads`` (a sweep: no single figure).
+    """
+    times_of = {
+        key: list(group[group["status"] == "ok"]["train_time_s"].dropna())
+        for key, group in groups(frame)
+    }
+    many = [key for key in times_of if key.backend == backend and key.threads == threads]
+    if len(many) != 1:
+        return ratio_of_medians([], [])
+    return ratio_of_medians(times_of.get(replace(many[0], threads="1"), []), times_of[many[0]])
+
+
 def warnings(summary: pd.DataFrame) -> list[str]:
     """Plain-text cautions for the rows of ``summarize``: noisy repeats, busy machine."""
     lines = []
