@@ -251,9 +251,8 @@ def rust_measured(data: Data) -> str:
         (
             "rust, 2 threads",
             f"{two['rust_s']:.2f} s",
-            f"{n['scaling_2']:.2f}× its own 1-thread speed, 95 % interval "
-            f"{scaling.low:.2f}–{scaling.high:.2f} (target ≥ {met['scaling_2_at_least']}: "
-            f"{'met' if met['scaling_met'] else 'missed'})",
+            f"{scaling.text()} its own 1-thread speed (target ≥ "
+            f"{met['scaling_2_at_least']}: {'met' if met['scaling_met'] else 'missed'})",
         ),
         (
             "numpy, 2 threads",
@@ -267,8 +266,8 @@ def rust_measured(data: Data) -> str:
     lines = [
         f"Session `results/{_session_id(data, 'rust_speed')}` (`{kept['command']}`, "
         f"{kept['created_at'][:10]}): {env['cpu_model']}, {env['cores_logical']} cores; "
-        f"commit {str(env['git_commit'])[:7]}; medians of {repeats} interleaved repeats; the "
-        "interval is a 95 % percentile bootstrap of the ratio of the medians.",
+        f"commit {str(env['git_commit'])[:7]}; medians of {repeats} interleaved repeats; in "
+        "brackets, the 95 % percentile bootstrap interval of the ratio of the medians.",
         "",
         "| | median time | |",
         "|---|---|---|",

@@ -127,7 +127,8 @@ def main() -> None:
 
     # The same medians and bound the report and the README tables use.
     records = load_results([speed]).records
-    rows = summarize(to_frame(records), "numpy")
+    frame = to_frame(records)
+    rows = summarize(frame, "numpy")
     iterations = records[0].spec["iterations"]
 
     def row(backend: str, threads: int) -> Any:
@@ -149,7 +150,7 @@ def main() -> None:
     one, two = numbers["threads_1"], numbers["threads_2"]
     numbers["bound_ratio_1"] = one["rust_s"] / one["bound_s"]
     numbers["scaling_2"] = one["rust_s"] / two["rust_s"]
-    scaling = thread_scaling(to_frame(records), "rust", "2")
+    scaling = thread_scaling(frame, "rust", "2")
     numbers["scaling_2_interval"] = [scaling.low, scaling.high]
     numbers["targets"] = {
         "bound_ratio_1_at_most": BOUND_TARGET,
@@ -174,9 +175,8 @@ def main() -> None:
         f"({'met' if met['bound_met'] else 'MISSED'}: ≤ {BOUND_TARGET})"
     )
     print(
-        f"rust@2 = {numbers['scaling_2']:.2f} × its own 1-thread speed, 95 % interval "
-        f"{scaling.low:.2f}–{scaling.high:.2f} ({'met' if met['scaling_met'] else 'MISSED'}: "
-        f"≥ {SCALING_TARGET})"
+        f"rust@2 = {scaling.text()} its own 1-thread speed, 95 % interval in brackets "
+        f"({'met' if met['scaling_met'] else 'MISSED'}: ≥ {SCALING_TARGET})"
     )
     if isinstance(products, str):
         print(f"kernels: {products}")

@@ -142,6 +142,11 @@ def default_baseline(frame: pd.DataFrame) -> str | None:
     return str(first["backend"])
 
 
+def _ok_times(runs: pd.DataFrame) -> pd.Series:
+    """The training times of the runs that finished ok: what medians and ratios are taken of."""
+    return runs.loc[runs["status"] == "ok", "train_time_s"].dropna()
+
+
 def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """Medians over the ok runs of each key; counts of all its runs. One row per key.
 
@@ -154,7 +159,7 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         bad = group[group["status"] != "ok"]
         debug = any(info.get("profile") == "debug" for info in group["build_info"])
-        times = ok["train_time_s"].dropna()
+        times = _ok_times(group)
         times_of[key] = list(times)
         rate = _gemm_rate(ok, key.threads)
         gflop = ok["job_gflop"].median()
@@ -212,10 +217,7 @@ def thread_scaling(frame: pd.DataFrame, backend: str, threads: str) -> Ratio:
     keys differ in the thread count alone are compared; NaN when the frame lacks one side or
     holds several keys of the backend at ``threads`` (a sweep: no single figure).
     """
-    times_of = {
-        key: list(group[group["status"] == "ok"]["train_time_s"].dropna())
-        for key, group in groups(frame)
-    }
+    times_of = {key: list(_ok_times(group)) for key, group in groups(frame)}
     many = [key for key in times_of if key.backend == backend and key.threads == threads]
     if len(many) != 1:
         return ratio_of_medians([], [])
