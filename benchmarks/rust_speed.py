@@ -1,5 +1,4 @@
-"""Benchmark: the Rust backend against its GEMM-rate bound, against its own 1-thread speed, and
-against NumPy.
+"""Benchmark: the Rust backend against its GEMM-rate bound, its own 1-thread speed and NumPy.
 
     python benchmarks/rust_speed.py [--data-dir DIR] [--repeats 5] [--json FILE]
 
