@@ -161,7 +161,7 @@ def main() -> None:
     numbers["kernels_without_avx512"] = products_avx2
     numbers["phases_example"] = memory_waits
 
-    print(f"sessions: results/{speed.name} (speed), results/{profile.name} (--profile)")
+    print(f"sessions: {speed} (speed), {profile} (--profile)")
     for threads, row in ((1, one), (2, two)):
         print(
             f"{threads} thread{'s' * (threads > 1)}: bound {row['bound_s']:.2f} s, "
@@ -180,10 +180,12 @@ def main() -> None:
     if isinstance(products, str):
         print(f"kernels: {products}")
     else:
+        product_width = max(len(row["product"]) for row in products)
+        how_width = max(len(row["how"]) for row in products)
         for row in products:
             print(
-                f"  {row['product']:17} {row['how']:48} {row['us']:7.1f} µs "
-                f"{row['gflops']:6.1f} GFLOP/s"
+                f"  {row['product']:{product_width}} {row['how']:{how_width}} "
+                f"{row['us']:7.1f} µs {row['gflops']:6.1f} GFLOP/s"
             )
 
     if isinstance(memory_waits, str):
