@@ -176,3 +176,20 @@ def test_list_shows_install_hints_verbatim(monkeypatch, capsys):
     )
     assert main(["list"]) == 0
     assert "[keras]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_missing_session_names_each_place_looked_once(command, tmp_path, capsys):
+    root = tmp_path / "results"
+    root.mkdir()
+    assert main([command, "nosuch", "--results-dir", str(root)]) != 0
+    assert capsys.readouterr().err.strip() == (
+        f"error: no results at nosuch nor {root / 'nosuch'}; pass a session folder, a session "
+        f"id under {root}, or 'latest'"
+    )
+    absolute = tmp_path / "gone"
+    assert main([command, str(absolute), "--results-dir", str(root)]) != 0
+    assert capsys.readouterr().err.strip() == (
+        f"error: no results at {absolute}; pass a session folder, a session id under {root}, "
+        "or 'latest'"
+    )

@@ -153,5 +153,10 @@ def resolve_sessions(names: Sequence[str], results_root: Path) -> list[Path]:
         elif (results_root / name).is_dir():
             sessions.append(results_root / name)
         else:
-            raise ResultsError(f"no results at {name} (nor {results_root / name})")
+            # An absolute name joined to the root is the name itself: say it once.
+            tried = dict.fromkeys(str(p) for p in (Path(name), results_root / name))
+            raise ResultsError(
+                f"no results at {' nor '.join(tried)}; pass a session folder, a session id "
+                f"under {results_root}, or 'latest'"
+            )
     return sessions
