@@ -180,8 +180,8 @@ def main() -> None:
     if isinstance(products, str):
         print(f"kernels: {products}")
     else:
-        product_width = max(len(row["product"]) for row in products)
-        how_width = max(len(row["how"]) for row in products)
+        product_width = max((len(row["product"]) for row in products), default=0)
+        how_width = max((len(row["how"]) for row in products), default=0)
         for row in products:
             print(
                 f"  {row['product']:{product_width}} {row['how']:{how_width}} "
