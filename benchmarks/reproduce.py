@@ -348,6 +348,40 @@ def rust_memory(data: Data) -> str:
     )
 
 
+def rust_threads(data: Data) -> str:
+    numbers = data.benchmarks["rust_speed"]["numbers"]
+    found = numbers.get("phases_example", "not measured by the run that made the kept file")
+    if isinstance(found, str):
+        return found + "\n"
+    if "two_threads" not in found:
+        return "not measured by the run that made the kept file (it ran 1 thread only)\n"
+    one, two = found["random_batches"], found["two_threads"]
+    threads = two["per_thread_us_per_step"]
+    header = " | ".join(f"2 threads: thread {t}" for t in range(1, len(threads) + 1))
+    lines = [
+        f"| µs per step, random batches | 1 thread | {header} |",
+        "|---" * (len(threads) + 2) + "|",
+    ]
+    for phase in one["us_per_step"]:
+        cells = " | ".join(f"{t[phase]:.1f}" for t in threads)
+        lines.append(f"| {phase} | {one['us_per_step'][phase]:.1f} | {cells} |")
+
+    def busy(phases: dict[str, float]) -> float:
+        return sum(us for phase, us in phases.items() if phase != "wait")
+
+    cells = " | ".join(f"**{busy(t):.1f}**" for t in threads)
+    lines.append(f"| **all but wait** | **{busy(one['us_per_step']):.1f}** | {cells} |")
+    each = ", ".join(f"{busy(t):.1f}" for t in threads)
+    return (
+        "\n".join(lines) + f"\n\nThe whole step: {one['wall_us_per_step']:.1f} µs at 1 thread, "
+        f"{two['wall_us_per_step']:.1f} at 2 "
+        f"({one['wall_us_per_step'] / two['wall_us_per_step']:.2f}× as fast). Half of the "
+        f"1-thread step's time outside wait is {busy(one['us_per_step']) / 2:.1f} µs; each thread "
+        f"spends {each} outside wait at 2 threads. Medians of {two['runs']} interleaved runs of "
+        f"each, {two['steps']:,} steps per run.\n"
+    )
+
+
 def rust_phases(data: Data) -> str:
     frame = data.frames["rust_profile"]
     runs = frame[(frame["backend"] == "rust") & frame["phases"].notna()]
@@ -385,6 +419,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "rust-kernels": rust_kernels,
     "rust-phases": rust_phases,
     "rust-memory": rust_memory,
+    "rust-threads": rust_threads,
 }
 READMES = ("README.md", "rust_impl/README.md")
 

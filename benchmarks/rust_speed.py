@@ -11,9 +11,10 @@ One command for everything rust_impl/README.md quotes:
 3. ``cargo run --release --example kernels -- --json`` in rust_impl/, with and without the
    AVX-512 code of gemm, pulp and the own kernels (``--no-default-features``): the first layer's
    products with each library and layout, and two threads at a spinning barrier against rayon;
-4. ``cargo run --release --example phases -- 1 [--same-batch] --json``, 5 of each interleaved:
-   a step at 1 thread on random batches, and on the same batch every step (its rows stay in the
-   caches), i.e. the step with and without waiting on memory for the batch.
+4. ``cargo run --release --example phases -- THREADS [--same-batch] --json``, 5 of each
+   interleaved: a step at 1 thread on random batches, and on the same batch every step (its rows
+   stay in the caches), i.e. the step with and without waiting on memory for the batch; and a
+   step at 2 threads on random batches, each thread's phases.
 
 3 and 4 are skipped, and said so, without cargo.
 
@@ -72,24 +73,36 @@ def kernels(*cargo_flags: str) -> list[dict[str, Any]] | str:
     return example("kernels", "--json", cargo_flags=cargo_flags)
 
 
-def step_with_and_without_memory_waits(repeats: int = 5) -> dict[str, Any] | str:
-    """Medians, µs per step at 1 thread, of the phases example on random batches and on the
-    same batch every step, interleaved."""
-    runs: dict[str, list[dict[str, Any]]] = {"random_batches": [], "same_batch": []}
+PHASES_RUNS = {
+    "random_batches": ("1",),
+    "same_batch": ("1", "--same-batch"),
+    "two_threads": ("2",),
+}
+
+
+def phases_example(repeats: int = 5) -> dict[str, Any] | str:
+    """Medians, µs per step, of the phases example run as each of ``PHASES_RUNS``, interleaved;
+    per thread as well as for the first thread alone."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in PHASES_RUNS}
     for _ in range(repeats):
-        for kind, flags in (("random_batches", ()), ("same_batch", ("--same-batch",))):
-            lines = example("phases", "1", *flags, "--json")
+        for kind, args in PHASES_RUNS.items():
+            lines = example("phases", *args, "--json")
             if isinstance(lines, str):
                 return lines
             runs[kind] += lines
+
+    def medians(phases: list[dict[str, float]]) -> dict[str, float]:
+        return {phase: statistics.median(p[phase] for p in phases) for phase in phases[0]}
+
     return {
         kind: {
             "runs": len(found),
             "steps": found[0]["steps"],
-            "us_per_step": {
-                phase: statistics.median(r["us_per_step"][phase] for r in found)
-                for phase in found[0]["us_per_step"]
-            },
+            "threads": found[0]["threads"],
+            "us_per_step": medians([r["us_per_step"] for r in found]),
+            "per_thread_us_per_step": [
+                medians([r["per_thread"][t] for r in found]) for t in range(found[0]["threads"])
+            ],
             "wall_us_per_step": statistics.median(r["wall_us_per_step"] for r in found),
         }
         for kind, found in runs.items()
@@ -122,7 +135,7 @@ def main() -> None:
     # gemm's and pulp's AVX2 code, as on a CPU without AVX-512 (the own AVX-512 kernels absent;
     # matrixmultiply has no AVX-512 code).
     products_avx2 = kernels("--no-default-features")
-    memory_waits = step_with_and_without_memory_waits()
+    phases = phases_example()
 
     # The same medians and bound the report and the README tables use.
     records = load_results([speed]).records
@@ -160,7 +173,7 @@ def main() -> None:
     }
     numbers["kernels"] = products
     numbers["kernels_without_avx512"] = products_avx2
-    numbers["phases_example"] = memory_waits
+    numbers["phases_example"] = phases
 
     print(f"sessions: {speed} (speed), {profile} (--profile)")
     for threads, row in ((1, one), (2, two)):
@@ -189,15 +202,17 @@ def main() -> None:
                 f"{row['us']:7.1f} µs {row['gflops']:6.1f} GFLOP/s"
             )
 
-    if isinstance(memory_waits, str):
-        print(f"phases example: {memory_waits}")
+    if isinstance(phases, str):
+        print(f"phases example: {phases}")
     else:
         bound_us = one["bound_s"] / iterations * 1e6
-        for kind, found in memory_waits.items():
+        for kind, found in phases.items():
             wall = found["wall_us_per_step"]
+            waits = ", ".join(f"{t['wait']:.1f}" for t in found["per_thread_us_per_step"])
             print(
                 f"  phases example, {kind.replace('_', ' ')}: {wall:.0f} µs per step "
-                f"({wall / bound_us:.2f} × the bound per step, {bound_us:.0f} µs)"
+                f"({wall / bound_us:.2f} × the 1-thread bound per step, {bound_us:.0f} µs); "
+                f"µs per step at the barriers, per thread: {waits}"
             )
 
     if args.json is not None:

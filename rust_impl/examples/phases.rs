@@ -4,12 +4,13 @@
 //!     cargo run --release --example phases -- [THREADS] [--same-batch] [--json]
 //!
 //! `--same-batch` trains on one batch every step, so its rows stay in the caches: the step as it
-//! would run if gathering a batch never waited on memory. `--json`: one line, for
-//! benchmarks/rust_speed.py.
+//! would run if gathering a batch never waited on memory. Each thread's phases in a column of
+//! its own. `--json`: one line, for benchmarks/rust_speed.py (`us_per_step`: the first
+//! thread's, `per_thread`: each thread's).
 
 use std::time::Instant;
 
-use mlp_bench_rust::net::{InitParams, TwoLayerNet};
+use mlp_bench_rust::net::{InitParams, TwoLayerNet, PHASES};
 use ndarray::{Array1, Array2};
 
 fn main() {
@@ -61,16 +62,21 @@ fn main() {
     }
     let wall = started.elapsed().as_secs_f64();
     let per_step = |seconds: f64| seconds / steps as f64 * 1e6;
-    let phases = net.phase_times().expect("profiling is on");
+    let threads = net.thread_phase_times().expect("profiling is on");
     if flag("--json") {
-        let fields: Vec<String> = phases
-            .iter()
-            .map(|(name, seconds)| format!("\"{name}\": {:.2}", per_step(*seconds)))
-            .collect();
+        let fields = |phases: &[(&str, f64)]| -> String {
+            let fields: Vec<String> = phases
+                .iter()
+                .map(|(name, seconds)| format!("\"{name}\": {:.2}", per_step(*seconds)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        };
+        let per_thread: Vec<String> = threads.iter().map(|p| fields(p)).collect();
         println!(
-            "{{\"threads\": {}, \"steps\": {steps}, \"same_batch\": {same_batch}, \"us_per_step\": {{{}}}, \"wall_us_per_step\": {:.2}}}",
+            "{{\"threads\": {}, \"steps\": {steps}, \"same_batch\": {same_batch}, \"us_per_step\": {}, \"per_thread\": [{}], \"wall_us_per_step\": {:.2}}}",
             net.threads(),
-            fields.join(", "),
+            fields(&threads[0]),
+            per_thread.join(", "),
             per_step(wall)
         );
         return;
@@ -86,15 +92,26 @@ fn main() {
             ""
         }
     );
-    for (name, seconds) in phases {
-        println!(
-            "{name:>10}: {:7.1} µs/step  {:5.1} %",
-            per_step(seconds),
-            seconds / wall * 100.0
-        );
+    let header: Vec<String> = (1..=threads.len())
+        .map(|t| format!("{:>17}", format!("thread {t}")))
+        .collect();
+    println!("{:>10}  {}", "µs/step", header.join(""));
+    for (phase, name) in PHASES.iter().enumerate() {
+        let cells: Vec<String> = threads
+            .iter()
+            .map(|p| {
+                let seconds = p[phase].1;
+                format!(
+                    "{:8.1} {:5.1} %  ",
+                    per_step(seconds),
+                    seconds / wall * 100.0
+                )
+            })
+            .collect();
+        println!("{name:>10}: {}", cells.join("").trim_end());
     }
     println!(
-        "{:>10}: {:7.1} µs/step → {:.2} s per 10,000 steps",
+        "{:>10}: {:8.1} µs/step → {:.2} s per 10,000 steps",
         "wall",
         per_step(wall),
         wall / steps as f64 * 1e4

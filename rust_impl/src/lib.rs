@@ -126,7 +126,8 @@ mod python {
                     self.net.enable_profiling();
                 }
 
-                /// Seconds per phase since profiling was enabled; None when it is off.
+                /// The first thread's seconds per phase since profiling was enabled; None when
+                /// it is off.
                 fn phase_times<'py>(
                     &self,
                     py: Python<'py>,

@@ -96,12 +96,12 @@ pub struct TwoLayerNet<T: Scalar> {
     train_y: Vec<usize>,
     lr: T,
     batch: usize,
-    /// Seconds spent in each phase (`PHASES`) by the first thread, when profiling is on.
-    phase_seconds: Option<[f64; 5]>,
+    /// Seconds spent in each phase (`PHASES`) by each thread, when profiling is on.
+    phase_seconds: Option<Vec<[f64; 5]>>,
 }
 
-/// The phases of a training step, in order. `wait` is the time the first thread spent at the
-/// step's barriers waiting for the others (zero with one thread).
+/// The phases of a training step, in order. `wait` is the time a thread spent at the step's
+/// barriers waiting for the others (zero with one thread).
 pub const PHASES: [&str; 5] = ["batch", "forward", "backward", "update", "wait"];
 
 impl<T: Scalar> TwoLayerNet<T> {
@@ -205,15 +205,26 @@ impl<T: Scalar> TwoLayerNet<T> {
         })
     }
 
-    /// Time each phase of every following step (costs a few clock reads per step).
+    /// Time each phase of every following step, on every thread (costs a few clock reads per
+    /// step).
     pub fn enable_profiling(&mut self) {
-        self.phase_seconds = Some([0.0; 5]);
+        self.phase_seconds = Some(vec![[0.0; 5]; self.threads()]);
     }
 
-    /// Seconds per phase since profiling was enabled, or None if it is off.
+    /// The first thread's seconds per phase since profiling was enabled, or None if it is off.
     pub fn phase_times(&self) -> Option<Vec<(&'static str, f64)>> {
-        self.phase_seconds
-            .map(|seconds| PHASES.iter().copied().zip(seconds).collect())
+        self.thread_phase_times()
+            .map(|threads| threads.into_iter().next().expect("one thread at least"))
+    }
+
+    /// `phase_times` of each thread, in the order of their groups of inputs and rows.
+    pub fn thread_phase_times(&self) -> Option<Vec<Vec<(&'static str, f64)>>> {
+        self.phase_seconds.as_ref().map(|threads| {
+            threads
+                .iter()
+                .map(|&seconds| PHASES.iter().copied().zip(seconds).collect())
+                .collect()
+        })
     }
 
     pub fn batch(&self) -> usize {
@@ -287,22 +298,27 @@ impl<T: Scalar> TwoLayerNet<T> {
             let helpers: Vec<_> = (1..net.threads())
                 .map(|member| {
                     let barrier = &barrier;
-                    scope.spawn(move || net.run_member(member, batch_indices, barrier, false))
+                    scope.spawn(move || net.run_member(member, batch_indices, barrier, profiling))
                 })
                 .collect();
-            let first = net.run_member(0, batch_indices, &barrier, profiling);
-            let mut loss = first.0;
+            let (mut loss, first) = net.run_member(0, batch_indices, &barrier, profiling);
+            let mut seconds = vec![first];
             for helper in helpers {
                 match helper.join() {
-                    Ok((helper_loss, _)) => loss += helper_loss,
+                    Ok((helper_loss, helper_seconds)) => {
+                        loss += helper_loss;
+                        seconds.push(helper_seconds);
+                    }
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
-            (loss, first.1)
+            (loss, seconds)
         });
         if let Some(total) = self.phase_seconds.as_mut() {
-            for (slot, s) in total.iter_mut().zip(seconds) {
-                *slot += s;
+            for (thread, seconds) in total.iter_mut().zip(seconds) {
+                for (slot, s) in thread.iter_mut().zip(seconds) {
+                    *slot += s;
+                }
             }
         }
         Ok(loss / steps as f64)
@@ -738,6 +754,32 @@ mod tests {
         let phases = net.phase_times().unwrap();
         assert_eq!(phases.iter().map(|p| p.0).collect::<Vec<_>>(), PHASES);
         assert!(phases.iter().take(4).all(|&(_, s)| s > 0.0), "{phases:?}");
+        assert_eq!(net.thread_phase_times().unwrap(), vec![phases]);
+    }
+
+    #[test]
+    fn profiling_times_each_thread() {
+        let mut net = tiny_net(2);
+        net.enable_profiling();
+        let indices = Array::from_shape_fn((20, 2), |(i, j)| ((i + j) % 8) as i32);
+        net.train_steps(indices.view()).unwrap();
+        let threads = net.thread_phase_times().unwrap();
+        assert_eq!(threads.len(), 2);
+        assert_eq!(net.phase_times().unwrap(), threads[0]);
+        for phases in &threads {
+            assert_eq!(phases.iter().map(|p| p.0).collect::<Vec<_>>(), PHASES);
+            // Every thread gathers, runs forward and backward, and updates its part.
+            assert!(phases.iter().take(4).all(|&(_, s)| s > 0.0), "{threads:?}");
+        }
+        // Each thread's time at the barriers, the last to arrive's too (it still takes part).
+        assert!(
+            threads.iter().all(|phases| phases[4].1 > 0.0),
+            "{threads:?}"
+        );
+        // A later call adds to the same totals.
+        net.train_steps(indices.view()).unwrap();
+        let again = net.thread_phase_times().unwrap();
+        assert!((0..2).all(|t| again[t][1].1 > threads[t][1].1), "{again:?}");
     }
 
     #[test]
