@@ -64,18 +64,18 @@ fn main() {
     let per_step = |seconds: f64| seconds / steps as f64 * 1e6;
     let threads = net.thread_phase_times().expect("profiling is on");
     if flag("--json") {
-        let fields = |phases: &[(&str, f64)]| -> String {
-            let fields: Vec<String> = phases
+        let object = |phases: &[(&str, f64)]| -> String {
+            let pairs: Vec<String> = phases
                 .iter()
                 .map(|(name, seconds)| format!("\"{name}\": {:.2}", per_step(*seconds)))
                 .collect();
-            format!("{{{}}}", fields.join(", "))
+            format!("{{{}}}", pairs.join(", "))
         };
-        let per_thread: Vec<String> = threads.iter().map(|p| fields(p)).collect();
+        let per_thread: Vec<String> = threads.iter().map(|p| object(p)).collect();
         println!(
             "{{\"threads\": {}, \"steps\": {steps}, \"same_batch\": {same_batch}, \"us_per_step\": {}, \"per_thread\": [{}], \"wall_us_per_step\": {:.2}}}",
             net.threads(),
-            fields(&threads[0]),
+            object(&threads[0]),
             per_thread.join(", "),
             per_step(wall)
         );
