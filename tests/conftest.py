@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.idx_files import write_dataset
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT, write_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from harness.cli import main
-from tests.harness_runs import harness
+from tests.helpers import harness
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.records import make_record, make_session
-from tests.test_runner import TINY
+from tests.helpers import TINY, make_record, make_session
 
 
 def harness(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness_runs import harness
-from tests.test_runner import TINY
+from tests.helpers import TINY, harness
 
 pytest.importorskip("distributed", reason="the [cluster] extra is not installed")
 
@@ -292,7 +291,7 @@ def test_a_worker_finds_the_sessions_data_and_refuses_other_data(tmp_path, monke
     """The session's folder if this machine has it; else HARNESS_DATA_DIR, checksums compared."""
     from harness import data
     from harness.runner.cluster import _find_data
-    from tests.idx_files import write_dataset
+    from tests.helpers import write_dataset
 
     ours = write_dataset(tmp_path / "ours")
     other = write_dataset(tmp_path / "other", n_train=200)  # another dataset, same layout
@@ -323,7 +322,7 @@ def test_a_worker_derives_the_sessions_plan_or_refuses(idx_dir):
     from harness.runner.cluster import _plan_for
     from harness.runner.plan import make_plan
     from harness.spec import Spec
-    from tests.records import run_record
+    from tests.helpers import run_record
 
     spec = Spec(dataset="idx", iterations=40, eval_every=20, batch=10)
     files = data.locate("idx", idx_dir)

@@ -12,7 +12,7 @@ import pytest
 
 from harness import data
 from harness.errors import DataError
-from tests.idx_files import NAMES, idx_bytes, write_dataset
+from tests.helpers import NAMES, idx_bytes, write_dataset
 
 
 def test_parse_roundtrip():

@@ -20,10 +20,8 @@ from harness.cli import main
 from harness.errors import DataError, SpecError
 from harness.results import store
 from harness.spec import Spec, build_spec
-from tests.harness_runs import take_ctrl_c
-from tests.idx_files import idx_bytes
-from tests.test_runner import TINY, fake, run
-from tests.test_runner import records as read_records
+from tests.helpers import TINY, fake, idx_bytes, run, take_ctrl_c
+from tests.helpers import records as read_records
 
 
 def test_segfault_is_recorded_and_the_matrix_carries_on(idx_dir, tmp_path):

@@ -16,9 +16,8 @@ import pytest
 
 from harness.cli import main
 from harness.runner.supervisor import ProgressEvents
-from tests.harness_runs import take_ctrl_c
+from tests.helpers import TINY, take_ctrl_c
 from tests.hostile_backends import CLASSES, EXPECTED, SLEEP
-from tests.test_runner import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,7 @@ from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.keras_tf import INSTALL_HINT, KerasBackend
 from impls.numpy_scratch import NumpyBackend
-from tests.harness_runs import run_cli
-from tests.test_rust_backend import synthetic_mnist
+from tests.helpers import run_cli, synthetic_mnist
 
 tf = pytest.importorskip("tensorflow", reason=INSTALL_HINT)
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.harness_runs import harness as run_harness
-from tests.test_runner import TINY
+from tests.helpers import REPO_ROOT, TINY
+from tests.helpers import harness as run_harness
 
 EXAMPLE = REPO_ROOT / "examples" / "harness-backend-numpy-fused"
 

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.conftest import REPO_ROOT
-from tests.test_runner import TINY, records, run
-from tests.test_verify import verify
+from tests.helpers import REPO_ROOT, TINY, records, run, verify
 
 BOOK_NET = REPO_ROOT / "tests" / "process_programs" / "book_net.py"
 C_DIR = REPO_ROOT / "examples" / "c-backend"

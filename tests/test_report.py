@@ -15,7 +15,7 @@ import pytest
 
 from harness.cli import main
 from harness.spec import Spec
-from tests.records import make_record, make_session
+from tests.helpers import make_record, make_session
 
 CHARTS = ("training_time", "cpu_utilisation", "accuracy", "time_to_accuracy", "learning_curves")
 

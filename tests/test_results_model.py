@@ -17,8 +17,7 @@ from harness.results.model import SCHEMA_VERSION, InvalidFile, RunRecord, Sessio
 from harness.results.store import load_results
 from harness.results.summary import summarize, to_frame
 from harness.spec import Spec
-from tests.records import make_record, make_session, run_record
-from tests.test_runner import run
+from tests.helpers import make_record, make_session, run, run_record
 
 MACHINE_A = {"hostname": "a", "machine_id": "1", "cpu_model": "AMD EPYC 7B13", "cores_logical": 2}
 MACHINE_B = {

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from harness.cli import main
-from tests.test_runner import fake, run
+from tests.helpers import fake, run
 
 
 def session_of(tmp_path: Path) -> Path:

@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-
-TINY = [
-    "--set",
-    "dataset=idx",
-    "--set",
-    "iterations=40",
-    "--set",
-    "eval_every=20",
-    "--set",
-    "batch=10",
-    "--set",
-    "lr=1",
-    "--repeats",
-    "1",
-    "--no-roofline",
-]
-
-
-def run(idx_dir: Path, tmp_path: Path, *args: str) -> int:
-    results = tmp_path / "results"
-    return main(["run", "--data-dir", str(idx_dir), "--results-dir", str(results), *TINY, *args])
-
-
-def records(tmp_path: Path) -> dict[str, dict]:
-    (session,) = (tmp_path / "results").iterdir()
-    assert not list(session.glob(".*")), "temporary files left behind"
-    return {
-        p.stem: json.loads(p.read_text()) for p in session.glob("*.json") if p.stem != "session"
-    }
-
-
-def fake(name: str) -> list[str]:
-    return ["--backend-path", f"tests.fake_backends:{name}"]
+from tests.helpers import TINY, fake, records, run
 
 
 def test_ok_run_record_has_the_documented_fields(idx_dir, tmp_path, capsys):

@@ -17,15 +17,9 @@ from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.numpy_scratch import NumpyBackend
 from impls.rust_ext import BUILD_HINT, RustBackend
+from tests.helpers import synthetic_mnist
 
 rust = pytest.importorskip("mlp_bench_rust", reason=BUILD_HINT)
-
-
-def synthetic_mnist(n: int = 2000, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped inputs in [0, 1] with sparse bright pixels, and labels 0–9."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 784)) * (rng.random((n, 784)) < 0.2)
-    return x, rng.integers(0, 10, size=n)
 
 
 def trained(backend_cls, spec: Spec, x, y, steps: int, threads: int | None = 1):

@@ -9,7 +9,7 @@ import pytest
 
 from harness.results.stats import Ratio, ratio_of_medians, verdict
 from harness.results.summary import summarize, to_frame
-from tests.records import run_record
+from tests.helpers import run_record
 
 
 def test_the_ratio_is_of_medians_and_its_interval_contains_it():
@@ -68,8 +68,7 @@ def test_without_numpy_the_first_backend_run_is_the_baseline():
 
 def test_a_baseline_that_did_not_run_is_one_line(tmp_path, capsys, idx_dir):
     from harness.cli import main
-    from tests.records import make_record, make_session
-    from tests.test_runner import TINY
+    from tests.helpers import TINY, make_record, make_session
 
     make_session(tmp_path / "r", "s", [make_record("numpy", 1.0, 0)])
     assert main(["report", "--results-dir", str(tmp_path / "r"), "--baseline", "rust"]) == 2

@@ -10,7 +10,7 @@ from rich.console import Console
 from harness.cli import print_summary
 from harness.results.summary import summarize, thread_scaling, to_frame
 from harness.spec import Spec
-from tests.records import run_record
+from tests.helpers import run_record
 
 
 def record(backend, time_s, status="ok", threads=1, **extra):
@@ -81,7 +81,7 @@ def test_schema_1_records_get_no_rate_for_a_thread_count_that_was_not_measured()
 
 def test_runs_started_on_a_busy_machine_are_flagged_with_the_threshold(tmp_path):
     from harness.cli import main
-    from tests.records import make_record, make_session
+    from tests.helpers import make_record, make_session
 
     records = [record("calm", 1.0, cpu_busy_before=0.05) for _ in range(3)]
     records += [record("busy", 1.0, cpu_busy_before=b) for b in (0.05, 0.6, 0.9)]

@@ -21,9 +21,7 @@ from harness import backends
 from harness.runner.plan import make_plan
 from harness.spec import Spec
 from impls.numpy_scratch import NumpyBackend
-from tests.harness_runs import run_cli
-from tests.test_rust_backend import synthetic_mnist
-from tests.test_verify import verify
+from tests.helpers import run_cli, synthetic_mnist, verify
 
 BACKENDS = [("jax", "jax"), ("torch", "torch"), ("torch-compile", "torch")]
 

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from tests.harness_runs import harness
-from tests.test_runner import fake
-
-TINY = ["--set", "dataset=idx", "--set", "batch=10", "--set", "lr=0.5"]
-
-
-def verify(idx_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return harness("verify", "--data-dir", str(idx_dir), *TINY, *args)
+from tests.helpers import fake, verify
 
 
 def test_numpy_passes_with_a_table_per_checkpoint(idx_dir):
