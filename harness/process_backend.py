@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -104,7 +105,7 @@ class ProcessBackend:
         header = {}
         for key, array in arrays.items():
             path = self.dir / f"{key}.bin"
-            array.tofile(path)
+            _write_read_only(path, array)
             header[key] = {"file": path.name, "dtype": array.dtype.name, "shape": array.shape}
         self.files[id(train_x)] = (train_x, self.dir / "train_x.bin")
         (self.dir / "arrays.json").write_text(json.dumps(header, indent=1))
@@ -138,21 +139,27 @@ class ProcessBackend:
         words = reply.split()
         try:
             loss = float(words[0])
-            if len(words) > 1:
-                self.program_s += float(words[1])
-            else:
-                self.program_timed = False
+            seconds = float(words[1]) if len(words) > 1 else None
         except (IndexError, ValueError):
             raise ProtocolError(
                 f"protocol step 'train': expected 'loss MEAN [SECONDS]', got 'loss {reply[:80]}'"
             ) from None
-        return loss
+        if seconds is None:
+            self.program_timed = False
+        elif not math.isfinite(seconds) or seconds < 0:
+            raise ProtocolError(
+                f"protocol step 'train': the program timed its steps at {words[1]!r} s "
+                "(rule: a time is finite and ≥ 0)"
+            )
+        else:
+            self.program_s += seconds
+        return loss  # its range is checked by the worker, as for every backend
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         known = self.files.get(id(x))
         if known is None:  # first time this array is asked about: write it once
             known = (x, self.dir / f"predict-{len(self.files)}.bin")
-            np.ascontiguousarray(x, dtype=self.dtype.newbyteorder("<")).tofile(known[1])
+            _write_read_only(known[1], np.ascontiguousarray(x, dtype=self.dtype.newbyteorder("<")))
             self.files[id(x)] = known
         path = known[1]
         rows = len(x)
@@ -268,6 +275,13 @@ class ProcessBackend:
         else:
             how = f" (it exited with status {status})"
         return f"protocol step {step!r}: the program {what}{how}"
+
+
+def _write_read_only(path: Path, array: np.ndarray) -> None:
+    """The program gets a copy it may read, not write (mode 0444): the file stays what the
+    harness wrote for the whole run, as predict reuses it."""
+    array.tofile(path)
+    path.chmod(0o444)
 
 
 def _read_all(stream: IO[bytes], size: int) -> bytes:

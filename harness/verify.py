@@ -19,6 +19,7 @@ either) agree to 1e-17.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,25 +85,39 @@ def _missing_params(params: Any) -> list[str]:
     return [name for name in PARAM_NAMES if name not in params]
 
 
-def run_verification(
-    backend: Any,
+def setup_reference(
     reference: Any,
     spec: Spec,
     train_x: np.ndarray,
     train_y: np.ndarray,
-    plan: Plan,
-    steps: int,
-    checkpoints: list[int],
-) -> dict[str, Any]:
-    """Step ``backend`` (already set up) and the float64 ``reference`` side by side."""
-    tolerance = TOLERANCES[spec.dtype]
+    init: dict[str, np.ndarray],
+) -> None:
+    """The float64 reference, set up from the harness's own copies before the backend runs."""
     reference_spec = Spec(**{**spec.to_dict(), "dtype": "float64"})
     reference.setup(
         reference_spec,
-        train_x.astype(np.float64),
-        train_y,
-        {k: v.astype(np.float64) for k, v in plan.init.items()},
+        np.array(train_x, dtype=np.float64),
+        np.array(train_y, copy=True),
+        {k: np.array(v, dtype=np.float64) for k, v in init.items()},
     )
+
+
+def run_verification(
+    backend: Any,
+    reference: Any,
+    spec: Spec,
+    plan: Plan,
+    handed_chunk: Callable[[int, int], np.ndarray],
+    steps: int,
+    checkpoints: list[int],
+) -> dict[str, Any]:
+    """Step ``backend`` and the float64 ``reference`` (both set up) side by side.
+
+    ``plan`` is the harness's own copy: what the backend is compared with, and the batches the
+    reference takes. The backend takes the same rows from ``handed_chunk(start, end)``, a
+    read-only copy; nothing it could write into is used as evidence.
+    """
+    tolerance = TOLERANCES[spec.dtype]
     first_failure: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = []
 
@@ -142,9 +157,8 @@ def run_verification(
     # Step 0: after setup the backend must hold exactly the harness's initial parameters.
     check(0, backend.params(), plan.init, None, None)
     for step in range(1, steps + 1):
-        rows_of_step = plan.batches[step - 1 : step]
-        loss = float(backend.train_steps(rows_of_step))
-        want_loss = float(reference.train_steps(rows_of_step))
+        loss = float(backend.train_steps(handed_chunk(step - 1, step)))
+        want_loss = float(reference.train_steps(plan.batches[step - 1 : step]))
         plain_loss = _plain_loss(reference)
         check(step, backend.params(), reference.params(), loss, want_loss)
     return {

@@ -122,6 +122,11 @@ def test_loss_reply_without_seconds_leaves_the_protocol_cost_unmeasured(idx_dir,
         ),
         ("wrong-count", "protocol step 'predict': asked for 300 ids, the program announced '299'"),
         ("no-newline", "protocol step 'setup': expected a line starting 'ready', got 'rrrr"),
+        (
+            "negative-time",
+            "protocol step 'train': the program timed its steps at '-0.5' s (rule: a time is "
+            "finite and ≥ 0)",
+        ),
     ],
 )
 def test_a_program_that_breaks_the_protocol_fails_its_run(idx_dir, tmp_path, fault, message):
@@ -130,6 +135,16 @@ def test_a_program_that_breaks_the_protocol_fails_its_run(idx_dir, tmp_path, fau
     assert record["status"] == "failed"
     assert record["error"].startswith("ProtocolError: " + message), record["error"]
     assert "Traceback" not in record["error"].splitlines()[0]
+
+
+def test_a_negative_loss_from_a_program_fails_its_run_naming_the_rule(idx_dir, tmp_path):
+    assert run(idx_dir, tmp_path, "--backend-cmd", python_program("negative-loss")) == 1
+    (record,) = records(tmp_path).values()
+    assert record["status"] == "failed" and record["final_loss"] is None
+    assert record["error"].startswith(
+        "BackendMisbehaved: train_steps returned the loss -1.0, which no cross-entropy can be "
+        "(rule: loss ≥ -1e-06"
+    ), record["error"]
 
 
 def test_a_command_that_does_not_exist_fails_its_run(idx_dir, tmp_path, capsys):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.idx import Dataset, load_arrays, parse_pair, read_idx_bytes
+from harness.data.idx import Dataset, arrays_from_bytes, parse_pair, read_idx_bytes
 from harness.errors import DataError
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -242,13 +242,13 @@ def locate(
         if found is not None:
             raws[role] = read_idx_bytes(found)
             hashes[role] = _verify(found, raws[role], expected)
-            paths[role] = found
+            paths[role] = found.absolute()  # workers run in a scratch folder of their own
             continue
         mirrors = _mirrors(info) if download and expected else ()
         if expected and mirrors:
             outcome = _download(info, role, expected, mirrors, cache_dir() / dataset, fetch)
             if not isinstance(outcome, str):
-                paths[role], raws[role] = outcome
+                paths[role], raws[role] = outcome[0].absolute(), outcome[1]
                 hashes[role] = _verify(paths[role], raws[role], expected)
                 continue
             missing[role] = outcome
@@ -291,5 +291,22 @@ def locate(
 
 
 def load(files: DataFiles, dtype: str = "float32") -> Dataset:
-    """Parse files that ``locate`` already found and verified; scale inputs to [0, 1]."""
-    return Dataset(*load_arrays(files.paths, dtype))
+    """The arrays of files that ``locate`` found, from bytes checked again here.
+
+    Each file is read once and its SHA-256 compared with the one ``locate`` recorded, so what a
+    run trains on is what its session verified: a file changed on disk since (a re-download,
+    another process, a backend) is refused with a DataError naming it, never used.
+    """
+    raws = {}
+    for role, path in files.paths.items():
+        raw = read_idx_bytes(path)
+        actual = hashlib.sha256(raw).hexdigest()
+        expected = files.sha256[role]
+        if actual != expected:
+            raise DataError(
+                f"{path}: changed since the session checked it (SHA-256 was {expected}, is now "
+                f"{actual}); restore the file, or start a new session to use the new one"
+            )
+        raws[role] = raw
+    names = {role: str(path) for role, path in files.paths.items()}
+    return Dataset(*arrays_from_bytes(raws, names, dtype))

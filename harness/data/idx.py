@@ -97,14 +97,18 @@ def load_arrays(
     paths: dict[str, Path], dtype: str = "float32"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inputs flattened to (n, features) in ``dtype`` and scaled to [0, 1]; labels as int64."""
+    raws = {role: read_idx_bytes(path) for role, path in paths.items()}
+    return arrays_from_bytes(raws, {role: str(path) for role, path in paths.items()}, dtype)
+
+
+def arrays_from_bytes(
+    raws: dict[str, bytes], names: dict[str, str], dtype: str = "float32"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``load_arrays`` on bytes already read (and checked) by the caller."""
 
     def pair(images_role: str, labels_role: str) -> tuple[np.ndarray, np.ndarray]:
-        images_path, labels_path = paths[images_role], paths[labels_role]
         images, labels = parse_pair(
-            read_idx_bytes(images_path),
-            read_idx_bytes(labels_path),
-            str(images_path),
-            str(labels_path),
+            raws[images_role], raws[labels_role], names[images_role], names[labels_role]
         )
         x = images.reshape(images.shape[0], -1).astype(dtype)
         x /= 255.0

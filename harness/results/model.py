@@ -33,6 +33,9 @@ T = TypeVar("T")
 # Ranges a measurement cannot leave; outside them a record was damaged or forged.
 Seconds = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+# A cross-entropy is ≥ 0; the book's −log(p + 1e-7) dips to −1.2e-7 in float32 when p rounds to 1.
+LOSS_FLOOR = -1e-6
+Loss = Annotated[float, Field(ge=LOSS_FLOOR)]
 Count = Annotated[int, Field(ge=0)]
 Status = Literal["ok", "failed", "timeout", "diverged"]
 
@@ -48,7 +51,7 @@ class CurvePoint(TypedDict):
     train_time_s: Seconds
     train_acc: Fraction
     test_acc: Fraction
-    loss: float | None
+    loss: Loss | None
 
 
 class Roofline(TypedDict):
@@ -106,11 +109,11 @@ class RunRecord:
     threads_observed: Count | None = None
     train_acc: Fraction | None = None
     test_acc: Fraction | None = None
-    final_loss: float | None = None
+    final_loss: Loss | None = None
     iterations_done: Count = 0
     curve: list[CurvePoint] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
-    phases: dict[str, float] | None = None  # --profile: training seconds per phase
+    phases: dict[str, Seconds] | None = None  # --profile: training seconds per phase
     phases_note: str | None = None  # how the phases were measured, or why there are none
     cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
     stray_processes: Count = 0  # the backend's processes still alive at the end, killed then

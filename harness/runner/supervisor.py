@@ -216,7 +216,8 @@ class Runner:
             variant=item.variant,
             session=self.session,
             train_time_s=None,
-            data=self.data.to_json(),
+            # "verified" only once the run's own worker has checked the bytes it trains on.
+            data={**self.data.to_json(), "verified": False},
             env=self.env,
             order=item.order,
             pin=self.flags.pin,
@@ -393,9 +394,11 @@ def run_worker(
     """
     stdout_path, stderr_path = scratch / "worker.stdout", scratch / "worker.stderr"
     job_path = scratch / "job.json"
+    workdir = scratch / "work"  # the worker's current directory, apart from the job's files
+    workdir.mkdir(exist_ok=True)
     progress_read, progress_write = os.pipe()
     job_path.write_text(json.dumps({**job, "progress_fd": progress_write, "timeout_s": timeout_s}))
-    env = {**os.environ, **thread_env(threads)}
+    env = {**os.environ, **thread_env(threads), "PYTHONPATH": _worker_import_path()}
 
     def prepare_child() -> None:
         processes.die_with_parent()  # a worker never outlives a harness killed with -9
@@ -426,6 +429,7 @@ def run_worker(
                     env=env,
                     pass_fds=(progress_write, result_file.fileno()),
                     start_new_session=True,  # Ctrl-C reaches the runner, which ends the worker
+                    cwd=workdir,  # a backend's relative writes land in the run's scratch folder
                     preexec_fn=prepare_child,
                 )
             finally:
@@ -452,6 +456,18 @@ def run_worker(
     return WorkerResult(
         result, timed_out, proc.returncode, tail, wall_s, junk, strays + strays_adopted
     )
+
+
+def _worker_import_path() -> str:
+    """What the worker imports from, as if it ran where the harness runs.
+
+    Its current directory is the run's scratch folder, so the harness's own folder (a backend
+    given as ``--backend-path module:Class`` lives there) and this harness's package are named
+    explicitly, after any PYTHONPATH the user set.
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(dict.fromkeys([*given, os.getcwd(), package_root]))
 
 
 class ProgressEvents:

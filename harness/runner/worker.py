@@ -32,11 +32,12 @@ import numpy as np
 import psutil
 
 from harness import backends, data, verify
-from harness.results.model import RunRecord
+from harness.results.model import LOSS_FLOOR, RunRecord
 from harness.results.store import dumps_json
 from harness.runner import processes
+from harness.runner.inputs import Handed, RunInputs, is_read_only_write, read_only_message
 from harness.runner.plan import PARAM_NAMES, Plan
-from harness.spec import spec_from_dict
+from harness.spec import Spec, spec_from_dict
 
 
 class BackendMisbehaved(Exception):
@@ -59,7 +60,11 @@ def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def mean_loss(value: Any) -> float:
-    """``train_steps``'s return: a real number (int, float, NumPy scalar), never text or bool."""
+    """``train_steps``'s return: a real number (int, float, NumPy scalar), never text or bool.
+
+    NaN and infinity pass here (the run is then recorded as diverged); a value no cross-entropy
+    can take does not.
+    """
     if isinstance(value, np.ndarray) and value.ndim == 0:  # what array libraries hand back
         value = value[()]
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
@@ -67,7 +72,28 @@ def mean_loss(value: Any) -> float:
             f"train_steps returned {type(value).__name__} {value!r:.40}; it must return the mean "
             "loss as a real number (int, float, NumPy scalar or 0-d array)"
         )
-    return float(value)
+    loss = float(value)
+    if loss < LOSS_FLOOR:
+        raise BackendMisbehaved(
+            f"train_steps returned the loss {loss!r}, which no cross-entropy can be (rule: "
+            f"loss ≥ {LOSS_FLOOR:g}, the book's −log(p + 1e-7) rounding aside)"
+        )
+    return loss
+
+
+def phase_seconds(times: Any) -> dict[str, float]:
+    """``phase_times()``'s return: seconds per phase, each a finite number ≥ 0."""
+    if not isinstance(times, dict):
+        raise BackendMisbehaved(f"phase_times returned {type(times).__name__}; expected a dict")
+    out = {}
+    for name, value in times.items():
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise BackendMisbehaved(
+                f"phase_times gave phase {name!r} {seconds!r} s (rule: a time is finite and ≥ 0)"
+            )
+        out[str(name)] = seconds
+    return out
 
 
 def _tree(process: psutil.Process) -> list[psutil.Process]:
@@ -106,8 +132,35 @@ def _close(backend: Any) -> None:
         close()
 
 
-def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) -> None:
-    """Run the job, filling ``outcome`` as it goes so a failure keeps what was measured."""
+def _load_inputs(job: dict[str, Any], spec: Spec, outcome: RunRecord | None = None) -> RunInputs:
+    """The data, checked against the session's checksums here, and the plan: as handed over."""
+    files = data.DataFiles.from_json(job["data"])
+    started = time.perf_counter()
+    dataset = data.load(files, spec.dtype)
+    if outcome is not None:
+        # Only now, with this worker's own check passed, may the record say the data verified.
+        outcome.data = {
+            **files.to_json(),
+            "verified": files.verified,
+            "checked_in_worker": True,
+            "check_s": time.perf_counter() - started,
+        }
+    plan = Plan.load(Path(job["plan_path"]))
+    return RunInputs(
+        dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y, plan.init, plan.batches
+    )
+
+
+def execute(
+    job: dict[str, Any],
+    outcome: RunRecord,
+    progress: TextIO | None,
+    given: list[RunInputs],
+) -> None:
+    """Run the job, filling ``outcome`` as it goes so a failure keeps what was measured.
+
+    ``given`` receives the run's inputs once loaded, for naming an input the backend wrote into.
+    """
 
     def report(**event: Any) -> None:
         if progress is not None:
@@ -136,11 +189,11 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
             else:
                 outcome.phases_note = f"{cls.__name__} has no enable_profiling(): no phase times"
 
-        dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
-        plan = Plan.load(Path(job["plan_path"]))
+        inputs = _load_inputs(job, spec, outcome)
+        given.append(inputs)
         report(event="setup")
         started = time.perf_counter()
-        backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
+        backend.setup(spec, inputs.train_x, inputs.train_y, inputs.init)
         outcome.setup_time_s = time.perf_counter() - started
         if threads is not None:
             # Also caps pools loaded during setup that ignore the environment variables.
@@ -152,7 +205,7 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
         process = psutil.Process()
         outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
         for start, end in spec.eval_spans():
-            chunk = plan.batches[start:end]
+            chunk = inputs.chunk(start, end)
             cpu_before = _cpu_seconds(process)
             wall_before = time.perf_counter()
             returned = backend.train_steps(chunk)
@@ -170,8 +223,9 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
                 outcome.status = "diverged"
                 outcome.error = f"loss became {loss} within iterations {start + 1}–{end}"
                 return
-            train_acc = accuracy(backend, dataset.train_x, dataset.train_y)
-            test_acc = accuracy(backend, dataset.test_x, dataset.test_y)
+            # Scored against the harness's own labels, never the ones the backend was handed.
+            train_acc = accuracy(backend, inputs.train_x, inputs.own_train_y)
+            test_acc = accuracy(backend, inputs.test_x, inputs.own_test_y)
             outcome.train_acc, outcome.test_acc = train_acc, test_acc
             outcome.curve.append(
                 {
@@ -187,8 +241,9 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
         # Read again: some facts (a process backend's protocol cost) exist only after training.
         outcome.build_info.update(backends.call_optional(backend, "build_info", {}))
         if profiling and callable(getattr(backend, "phase_times", None)):
-            outcome.phases = {k: float(v) for k, v in backend.phase_times().items()}
+            outcome.phases = phase_seconds(backend.phase_times())
             outcome.phases_note = getattr(backend, "phases_note", None)
+        _check_unchanged(inputs)
         params = backend.params()
         bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]
         if bad:
@@ -200,7 +255,17 @@ def execute(job: dict[str, Any], outcome: RunRecord, progress: TextIO | None) ->
         _close(backend)
 
 
-def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
+def _check_unchanged(inputs: RunInputs) -> None:
+    """Fail closed: inputs the backend changed (round the read-only flag) void what it did."""
+    changed = inputs.changed()
+    if changed:
+        raise BackendMisbehaved(
+            f"the backend changed its input {' and '.join(changed)} although it was handed over "
+            "read-only (it went round the flag): what it computed is not the harness's job"
+        )
+
+
+def execute_verify(job: dict[str, Any], outcome: dict[str, Any], given: list[RunInputs]) -> None:
     """``harness verify``: step the backend against the float64 reference; see harness.verify."""
     spec = spec_from_dict(job["spec"])
     cls = backends.load_class(job["backend_target"])
@@ -209,28 +274,32 @@ def execute_verify(job: dict[str, Any], outcome: dict[str, Any]) -> None:
         configure = getattr(backend, "configure_threads", None)
         if callable(configure):
             configure(job["threads"])
-        dataset = data.load(data.DataFiles.from_json(job["data"]), spec.dtype)
-        plan = Plan.load(Path(job["plan_path"]))
-        backend.setup(spec, dataset.train_x, dataset.train_y, plan.init)
+        inputs = _load_inputs(job, spec)
+        given.append(inputs)
         reference = backends.load_class(job["reference_target"])()
+        # From the harness's own copies, before any of the backend's code sees its inputs.
+        verify.setup_reference(reference, spec, inputs.train_x, inputs.own_train_y, inputs.own_init)
+        backend.setup(spec, inputs.train_x, inputs.train_y, inputs.init)
         outcome["verify"] = verify.run_verification(
             backend,
             reference,
             spec,
-            dataset.train_x,
-            dataset.train_y,
-            plan,
+            Plan(init=inputs.own_init, batches=inputs.own_batches),
+            inputs.chunk,
             job["steps"],
             job["checkpoints"],
         )
+        _check_unchanged(inputs)
         outcome["status"] = "ok"
     finally:
         _close(backend)
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: BaseException, handed: Handed | None = None) -> str:
     """What a backend's exception means, in one line, then the traceback's tail."""
-    if isinstance(exc, SystemExit):
+    if handed is not None and is_read_only_write(exc):
+        head = read_only_message(exc, handed)
+    elif isinstance(exc, SystemExit):
         head = f"the backend called sys.exit({exc.code!r}), which ends a run as failed"
     elif isinstance(exc, KeyboardInterrupt):
         head = "KeyboardInterrupt raised inside the backend"
@@ -263,19 +332,21 @@ def main(argv: list[str]) -> int:
     progress = os.fdopen(progress_fd, "w") if progress_fd is not None else None
     processes.become_subreaper()
     # A folder of the run's own, removed after it: where a backend may put files it needs.
-    os.environ["HARNESS_SCRATCH_DIR"] = str(Path(argv[0]).resolve().parent)
+    # (the runner started this worker in it; relative writes land there too).
+    os.environ["HARNESS_SCRATCH_DIR"] = os.getcwd()
     if job.get("timeout_s"):
         _watchdog(job["timeout_s"] + 10)
     verifying = job.get("mode") == "verify"
     record = None if verifying else RunRecord.from_json(job["record"])
     verdict: dict[str, Any] = {"status": "failed", "error": None}
+    given: list[RunInputs] = []
     try:
         if record is None:
-            execute_verify(job, verdict)
+            execute_verify(job, verdict, given)
         else:
-            execute(job, record, progress)
+            execute(job, record, progress, given)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: every end is recorded
-        verdict.update(status="failed", error=_why(exc))
+        verdict.update(status="failed", error=_why(exc, given[0].handed if given else None))
     finally:
         strays = processes.kill_descendants()
         # The worker's peak plus that of the largest process it waited for (a process

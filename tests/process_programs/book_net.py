@@ -11,6 +11,8 @@
   wrong-count    announces one id fewer than asked
   no-newline     answers setup with 5000 bytes and no newline
   no-timing      a correct program that leaves out the optional seconds of its loss reply
+  negative-loss  trains, then answers 'loss -1' (no cross-entropy is negative)
+  negative-time  trains, then says its steps took -0.5 s
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def main() -> int:
                 reply("loss banana")
             elif FAULT == "no-timing":
                 reply(f"loss {total / steps!r}")
+            elif FAULT == "negative-loss":
+                reply("loss -1 0.001")
+            elif FAULT == "negative-time":
+                reply(f"loss {total / steps!r} -0.5")
             else:
                 reply(f"loss {total / steps!r} {time.perf_counter() - started:.9f}")
         elif verb == "predict":
