@@ -77,6 +77,7 @@ class JunkOnDescriptors(NumpyBackend):
             b'{"event": "trained", "iteration": 5, "test_acc": 7.5, "loss": 0}\n',
             b"\xff\xfe not json\n",
             b"[1, 2, 3]\n",
+            b"[" * 4000 + b"\n",  # nests past the JSON parser's recursion limit
             b"z" * 100_000 + b"\n",
         ]
         for fd in range(3, 64):

@@ -102,8 +102,9 @@ def test_going_round_the_flag_is_caught_and_fails_the_run(idx_dir, tmp_path, bac
     assert run(idx_dir, tmp_path, *tampering(backend)) == 1
     record = _only_record(tmp_path)
     assert record["status"] == "failed"
-    assert f"the backend changed its input {named} although it was handed over read-only" in (
-        record["error"]
+    assert (
+        f"the backend changed its input {named} although it was handed over read-only"
+        in (record["error"])
     )
 
 
@@ -168,8 +169,9 @@ def test_a_negative_phase_time_fails_the_run_naming_the_rule(idx_dir, tmp_path):
     assert run(idx_dir, tmp_path, *tampering("NegativePhase"), "--profile") == 1
     record = _only_record(tmp_path)
     assert record["status"] == "failed"
-    assert "phase_times gave phase 'forward' -1.0 s (rule: a time is finite and ≥ 0)" in (
-        record["error"]
+    assert (
+        "phase_times gave phase 'forward' -1.0 s (rule: a time is finite and ≥ 0)"
+        in (record["error"])
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import FailFast, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from harness.errors import SpecError
@@ -36,6 +36,18 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 # A cross-entropy is ≥ 0; the book's −log(p + 1e-7) dips to −1.2e-7 in float32 when p rounds to 1.
 LOSS_FLOOR = -1e-6
 Loss = Annotated[float, Field(ge=LOSS_FLOOR)]
+
+
+class _FailFast(FailFast):
+    """pydantic's FailFast, hashable: typing hashes the metadata of ``Annotated[…] | None``, and
+    the adapters are cached by type."""
+
+    __hash__ = object.__hash__
+
+
+# Lists and maps stop at their first bad item: a damaged file costs one error, not millions.
+FAIL_FAST = _FailFast()
+Ints = Annotated[list[int], FAIL_FAST]
 Count = Annotated[int, Field(ge=0)]
 Status = Literal["ok", "failed", "timeout", "diverged"]
 
@@ -90,7 +102,7 @@ class RunRecord:
     profile: bool = False
     warmup: bool = False  # the session ran a discarded warm-up per cell first
     timeout_s: float | None = None
-    pinned_cpus: list[int] | None = None  # asked for with --pin
+    pinned_cpus: Ints | None = None  # asked for with --pin
     # NumPy's float32 GEMM rate at this run's thread count, measured at the session's start.
     gemm_rate_gflops: Annotated[float, Field(gt=0)] | None = None
     # The machine just before and after the run (see harness.runner.machine_state).
@@ -111,11 +123,12 @@ class RunRecord:
     test_acc: Fraction | None = None
     final_loss: Loss | None = None
     iterations_done: Count = 0
-    curve: list[CurvePoint] = field(default_factory=list)
+    curve: Annotated[list[CurvePoint], FAIL_FAST] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
-    phases: dict[str, Seconds] | None = None  # --profile: training seconds per phase
+    # --profile: training seconds per phase
+    phases: Annotated[dict[str, Seconds], FAIL_FAST] | None = None
     phases_note: str | None = None  # how the phases were measured, or why there are none
-    cpus_allowed: list[int] | None = None  # what the worker could run on, as it saw it
+    cpus_allowed: Ints | None = None  # what the worker could run on, as it saw it
     stray_processes: Count = 0  # the backend's processes still alive at the end, killed then
     progress_junk: Count = 0  # malformed progress events the backend's process wrote, ignored
     exit_code: int | None = None
@@ -141,8 +154,8 @@ class RunRecord:
             )
         for name, shape in (
             ("roofline", Roofline),
-            ("blas", list[dict[str, Any]]),
-            ("gemm_rates", dict[str, Annotated[float, Field(gt=0)]]),
+            ("blas", Annotated[list[dict[str, Any]], FAIL_FAST]),
+            ("gemm_rates", Annotated[dict[str, Annotated[float, Field(gt=0)]], FAIL_FAST]),
         ):
             if record.env.get(name) is not None:
                 _check(shape, record.env[name], f"env.{name}")
@@ -192,7 +205,7 @@ class Session:
     data: dict[str, Any]
     init_sha256: str
     batches_sha256: str
-    matrix: list[MatrixEntry]
+    matrix: Annotated[list[MatrixEntry], FAIL_FAST]
     variants: dict[str, SweepPointInfo] = field(default_factory=dict)
     timeout_s: float | None = None
     env: dict[str, Any] = field(default_factory=dict)

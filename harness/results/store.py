@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,15 +89,85 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# What a reader accepts of one file. A real record is 5–30 kB; one with an evaluation after each
+# of 10,000 steps is about 1.5 MB and 60,000 values, nested 5 levels deep.
+MAX_FILE_BYTES = 8 * 2**20
+MAX_DEPTH = 32
+MAX_VALUES = 250_000
+
+
 def _read_json(path: Path) -> Any:
+    """A results file's JSON, at bounded cost whatever lies at ``path``.
+
+    Only a regular file is read (a FIFO is not waited on, a device not drained), at most
+    MAX_FILE_BYTES of it; the JSON may nest MAX_DEPTH levels and hold MAX_VALUES values.
+    Anything else is an InvalidFile saying which limit it broke.
+    """
+    return parse_bounded(_read_regular_file(path))
+
+
+def parse_bounded(raw: bytes) -> Any:
+    """JSON from bytes within the limits on a results file; InvalidFile saying which broke."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidFile(
+            f"larger than {MAX_FILE_BYTES // 2**20} MiB, the most a results file may be"
+        )
     try:
-        return json.loads(path.read_text())
+        data = json.loads(raw.decode())
     except UnicodeDecodeError:
         raise InvalidFile("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise InvalidFile(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InvalidFile(f"nested deeper than {MAX_DEPTH} levels") from None
+    _check_size(data)
+    return data
+
+
+def _read_regular_file(path: Path) -> bytes:
+    try:
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
         raise InvalidFile(f"cannot read it ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidFile(f"not a regular file ({_kind(mode)}); a results file is plain JSON")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)  # st_size is not trusted: /proc files say 0
+    except OSError as exc:
+        raise InvalidFile(f"cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    return raw
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
+
+
+def _check_size(data: Any) -> None:
+    """Depth and count of the parsed JSON, walked without recursion."""
+    stack, values = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            raise InvalidFile(f"holds more than {MAX_VALUES:,} values, more than any record")
+        if depth > MAX_DEPTH:
+            raise InvalidFile(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def read_record(path: Path) -> RunRecord:

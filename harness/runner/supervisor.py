@@ -35,7 +35,7 @@ from harness.results.model import (
     SweepPointInfo,
     record_filename,
 )
-from harness.results.store import write_json_atomic
+from harness.results.store import MAX_FILE_BYTES, parse_bounded, write_json_atomic
 from harness.runner import machine_state, processes
 from harness.runner.plan import Plan
 from harness.runner.threads import thread_env
@@ -443,15 +443,15 @@ def run_worker(
             wall_s = time.monotonic() - started
             strays = processes.kill_descendants(proc.pid)
             result_file.seek(0)
-            text = result_file.read()
+            text = result_file.read(MAX_FILE_BYTES + 1)  # a flood there is no result
     finally:
         # Anything of the run's still alive (orphans, setsid'd daemons) was adopted by us.
         strays_adopted = processes.kill_descendants(spare=already)
         if adopting:
             processes.become_subreaper(False)
     result = None
-    with contextlib.suppress(ValueError):
-        result = json.loads(text) if text else None
+    with contextlib.suppress(InvalidFile):
+        result = parse_bounded(text) if text else None
     tail = _tail(stderr_path) or _tail(stdout_path)
     return WorkerResult(
         result, timed_out, proc.returncode, tail, wall_s, junk, strays + strays_adopted
@@ -503,7 +503,7 @@ class ProgressEvents:
             return None
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[…" nests past the parser's limit
             return None
         if not isinstance(event, dict):
             return None

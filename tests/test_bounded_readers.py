@@ -1,0 +1,146 @@
+"""No file in a session stops a reader or costs it more than a small, stated amount.
+
+Whatever matches the record pattern (``*.json``) is listed as ``unreadable: FILE: REASON`` when
+it cannot be used, and the rest of the session is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results import store
+from harness.results.model import InvalidFile
+from tests.helpers import make_record, make_session
+
+
+def _good(root: Path, name: str) -> Path:
+    return make_session(root, name, [make_record("numpy", 3.0 + 0.01 * r, r) for r in range(3)])
+
+
+def _hostile(session: Path) -> dict[str, str]:
+    """The four files of the issue, and what each is refused for."""
+    with open(session / "junk-50mb.json", "wb") as junk:
+        junk.write(b'{"backend": "' + b"x" * (50 * 2**20) + b'"}')
+    depth = 5000
+    (session / "nested.json").write_text("[" * depth + "]" * depth)
+    os.mkfifo(session / "fifo.json")
+    (session / "zero.json").symlink_to("/dev/zero")
+    return {
+        "junk-50mb.json": "larger than 8 MiB, the most a results file may be",
+        "nested.json": "nested deeper than 32 levels",
+        "fifo.json": "not a regular file (a FIFO)",
+        "zero.json": "not a regular file (a character device)",
+    }
+
+
+def _peak_rss_mb(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """The harness CLI in a child; its peak resident memory in MB (the child's own getrusage)."""
+    code = (
+        "import resource, sys\nfrom harness.cli import main\n"
+        "try:\n    code = main(sys.argv[1:])\nfinally:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    print(f'PEAK_KB={peak}', file=sys.stderr)\nsys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("PEAK_KB="))
+    return done, int(peak.split("=")[1]) / 1024
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("report", "{b}", "--out", "{out}"),
+        ("compare", "{a}", "{b}"),
+        ("export", "{b}", "--format", "csv"),
+    ],
+    ids=["report", "compare", "export"],
+)
+def test_hostile_files_are_listed_and_cost_little(tmp_path, command):
+    a, b, clean = _good(tmp_path, "A"), _good(tmp_path, "B"), _good(tmp_path, "C")
+    reasons = _hostile(b)
+
+    def argv(session: Path) -> list[str]:
+        names = {"a": str(a), "b": str(session), "out": str(tmp_path / f"out-{session.name}")}
+        return [part.format(**names) for part in command]
+
+    baseline, clean_mb = _peak_rss_mb(*argv(clean))
+    assert baseline.returncode == 0, baseline.stderr
+    done, hostile_mb = _peak_rss_mb(*argv(b))
+    assert done.returncode == 0, done.stderr
+    for name, reason in reasons.items():
+        assert f"unreadable: {b / name}: {reason}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert hostile_mb - clean_mb < 300, f"{hostile_mb:.0f} MB against {clean_mb:.0f} MB clean"
+
+
+def _written(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "r.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[" * 40 + "]" * 40, "nested deeper than 32 levels"),
+        ('{"a":' * 40 + "1" + "}" * 40, "nested deeper than 32 levels"),
+        ("[" + ",".join(["0"] * 300_000) + "]", "holds more than 250,000 values"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        ("{", "not valid JSON"),
+    ],
+    ids=["deep-list", "deep-object", "many-values", "not-utf8", "truncated"],
+)
+def test_each_limit_names_itself(tmp_path, content, reason):
+    with pytest.raises(InvalidFile, match=reason):
+        store.read_record(_written(tmp_path, content))
+
+
+def test_a_directory_and_a_link_to_a_growing_file_are_refused(tmp_path):
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(InvalidFile, match=r"not a regular file \(a directory\)"):
+        store.read_record(tmp_path / "dir.json")
+    # /proc files say they are empty, regular files: the read is capped all the same.
+    (tmp_path / "proc.json").symlink_to("/proc/self/status")
+    with pytest.raises(InvalidFile, match="not valid JSON"):
+        store.read_record(tmp_path / "proc.json")
+
+
+def test_a_broken_link_is_unreadable_not_a_crash(tmp_path):
+    session = _good(tmp_path, "S")
+    (session / "gone.json").symlink_to(tmp_path / "nowhere")
+    results = store.load_results([session])
+    assert len(results.records) == 3
+    (problem,) = results.unreadable
+    assert problem.path.name == "gone.json" and "cannot read it" in problem.reason
+
+
+def test_a_list_of_a_million_errors_costs_one(tmp_path):
+    """pydantic stops at the first bad curve point instead of listing every one."""
+    record = make_record("numpy", 3.0, 0)
+    record["curve"] = [{"iteration": -1}] * 40_000
+    with pytest.raises(InvalidFile) as caught:
+        store.read_record(_written(tmp_path, json.dumps(record)))
+    assert "curve.0." in str(caught.value) and "curve.1." not in str(caught.value)
+    assert "more)" not in str(caught.value)
+
+
+def test_a_session_file_that_is_a_fifo_is_refused_in_one_line(tmp_path):
+    session = tmp_path / "S"
+    session.mkdir()
+    os.mkfifo(session / "session.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--resume", str(session)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "not a regular file (a FIFO)" in done.stderr and "Traceback" not in done.stderr
