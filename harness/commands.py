@@ -119,7 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         if client is not None:
-            client.close()
+            with contextlib.suppress(Exception):  # a lost scheduler cannot be said goodbye to
+                client.close(timeout=5)
     return _close_session(matrix, err, args)
 
 
@@ -281,10 +282,11 @@ def _run_on_cluster(
                 on_record=on_record,
                 on_progress=on_progress,
             )
-    except cluster.ClusterStalled as exc:
+    except (cluster.ClusterStalled, cluster.SchedulerLost) as exc:
         where = escape(str(matrix.session_dir))
+        what = "the scheduler is" if isinstance(exc, cluster.SchedulerLost) else "workers are"
         err.print(
-            f"[red]{escape(str(exc))}[/]; once workers are back: python -m harness run "
+            f"[red]{escape(str(exc))}[/]; once {what} back: python -m harness run "
             f"--resume {where} --cluster {escape(args.cluster)}",
             soft_wrap=True,
         )

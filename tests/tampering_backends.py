@@ -149,3 +149,22 @@ class WritesRelativeFile(NumpyBackend):
     def setup(self, spec, train_x, train_y, init):
         Path("left-by-plugin.txt").write_text("scratch")
         super().setup(spec, train_x, train_y, init)
+
+
+class FillsTheDisk(NumpyBackend):
+    """Fills the filesystem at $FILL_PATH during training, as another process might."""
+
+    name = "fills-disk"
+
+    def train_steps(self, batch_indices):
+        import os
+
+        fd = os.open(os.environ["FILL_PATH"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:  # full: what it set out to do
+            pass
+        finally:
+            os.close(fd)
+        return super().train_steps(batch_indices)

@@ -224,6 +224,50 @@ def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tm
     assert records["numpy-td-r1"]["status"] == records["hangs-once-td-r1"]["status"] == "ok"
 
 
+def test_a_lost_scheduler_fails_the_runs_in_flight_and_says_how_to_resume(
+    cluster, idx_dir, tmp_path
+):
+    marker = tmp_path / "hung"
+    cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
+    results = tmp_path / "results"
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--backend-path",
+            "tests.fake_backends:HangsOnce",
+            "--backend",
+            "numpy",
+            *TINY,
+            "--repeats",
+            "2",
+            "--data-dir",
+            str(idx_dir),
+            "--results-dir",
+            str(results),
+            "--cluster",
+            cluster.address,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(marker, 120)  # numpy's first run is done, hangs-once's is in flight
+    os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+    _, err = run.communicate(timeout=180)
+    assert run.returncode == 1, err
+    assert "Traceback" not in err, err
+    assert "lost the Dask scheduler" in err
+    assert f"--resume {results}" in err and f"--cluster {cluster.address}" in err
+    _, records = session_records(results)
+    assert records["hangs-once-td-r0"]["status"] == "failed"
+    assert records["hangs-once-td-r0"]["error"].startswith("lost the Dask scheduler")
+    assert records["numpy-td-r0"]["status"] == "ok"
+    assert len(records) == 2  # the second repeats never started: left for --resume
+
+
 def test_a_cluster_address_nobody_answers_is_one_line(tmp_path, idx_dir):
     result = numpy_on("tcp://127.0.0.1:9", idx_dir, tmp_path)
     assert result.returncode == 2

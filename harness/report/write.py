@@ -6,6 +6,7 @@ only when all of them exist, so a failure never leaves half a report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,23 +27,45 @@ def write_report(results: Results, out_dir: Path, baseline: str | None = None) -
         raise ResultsError(
             f"no run records in {', '.join(str(s) for s in results.sessions)}{damaged}"
         )
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report-"))
     except OSError as exc:
-        raise ResultsError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+        _remove_if_empty(out_dir, created)
+        raise ResultsError(_cannot_write(out_dir, exc)) from None
     try:
-        frame = to_frame(results.records)
-        rendered = charts.render_all(frame, scratch)
-        (scratch / "report.md").write_text(
-            render_markdown(results, frame, list(rendered), baseline)
-        )
-        pngs = {name: paths[0] for name, paths in rendered.items()}
-        (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline))
-        written = []
-        for path in sorted(scratch.iterdir()):
-            os.replace(path, out_dir / path.name)
-            written.append(out_dir / path.name)
-        return written
+        return _render(results, out_dir, scratch, baseline)
+    except OSError as exc:  # a full disk, say, part-way through a chart
+        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_if_empty(out_dir, created)
+        raise ResultsError(_cannot_write(out_dir, exc)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _cannot_write(out_dir: Path, exc: OSError) -> str:
+    return (
+        f"cannot write the report to {out_dir}: {exc.strerror or exc}; free space there or "
+        "choose another folder with --out"
+    )
+
+
+def _remove_if_empty(out_dir: Path, created: bool) -> None:
+    if created:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
+
+
+def _render(results: Results, out_dir: Path, scratch: Path, baseline: str | None) -> list[Path]:
+    """Every file into ``scratch``, then each moved into ``out_dir``."""
+    frame = to_frame(results.records)
+    rendered = charts.render_all(frame, scratch)
+    (scratch / "report.md").write_text(render_markdown(results, frame, list(rendered), baseline))
+    pngs = {name: paths[0] for name, paths in rendered.items()}
+    (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline))
+    written = []
+    for path in sorted(scratch.iterdir()):
+        os.replace(path, out_dir / path.name)
+        written.append(out_dir / path.name)
+    return written

@@ -12,6 +12,7 @@ atomically as each arrives; progress events travel as Dask worker events.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -45,6 +46,19 @@ class ClusterStalled(HarnessError):
     """No worker able to take a run has been in the cluster for the allowed wait."""
 
 
+class SchedulerLost(HarnessError):
+    """The Dask scheduler stopped answering; the runs in flight were recorded as failed."""
+
+
+def _ask(call: Callable[[], Any]) -> Any:
+    """A call to the scheduler; any failure of it (connection closed, futures cancelled with
+    the connection, a timeout) means the scheduler is gone."""
+    try:
+        return call()
+    except Exception as exc:  # Dask's own words run to many lines; its type says enough
+        raise SchedulerLost(f"lost the Dask scheduler ({type(exc).__name__})") from None
+
+
 def connect(address: str, warn: Callable[[str], None]) -> Any:
     """A Dask client for ``tcp://host:port`` or ``local[:N]`` (a LocalCluster of N processes)."""
     try:
@@ -52,6 +66,11 @@ def connect(address: str, warn: Callable[[str], None]) -> Any:
         from distributed import Client, LocalCluster
     except ImportError:
         raise HarnessError(INSTALL_HINT) from None
+    # Dask logs its reconnection attempts with tracebacks; the harness says what happened itself
+    # (a lost worker or scheduler is a failed record and a resume line).
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.partition(".")[0] == "distributed":  # Dask sets some children's levels itself
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     local = _LOCAL.fullmatch(address)
     if local:
         workers = int(local.group(1) or 1)
@@ -242,17 +261,20 @@ def run_on_cluster(
         runner.store(item, record)
         on_record(item, record)
 
+    def wait_a_second() -> None:
+        with contextlib.suppress(TimeoutError):  # a second without an end is no error
+            wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
+
     pending = set(futures)
     idle_since: float | None = None
     try:
         while pending:
-            with contextlib.suppress(TimeoutError):  # a second without an end is no error
-                wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
+            _ask(wait_a_second)
+            workers = _ask(lambda: client.scheduler_info(n_workers=-1)["workers"])
             for future in [f for f in pending if f.done()]:
                 pending.discard(future)
                 item = futures[future]
                 finish(item, _collect(future, runner.identity(item)))
-            workers = client.scheduler_info(n_workers=-1)["workers"]
             present = set(workers)
             for future in list(pending):
                 item = futures[future]
@@ -272,10 +294,21 @@ def run_on_cluster(
                     f"no Dask worker with resources bench=1 for {wait_s:g} s; {len(pending)} "
                     "run(s) not done"
                 )
+    except SchedulerLost as exc:
+        in_flight = [futures[f] for f in pending if futures[f].order in running_on]
+        for item in in_flight:
+            address = running_on[item.order]
+            finish(item, _failed(runner.identity(item), f"{exc} while the run was on {address}"))
+        raise SchedulerLost(
+            f"{exc}; {len(in_flight)} run(s) in flight recorded as failed, "
+            f"{len(pending) - len(in_flight)} not started"
+        ) from None
     finally:
-        for future in pending:
-            future.cancel()
-        client.unsubscribe_topic(topic)
+        # With the scheduler gone these fail too; there is nothing left to tidy there.
+        with contextlib.suppress(Exception):
+            for future in pending:
+                future.cancel()
+            client.unsubscribe_topic(topic)
 
 
 def _collect(future: Any, identity: RunRecord) -> RunRecord:

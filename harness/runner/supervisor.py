@@ -120,11 +120,16 @@ def create_session(results_root: Path) -> tuple[str, Path]:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise ResultsError(
-            f"cannot write results under {results_root}: {exc.strerror or exc}; "
-            "choose another place with --results-dir"
-        ) from None
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ResultsError(_cannot_write(results_root, exc)) from None
     return session, directory
+
+
+def _cannot_write(where: Path, exc: OSError) -> str:
+    return (
+        f"cannot write results under {where}: {exc.strerror or exc}; free space there or "
+        "choose another place with --results-dir"
+    )
 
 
 ProgressCallback = Callable[[RunItem, dict[str, Any]], None]
@@ -184,7 +189,12 @@ class Runner:
         )
 
     def write_session_file(self, items: Sequence[RunItem]) -> None:
-        write_json_atomic(self.session_dir / SESSION_FILE, self.session_record(items).to_json())
+        """The new session's session.json; if it cannot be written, no session is left."""
+        try:
+            write_json_atomic(self.session_dir / SESSION_FILE, self.session_record(items).to_json())
+        except OSError as exc:  # a full or read-only filesystem, say
+            shutil.rmtree(self.session_dir, ignore_errors=True)
+            raise ResultsError(_cannot_write(self.session_dir.parent, exc)) from None
 
     def run_all(self, items: Sequence[RunItem]) -> list[RunRecord]:
         """Run every item in order; each record is on disk before the next run starts."""
@@ -258,7 +268,8 @@ class Runner:
             }
             raise ResultsError(
                 f"could not write {self.session_dir / item.filename}: {exc}; "
-                f"the run's numbers were {summary}"
+                f"the run's numbers were {summary}; once there is room, finish the session "
+                f"with: python -m harness run --resume {self.session_dir}"
             ) from None
 
 
