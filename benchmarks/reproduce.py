@@ -214,6 +214,22 @@ def benchmark_lines(data: Data) -> str:
     )
 
 
+def fail_closed_cost(data: Data) -> str:
+    kept = data.benchmarks["fail_closed_cost"]
+    m = kept["numbers"]["medians"]
+    ms = {name: value * 1000 for name, value in m.items()}
+    return (
+        f"- the worker's check of the data: SHA-256 of the four decompressed files, "
+        f"{ms['sha256_s']:.0f} ms (loading the data with the check "
+        f"{ms['load_checked_s']:.0f} ms, without {ms['load_unchecked_s']:.0f} ms);\n"
+        f"- handing over read-only views, the harness's own copies of labels, initial "
+        f"parameters and batches, and the CRC-32 of every handed array: "
+        f"{ms['handover_s']:.0f} ms; the CRC-32 again at the end: {ms['final_check_s']:.0f} ms;\n"
+        f"- in all, {ms['per_run_s']:.0f} ms per run (medians of {kept['numbers']['repeats']}, "
+        f"{kept['created_at'][:10]} on {kept['env']['hostname']}).\n"
+    )
+
+
 def install_cost(data: Data) -> str:
     kept = data.benchmarks["install_cost"]
     lines = [
@@ -415,6 +431,7 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "init-agreement": init_agreement,
     "benchmarks": benchmark_lines,
     "install-cost": install_cost,
+    "fail-closed-cost": fail_closed_cost,
     "rust-measured": rust_measured,
     "rust-kernels": rust_kernels,
     "rust-phases": rust_phases,

@@ -65,8 +65,9 @@ class Backend(Protocol):
         ``train_x``: (n, f) floats in the spec's dtype (float32 or float64), pixels scaled to
         [0, 1] (raw byte ÷ 255), C-contiguous. ``train_y``: (n,) int64 class ids 0 … c−1, not
         one-hot. ``init``: ``W1`` (f, h), ``b1`` (h,), ``W2`` (h, c), ``b2`` (c,), in the spec's
-        dtype; the net computes softmax(relu(x·W1 + b1)·W2 + b2). The arrays are the harness's:
-        copy what you keep.
+        dtype; the net computes softmax(relu(x·W1 + b1)·W2 + b2). The arrays are the harness's,
+        handed over read-only (so are ``batch_indices`` and ``predict``'s ``x``): copy what you
+        change, e.g. ``np.array(init["W1"])``; a write into one raises and fails the run.
         """
 
     def train_steps(self, batch_indices: np.ndarray) -> float:

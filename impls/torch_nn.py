@@ -105,8 +105,8 @@ class TorchBackend:
         first, _, second = self.model
         with torch.no_grad():
             for layer, w, b in ((first, "W1", "b1"), (second, "W2", "b2")):
-                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[w].T)))
-                layer.bias.copy_(torch.from_numpy(np.asarray(params[b])))
+                layer.weight.copy_(_reading(np.ascontiguousarray(params[w].T)))
+                layer.bias.copy_(_reading(np.asarray(params[b])))
 
     def _step(self, rows):
         self.optimizer.zero_grad(set_to_none=True)
@@ -159,7 +159,7 @@ class TorchBackend:
         import torch
 
         with torch.no_grad():
-            inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=self.dtype)).to(self.device)
+            inputs = _reading(np.ascontiguousarray(x, dtype=self.dtype)).to(self.device)
             logits = self.model(inputs)
         return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
 
@@ -198,3 +198,19 @@ class TorchCudaBackend(TorchBackend):
 def nvidia_driver_present() -> bool:
     """Whether a CUDA device can exist here, without importing a GPU library (seconds)."""
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def _reading(array: np.ndarray):
+    """A tensor over ``array`` without a copy, for reading only.
+
+    The harness hands its arrays over read-only; torch.from_numpy then warns that writing to
+    the tensor would be undefined. Nothing here writes to it: it is copied into a layer or read
+    by a forward pass, so the warning says nothing and a copy of the inputs would cost memory.
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)

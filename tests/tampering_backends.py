@@ -168,3 +168,18 @@ class FillsTheDisk(NumpyBackend):
         finally:
             os.close(fd)
         return super().train_steps(batch_indices)
+
+
+class ChangesTheData(NumpyBackend):
+    """Rewrites one label in the training-labels file on disk, as a re-download might."""
+
+    name = "changes-data"
+
+    def setup(self, spec, train_x, train_y, init):
+        import os
+
+        path = Path(os.environ["DATA_FILE"])
+        raw = bytearray(path.read_bytes())
+        raw[-1] = (raw[-1] + 1) % 10
+        path.write_bytes(bytes(raw))
+        super().setup(spec, train_x, train_y, init)

@@ -10,7 +10,10 @@ Schema versions:
   2: ``schema_version`` in every file; records name their measurement flags (``pin``,
      ``profile``, ``warmup``), ``timeout_s`` and ``gemm_rate_gflops``; the session file stores
      the flags; ``env`` gains ``hostname`` and ``machine_id`` for the machine fingerprint and
-     ``gemm_rates`` (per thread count).
+     ``gemm_rates`` (per thread count). Later additions within version 2: ``data`` gains
+     ``checked_in_worker`` and ``check_s`` (the run's own worker checked the data's SHA-256),
+     and ``data.verified`` is true only then; a loss below LOSS_FLOOR or a negative phase time
+     makes a record unreadable, as no run can have measured it.
 """
 
 from __future__ import annotations

@@ -187,6 +187,24 @@ def test_a_relative_write_lands_in_the_run_scratch_folder(idx_dir, tmp_path, mon
     assert list(checkout.iterdir()) == []
 
 
+def test_data_changed_during_a_session_fails_the_later_runs_naming_the_file(
+    idx_dir, tmp_path, monkeypatch
+):
+    labels = idx_dir / "train-labels-idx1-ubyte"
+    monkeypatch.setenv("DATA_FILE", str(labels))
+    argv = [*tampering("ChangesTheData"), "--backend", "numpy", "--repeats", "2"]
+    assert run(idx_dir, tmp_path, *argv) == 1
+    found = records(tmp_path)
+    assert found["numpy-td-r0"]["status"] == "ok"
+    assert found["changes-data-td-r0"]["status"] == "ok"  # it checked the data, then changed it
+    for later in (found["numpy-td-r1"], found["changes-data-td-r1"]):
+        assert later["status"] == "failed"
+        assert later["error"].startswith(
+            f"DataError: {labels}: changed since the session checked it"
+        ), later["error"]
+        assert later["data"]["verified"] is False and "checked_in_worker" not in later["data"]
+
+
 def test_the_record_says_verified_only_after_its_worker_checked(idx_dir, tmp_path):
     assert run(idx_dir, tmp_path, "--backend", "numpy") == 0
     data = _only_record(tmp_path)["data"]
