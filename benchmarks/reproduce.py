@@ -1,10 +1,10 @@
-"""Regenerate every table of numbers in README.md and rust_impl/README.md from committed data.
+"""Regenerate every table of numbers in the READMEs and docs/ from committed data.
 
-    python benchmarks/reproduce.py            # rewrite the marked blocks in both READMEs
-    python benchmarks/reproduce.py --check    # exit 1 if a README differs from what it would write
+    python benchmarks/reproduce.py            # rewrite the marked blocks in every page
+    python benchmarks/reproduce.py --check    # exit 1 if a page differs from what it would write
 
-A generated block sits between ``<!-- reproduce: NAME -->`` and ``<!-- /reproduce: NAME -->``;
-everything else in the READMEs is prose. The data:
+The pages are README.md, rust_impl/README.md and docs/*.md. A generated block sits between
+``<!-- reproduce: NAME -->`` and ``<!-- /reproduce: NAME -->``; everything else is prose. The data:
 
 - ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all
   --backend-cmd c=examples/c-backend/mlp-c --threads 1,2``), ``init_uniform`` (the same with
@@ -441,6 +441,11 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
 READMES = ("README.md", "rust_impl/README.md")
 
 
+def pages(root: Path) -> list[str]:
+    """The READMEs and every page in docs/: wherever a generated number may stand."""
+    return [*READMES, *sorted(str(p.relative_to(root)) for p in (root / "docs").glob("*.md"))]
+
+
 def regenerate(text: str, data: Data) -> tuple[str, list[str]]:
     """The README with every block regenerated, and the names of blocks that changed."""
     changed: list[str] = []
@@ -464,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = Data(args.root)
     stale = []
-    for name in READMES:
+    for name in pages(args.root):
         path = args.root / name
         text, changed = regenerate(path.read_text(), data)
         if changed and args.check:

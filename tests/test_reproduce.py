@@ -33,6 +33,7 @@ def copy(tmp_path) -> Path:
     for name in ("README.md", "rust_impl/README.md", "benchmarks/published_port.json"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
     manifest = json.loads((REPO / "results" / "REFERENCE.json").read_text())
     (tmp_path / "results").mkdir()
     shutil.copy(REPO / "results" / "REFERENCE.json", tmp_path / "results")
@@ -42,7 +43,10 @@ def copy(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("readme", ["README.md", "rust_impl/README.md"])
+@pytest.mark.parametrize(
+    "readme",
+    ["README.md", "rust_impl/README.md", "docs/faults.md", "docs/measured.md", "docs/cli.md"],
+)
 def test_a_number_edited_by_hand_is_caught(copy, readme):
     path = copy / readme
     text = path.read_text()
