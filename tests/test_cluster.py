@@ -136,6 +136,15 @@ def session_records(results: Path) -> tuple[Path, dict[str, dict]]:
     return session, records
 
 
+def hangs_once_on(cluster: Cluster, idx_dir: Path, results: Path, *more: str) -> subprocess.Popen:
+    """numpy and hangs-once, 2 repeats each, on the cluster: numpy runs first, hangs-once hangs."""
+    command = [sys.executable, "-m", "harness", "run", "--backend", "numpy"]
+    command += ["--backend-path", "tests.fake_backends:HangsOnce", *TINY, "--repeats", "2"]
+    command += ["--data-dir", str(idx_dir), "--results-dir", str(results)]
+    command += ["--cluster", cluster.address, *more]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_cluster_records_equal_a_local_runs_in_work_done(cluster, idx_dir, tmp_path):
     pytest.importorskip("mlp_bench_rust", reason="the Rust extension is not built")
     cluster.add_worker()
@@ -176,32 +185,7 @@ def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tm
     marker = tmp_path / "hung"
     worker = cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
     results = tmp_path / "results"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--backend",
-            "numpy",
-            "--backend-path",
-            "tests.fake_backends:HangsOnce",
-            *TINY,
-            "--repeats",
-            "2",
-            "--data-dir",
-            str(idx_dir),
-            "--results-dir",
-            str(results),
-            "--cluster",
-            cluster.address,
-            "--cluster-wait",
-            "4",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = hangs_once_on(cluster, idx_dir, results, "--cluster-wait", "4")
     _wait_for(marker, 120)  # hangs-once's first run is in flight on the worker
     os.killpg(worker.pid, signal.SIGKILL)
     _, err = run.communicate(timeout=120)
@@ -230,30 +214,7 @@ def test_a_lost_scheduler_fails_the_runs_in_flight_and_says_how_to_resume(
     marker = tmp_path / "hung"
     cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
     results = tmp_path / "results"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "run",
-            "--backend-path",
-            "tests.fake_backends:HangsOnce",
-            "--backend",
-            "numpy",
-            *TINY,
-            "--repeats",
-            "2",
-            "--data-dir",
-            str(idx_dir),
-            "--results-dir",
-            str(results),
-            "--cluster",
-            cluster.address,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = hangs_once_on(cluster, idx_dir, results)
     _wait_for(marker, 120)  # numpy's first run is done, hangs-once's is in flight
     os.killpg(cluster.scheduler.pid, signal.SIGKILL)
     _, err = run.communicate(timeout=180)
