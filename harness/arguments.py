@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import data
+from harness.results.compare import ACCURACY_TOLERANCE
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT_S = 1800.0
@@ -51,6 +52,16 @@ def percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a percentage ≥ 0")
+    return value
+
+
+def accuracy_delta(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an accuracy difference from 0 to 1")
     return value
 
 
@@ -275,8 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-if-slower",
         type=percent,
         metavar="PCT",
-        help="exit 1 when B is slower than A for some pair (its verdict) by more than PCT %%; "
-        "for CI gates",
+        help="a CI gate: exit 1, naming each reason, when a pair is slower (its verdict) by "
+        "more than PCT %%, a key of A has no ok runs in B, B's test accuracy falls more than "
+        "--accuracy-tolerance below A's, or nothing pairs at all",
+    )
+    compare_cmd.add_argument(
+        "--accuracy-tolerance",
+        type=accuracy_delta,
+        default=ACCURACY_TOLERANCE,
+        metavar="D",
+        help="with --fail-if-slower: how far B's median test accuracy may fall below A's "
+        f"(default {ACCURACY_TOLERANCE})",
     )
 
     export_cmd = commands.add_parser(

@@ -435,15 +435,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         print(compare.to_markdown(result, str(a), str(b)))
     if args.fail_if_slower is not None:
-        slower = compare.slower_than(result.pairs, args.fail_if_slower)
-        for pair in slower:
-            print(
-                f"slower by more than {args.fail_if_slower:g} %: {pair.backend} @{pair.threads}"
-                f"{f' [{pair.spec}]' if pair.spec else ''}: B/A {pair.ratio:.3f} "
-                f"[{pair.ci_low:.3f}–{pair.ci_high:.3f}]",
-                file=sys.stderr,
-            )
-        if slower:
+        failures = compare.gate(
+            result, to_frame(results_b.records), args.fail_if_slower, args.accuracy_tolerance
+        )
+        for failure in failures:
+            print(failure, file=sys.stderr)
+        if failures:
             return EXIT_RUN_FAILED
     return EXIT_OK
 

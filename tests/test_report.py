@@ -160,7 +160,7 @@ def test_compare_fail_if_slower_gates(tmp_path, capsys, slowdown, limit, status)
     argv = ["compare", "a", "b", "--results-dir", str(root), "--fail-if-slower", str(limit)]
     assert main(argv) == status
     err = capsys.readouterr().err
-    assert ("slower by more than" in err) == (status == 1)
+    assert ("gate: slower: numpy @1: B/A" in err) == (status == 1)
 
 
 def test_compare_markdown(results, capsys):

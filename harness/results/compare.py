@@ -199,6 +199,86 @@ def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
     return [p for p in pairs if p.verdict == "slower" and p.ratio > 1 + percent / 100]
 
 
+# The most B's median test accuracy may fall below A's before the gate fails: float32 runs of one
+# backend on one machine agree to the digit; across machines or libraries they differ by ~0.0005.
+ACCURACY_TOLERANCE = 0.002
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    reason: str  # "slower", "missing", "accuracy" or "nothing paired"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"gate: {self.reason}: {self.detail}"
+
+
+def gate(
+    result: CompareResult,
+    b: pd.DataFrame,
+    percent: float,
+    accuracy_tolerance: float = ACCURACY_TOLERANCE,
+) -> list[GateFailure]:
+    """Why B may not pass for A; [] only when every key of A with ok runs is paired in B, none
+    is slower by more than ``percent`` %, and none lost more test accuracy than the tolerance.
+
+    Fails closed: a gate with nothing to compare, or a backend that fails in B, does not pass.
+    """
+    failures = [
+        GateFailure(
+            "slower",
+            f"{_pair_name(p)}: B/A {p.ratio:.3f} [{p.ci_low:.3f}–{p.ci_high:.3f}], more than "
+            f"{percent:g} % slower",
+        )
+        for p in slower_than(result.pairs, percent)
+    ]
+    failures += [
+        GateFailure(
+            "accuracy",
+            f"{_pair_name(p)}: test accuracy {p.test_acc_delta:+.4f} against A, more than the "
+            f"{accuracy_tolerance:g} allowed",
+        )
+        for p in result.pairs
+        if p.test_acc_delta < -accuracy_tolerance
+    ]
+    statuses = {key: group["status"] for key, group in groups(b)}
+    for unpaired in result.unpaired:
+        if unpaired.side != "A":
+            continue
+        in_b = next(
+            (
+                status
+                for key, status in statuses.items()
+                if (key.backend, key.threads) == (unpaired.backend, unpaired.threads)
+            ),
+            None,
+        )
+        what = (
+            "B's runs of it: "
+            + ", ".join(f"{n} {status}" for status, n in sorted(in_b.value_counts().items()))
+            + ", none ok"
+            if in_b is not None and not (in_b == "ok").any()
+            else unpaired.reason
+        )
+        name = f"{unpaired.backend} @{unpaired.threads}" + (
+            f" [{unpaired.spec}]" if unpaired.spec else ""
+        )
+        failures.append(GateFailure("missing", f"{name}: no ok runs in B to compare ({what})"))
+    if not result.pairs:
+        failures.append(
+            GateFailure(
+                "nothing paired",
+                "no comparability key (spec, sweep point, backend, threads, machine, flags) has "
+                "ok runs in both A and B, so there is nothing to gate on",
+            )
+        )
+    return failures
+
+
+def _pair_name(pair: Comparison) -> str:
+    return f"{pair.backend} @{pair.threads}" + (f" [{pair.spec}]" if pair.spec else "")
+
+
 def describe(unpaired: Unpaired) -> str:
     spec = f" [{unpaired.spec}]" if unpaired.spec else ""
     return (
