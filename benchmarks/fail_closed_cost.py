@@ -31,8 +31,8 @@ def main() -> None:
     from harness import data
     from harness.data.idx import arrays_from_bytes, read_idx_bytes
     from harness.runner.inputs import RunInputs
-    from harness.runner.plan import make_plan
     from harness.spec import Spec
+    from harness.work.plan import make_plan
 
     spec = Spec()
     files = data.locate(spec.dataset, args.data_dir)

@@ -32,8 +32,8 @@ def main() -> None:
 
     from harness import cli, data
     from harness.results.store import load_results
-    from harness.runner.plan import make_plan
     from harness.spec import Spec
+    from harness.work.plan import make_plan
 
     spec = Spec()
     files = data.locate(spec.dataset, args.data_dir)

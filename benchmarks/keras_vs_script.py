@@ -36,8 +36,8 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from harness import data
-    from harness.runner.plan import make_plan
     from harness.spec import Spec
+    from harness.work.plan import make_plan
     from impls.keras_tf import KerasBackend
 
     spec = Spec()

@@ -73,8 +73,8 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from harness import data
-    from harness.runner.plan import make_plan
     from harness.spec import Spec
+    from harness.work.plan import make_plan
 
     threadpool_limits(args.threads)
     spec = Spec()

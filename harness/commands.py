@@ -50,12 +50,12 @@ from harness.results.summary import (
 from harness.runner.envinfo import session_env
 from harness.runner.gemm_rate import measure_gemm_rates
 from harness.runner.matrix import Matrix, choose_backends, new_matrix, resumed_matrix
-from harness.runner.plan import PARAM_NAMES, make_plan
 from harness.runner.processes import remove_stale_scratch
 from harness.runner.supervisor import RunItem, Runner
 from harness.runner.verification import verify_backends
 from harness.spec import build_spec, check_fits_data
-from harness.verify import TOLERANCES
+from harness.work.equivalence import TOLERANCES
+from harness.work.plan import PARAM_NAMES, make_plan
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

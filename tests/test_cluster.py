@@ -325,8 +325,8 @@ def test_a_worker_derives_the_sessions_plan_or_refuses(idx_dir):
 
     from harness import data
     from harness.runner.cluster import _plan_for
-    from harness.runner.plan import make_plan
     from harness.spec import Spec
+    from harness.work.plan import make_plan
     from tests.helpers import run_record
 
     spec = Spec(dataset="idx", iterations=40, eval_every=20, batch=10)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness import backends
-from harness.runner.plan import make_plan
 from harness.spec import Spec
+from harness.work.plan import make_plan
 from impls.keras_tf import INSTALL_HINT, KerasBackend
 from impls.numpy_scratch import NumpyBackend
 from tests.helpers import run_cli, synthetic_mnist

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.runner.plan import make_plan
 from harness.spec import Spec
+from harness.work.plan import make_plan
 from impls.numpy_scratch import NumpyBackend, SoftmaxWithLoss, TwoLayerNet, softmax
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.runner.plan import Plan, make_plan
 from harness.spec import Spec
+from harness.work.plan import Plan, make_plan
 
 
 def test_same_seed_same_work():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from harness import backends
-from harness.runner.plan import make_plan
 from harness.spec import Spec
+from harness.work.plan import make_plan
 from impls.numpy_scratch import NumpyBackend
 from impls.rust_ext import BUILD_HINT, RustBackend
 from tests.helpers import synthetic_mnist

@@ -84,7 +84,7 @@ def test_checkpoints_take_step_numbers_only(value, capsys):
 def test_tolerance_used_reads_pass_and_fail_directly():
     import numpy as np
 
-    from harness.verify import TOLERANCES
+    from harness.work.equivalence import TOLERANCES
 
     tolerance = TOLERANCES["float32"]  # atol 1e-5, rtol 1e-3
     want = np.array([0.0, 1.0])

@@ -27,9 +27,9 @@ from harness.results.key import threads_label
 from harness.results.model import RunRecord
 from harness.runner import machine_state
 from harness.runner.envinfo import session_env
-from harness.runner.plan import Plan, make_plan
 from harness.runner.supervisor import RunItem, Runner, _now, pinned_cpus, supervised_run
 from harness.spec import spec_from_dict
+from harness.work.plan import Plan, make_plan
 
 try:
     from distributed.diagnostics.plugin import WorkerPlugin

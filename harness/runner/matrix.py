@@ -20,7 +20,6 @@ from harness.backends import BackendRef
 from harness.errors import HarnessError
 from harness.results.model import Session
 from harness.results.store import read_session, resolve_sessions
-from harness.runner.plan import Plan, make_plan
 from harness.runner.supervisor import Flags, RunItem, create_session, interleaved
 from harness.spec import (
     SWEEP_THREADS,
@@ -32,6 +31,7 @@ from harness.spec import (
     spec_from_dict,
     sweep_points,
 )
+from harness.work.plan import Plan, make_plan
 
 
 @dataclass

@@ -37,9 +37,9 @@ from harness.results.model import (
 )
 from harness.results.store import MAX_FILE_BYTES, parse_bounded, write_json_atomic
 from harness.runner import machine_state, processes
-from harness.runner.plan import Plan
 from harness.runner.threads import thread_env
 from harness.spec import Spec
+from harness.work.plan import Plan
 
 ERROR_TAIL_CHARS = 4000
 

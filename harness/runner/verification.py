@@ -1,8 +1,8 @@
 """``harness verify``: each backend in its own worker, stepped against the float64 reference.
 
-The arithmetic of the check is in harness.verify; this runs it the way ``run`` runs a job (a
-fresh process per backend, the thread environment set before imports, the timeout) and turns
-what each worker says into a verdict.
+The arithmetic of the check is in harness.work.equivalence; this runs it the way ``run`` runs a
+job (a fresh process per backend, the thread environment set before imports, the timeout) and
+turns what each worker says into a verdict.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from harness.backends import BackendRef
 from harness.data import DataFiles
 from harness.errors import first_line
 from harness.runner import processes
-from harness.runner.plan import Plan
 from harness.runner.supervisor import run_worker
 from harness.spec import Spec
+from harness.work.plan import Plan
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,14 @@ from typing import Any, TextIO
 import numpy as np
 import psutil
 
-from harness import backends, data, verify
+from harness import backends, data
 from harness.results.model import LOSS_FLOOR, RunRecord
 from harness.results.store import dumps_json
 from harness.runner import processes
 from harness.runner.inputs import Handed, RunInputs, is_read_only_write, read_only_message
-from harness.runner.plan import PARAM_NAMES, Plan
 from harness.spec import Spec, spec_from_dict
+from harness.work import equivalence
+from harness.work.plan import PARAM_NAMES, Plan
 
 
 class BackendMisbehaved(Exception):
@@ -266,7 +267,7 @@ def _check_unchanged(inputs: RunInputs) -> None:
 
 
 def execute_verify(job: dict[str, Any], outcome: dict[str, Any], given: list[RunInputs]) -> None:
-    """``harness verify``: step the backend against the float64 reference; see harness.verify."""
+    """``harness verify``: the backend stepped against the float64 reference (harness.work)."""
     spec = spec_from_dict(job["spec"])
     cls = backends.load_class(job["backend_target"])
     backend = cls()
@@ -278,9 +279,11 @@ def execute_verify(job: dict[str, Any], outcome: dict[str, Any], given: list[Run
         given.append(inputs)
         reference = backends.load_class(job["reference_target"])()
         # From the harness's own copies, before any of the backend's code sees its inputs.
-        verify.setup_reference(reference, spec, inputs.train_x, inputs.own_train_y, inputs.own_init)
+        equivalence.setup_reference(
+            reference, spec, inputs.train_x, inputs.own_train_y, inputs.own_init
+        )
         backend.setup(spec, inputs.train_x, inputs.train_y, inputs.init)
-        outcome["verify"] = verify.run_verification(
+        outcome["verify"] = equivalence.run_verification(
             backend,
             reference,
             spec,

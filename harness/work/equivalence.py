@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.runner.plan import PARAM_NAMES, Plan
 from harness.spec import Spec
+from harness.work.plan import PARAM_NAMES, Plan
 
 
 @dataclass(frozen=True)
