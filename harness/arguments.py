@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import data
-from harness.results.compare import ACCURACY_TOLERANCE
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
+# compare's gate: the most B's median test accuracy may fall below A's. float32 runs of one
+# backend on one machine agree to the digit; across libraries they differ by up to ~0.0005.
+DEFAULT_ACCURACY_TOLERANCE = 0.002
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -293,10 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare_cmd.add_argument(
         "--accuracy-tolerance",
         type=accuracy_delta,
-        default=ACCURACY_TOLERANCE,
+        default=DEFAULT_ACCURACY_TOLERANCE,
         metavar="D",
         help="with --fail-if-slower: how far B's median test accuracy may fall below A's "
-        f"(default {ACCURACY_TOLERANCE})",
+        f"(default {DEFAULT_ACCURACY_TOLERANCE})",
     )
 
     export_cmd = commands.add_parser(

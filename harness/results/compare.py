@@ -199,11 +199,6 @@ def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
     return [p for p in pairs if p.verdict == "slower" and p.ratio > 1 + percent / 100]
 
 
-# The most B's median test accuracy may fall below A's before the gate fails: float32 runs of one
-# backend on one machine agree to the digit; across machines or libraries they differ by ~0.0005.
-ACCURACY_TOLERANCE = 0.002
-
-
 @dataclass(frozen=True)
 class GateFailure:
     reason: str  # "slower", "missing", "accuracy" or "nothing paired"
@@ -217,7 +212,7 @@ def gate(
     result: CompareResult,
     b: pd.DataFrame,
     percent: float,
-    accuracy_tolerance: float = ACCURACY_TOLERANCE,
+    accuracy_tolerance: float,
 ) -> list[GateFailure]:
     """Why B may not pass for A; [] only when every key of A with ok runs is paired in B, none
     is slower by more than ``percent`` %, and none lost more test accuracy than the tolerance.
