@@ -66,6 +66,21 @@ def test_the_message_names_the_input_written_into():
     assert "copy it first (np.array(init['W1']))" in message
 
 
+def test_a_write_not_traced_to_an_input_blames_none():
+    labels = np.zeros(3, np.int64)
+    inputs = RunInputs(
+        np.zeros((3, 2)), labels, np.zeros((2, 2)), labels, {"W1": np.zeros((2, 4))}, labels
+    )
+    own = np.zeros(4)
+    own.setflags(write=False)  # the backend's own array, not one it was handed
+    try:
+        own += 1
+    except ValueError as exc:
+        message = read_only_message(exc, inputs.handed)
+    assert message.startswith("the backend wrote into a read-only array (ValueError: ")
+    assert "if it is one of them, copy it first" in message
+
+
 # -- runs: a write fails the run, naming the input ---------------------------------------------
 
 

@@ -121,15 +121,15 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
 def read_only_message(exc: BaseException, handed: Handed) -> str:
     """One line: which input the backend wrote into, and what to do instead."""
     names = written_input(exc, handed)
-    if names:
-        what = " and ".join(names)
-        copy = f"copy it first (np.array({names[0]}))"
-    else:
-        what = "one of its inputs (" + ", ".join(handed.arrays) + ")"
-        copy = "copy what you change first (np.array(x))"
+    if not names:  # not traced to an input: say so rather than blame one
+        return (
+            f"the backend wrote into a read-only array ({type(exc).__name__}: {exc}); the "
+            f"harness hands over {', '.join(handed.arrays)} read-only: if it is one of them, "
+            "copy it first (np.array(x))"
+        )
     return (
-        f"the backend wrote into {what}, which the harness hands over read-only "
-        f"({type(exc).__name__}: {exc}); {copy}"
+        f"the backend wrote into {' and '.join(names)}, which the harness hands over read-only "
+        f"({type(exc).__name__}: {exc}); copy it first (np.array({names[0]}))"
     )
 
 
