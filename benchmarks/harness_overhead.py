@@ -53,7 +53,7 @@ def main() -> None:
                 "1",
                 "--repeats",
                 "1",
-                "--no-roofline",
+                "--no-gemm-rate",
                 "--results-dir",
                 results,
             ]

@@ -1,25 +1,32 @@
 """The command line's grammar: every subcommand, option and help text of ``python -m harness``.
 
 Values are checked here (argparse types), so a mistake is one line and exit status 2 before
-anything runs; the commands themselves live in harness.cli.
+anything runs; harness.cli turns what is parsed into a request for harness.commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 from pathlib import Path
 from typing import NoReturn
 
 from harness import data
-
-EXIT_USAGE = 2
-DEFAULT_TIMEOUT_S = 1800.0
-DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
-# compare's gate: the most B's median test accuracy may fall below A's. float32 runs of one
-# backend on one machine agree to the digit; across libraries they differ by up to ~0.0005.
-DEFAULT_ACCURACY_TOLERANCE = 0.002
+from harness.argument_types import (
+    accuracy_delta,
+    percent,
+    positive_int,
+    step_numbers,
+    thread_counts,
+    timeout_seconds,
+)
+from harness.errors import EXIT_USAGE
+from harness.export import SUMMARY_FORMATS
+from harness.requests import (
+    DEFAULT_ACCURACY_TOLERANCE,
+    DEFAULT_REPEATS,
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_TIMEOUT_S,
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -27,72 +34,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 1")
-    return value
-
-
-def thread_counts(text: str) -> list[int | None]:
-    if text == "default":
-        return [None]
-    if text == "all":
-        return list(range(1, len(os.sched_getaffinity(0)) + 1))
-    return [positive_int(part) for part in text.split(",")]
-
-
-def percent(text: str) -> float:
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a percentage ≥ 0")
-    return value
-
-
-def accuracy_delta(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be an accuracy difference from 0 to 1")
-    return value
-
-
-def step_numbers(text: str) -> list[int]:
-    """``1,10,100``: step numbers only (not "all" or "default", which mean nothing here)."""
-    steps = []
-    for part in text.split(","):
-        try:
-            steps.append(positive_int(part.strip()))
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: give step numbers ≥ 1 separated by commas, e.g. 1,10,100"
-            ) from None
-    return steps
-
-
-def timeout_seconds(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0 seconds (0: no timeout)")
-    return value  # 0 means no timeout; None (not given) means the default
-
-
-def resolve_timeout(given: float | None, fallback: float | None) -> float | None:
-    """``--timeout`` as the runner takes it: not given → ``fallback``; 0 → no timeout (None)."""
-    return fallback if given is None else given or None
 
 
 def _add_timeout(group: argparse._ActionsContainer) -> None:
@@ -234,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the backend can tell; adds timer calls to the loop, so compare totals without it",
     )
     how.add_argument(
-        "--no-roofline",
         "--no-gemm-rate",
-        dest="no_roofline",
+        "--no-roofline",  # its first name, kept for scripts
+        dest="no_gemm_rate",
         action="store_true",
         help="skip measuring NumPy's GEMM rate for each thread count at the start (~3 s each); "
         "without it there is no GEMM-rate bound or %% of GEMM rate",
@@ -316,10 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export_cmd.add_argument(
         "--format",
-        choices=("json", "csv", "markdown", "pyperf"),
+        choices=SUMMARY_FORMATS,
         help="json, csv or markdown: the summary, one row per comparability key (stdout unless "
-        "--out); pyperf: every training time, one benchmark per key (default: json, or pyperf "
-        "with --pyperf)",
+        "--out); table: the terminal table as plain text; pyperf: every training time, one "
+        "benchmark per key (default: json, or pyperf with --pyperf)",
     )
     export_cmd.add_argument("--out", type=Path, metavar="FILE", help="write here, not stdout")
     export_cmd.add_argument(
@@ -393,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--results-dir",
             type=Path,
-            default=Path("results"),
+            default=DEFAULT_RESULTS_DIR,
             metavar="DIR",
             help="root of the session directories (default ./results)",
         )

@@ -5,15 +5,11 @@ It is found through the ``harness.backends`` entry-point group (built-ins regist
 or given as ``module:Class`` with ``--backend-path``. The harness owns the seed, the initial
 parameters, the batch stream, the timer, the thread settings and the accuracy computation.
 
-Optional class attributes a backend may define:
-  ``version() -> str``                  a version string for the record and ``harness list``
-                                        (default: the installing distribution's version)
-  ``unavailable_reason() -> str|None``  why it cannot run here and what to install (None: it can)
-  ``configure_threads(n)``              apply the harness's thread budget in code, before setup
-  ``follows_batch_stream``              False if it draws its own batches (not comparable)
-  ``build_info() -> dict``              extra facts for the record (e.g. build profile); a
-                                        ``threads_told`` string says what the library was told
-                                        about threads, for the report's thread audit
+Optional hooks, each a Protocol below (``HOOKS`` lists them; docs/writing-a-backend.md too):
+on the class, ``Versioned``, ``MaybeUnavailable``, ``DrawsOwnBatches``; on the instance,
+``ConfiguresThreads``, ``Describes``, ``Profiles`` (with ``NotesPhases``), ``Closes``. The
+harness looks for each with ``isinstance`` against its Protocol, so a hook is exactly what is
+declared here.
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ import importlib
 import importlib.metadata
 import re
 import shlex
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,7 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.errors import BackendError
+from harness.errors import BackendError, HarnessError
+from harness.requests import BackendChoice
 from harness.spec import Spec
 
 ENTRY_POINT_GROUP = "harness.backends"
@@ -96,6 +94,94 @@ class Backend(Protocol):
         """
 
 
+@runtime_checkable
+class Versioned(Protocol):
+    """On the class: a version string for the record and ``harness list`` (default: the version
+    of the distribution that installed the backend)."""
+
+    @classmethod
+    def version(cls) -> str: ...
+
+
+@runtime_checkable
+class MaybeUnavailable(Protocol):
+    """On the class: why the backend cannot run here and what to install; None when it can.
+    Called by ``list`` and before a run; keep it cheap (no heavy imports)."""
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None: ...
+
+
+@runtime_checkable
+class DrawsOwnBatches(Protocol):
+    """On the class: ``follows_batch_stream = False`` for a backend that draws its own batches;
+    its runs are marked not comparable and ``verify`` skips it."""
+
+    follows_batch_stream: bool
+
+
+@runtime_checkable
+class ConfiguresThreads(Protocol):
+    """Apply the harness's thread budget in code (None: the library's default), before setup.
+    The thread environment variables are set before the worker starts either way."""
+
+    def configure_threads(self, threads: int | None) -> None: ...
+
+
+@runtime_checkable
+class Describes(Protocol):
+    """Extra facts for the record's ``build_info`` (build profile, kernels, …), read after
+    setup and again after training. A ``threads_told`` string says what the library was told
+    about threads, for the report's thread audit."""
+
+    def build_info(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Profiles(Protocol):
+    """``run --profile``: ``enable_profiling()`` before setup; after training, ``phase_times()``
+    gives seconds per phase of a step (batch, forward, backward, update), summed over the run.
+    A subclass that cannot profile sets ``enable_profiling = None``."""
+
+    def enable_profiling(self) -> None: ...
+
+    def phase_times(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class NotesPhases(Protocol):
+    """With ``Profiles``: ``phases_note``, a line on how the phase times were taken."""
+
+    phases_note: str | None
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """Release what the backend holds (a child process, say) at the end of the run, ok or not."""
+
+    def close(self) -> None: ...
+
+
+HOOKS: tuple[type, ...] = (
+    Versioned,
+    MaybeUnavailable,
+    DrawsOwnBatches,
+    ConfiguresThreads,
+    Describes,
+    Profiles,
+    NotesPhases,
+    Closes,
+)
+
+
+def follows_batch_stream(cls: type) -> bool:
+    return bool(cls.follows_batch_stream) if isinstance(cls, DrawsOwnBatches) else True
+
+
+def build_info(backend: object) -> dict[str, Any]:
+    return dict(backend.build_info()) if isinstance(backend, Describes) else {}
+
+
 @dataclass(frozen=True)
 class BackendRef:
     """How to import a backend without importing it yet."""
@@ -147,7 +233,41 @@ def lookup(name: str) -> BackendRef:
     return refs[name]
 
 
-def refs_from_commands(declared: list[str], files: list[Path]) -> list[BackendRef]:
+def choose(choice: BackendChoice, warn: Callable[[str], None]) -> list[BackendRef]:
+    """The backends a command runs, in the order given; ``--all`` skips (and warns about) the
+    unavailable ones, a named one that cannot run here is an error."""
+    if not choice.given:
+        raise HarnessError(
+            "choose backends with --all, --backend NAME, --backend-path M:C or "
+            "--backend-cmd NAME=COMMAND"
+        )
+    chosen: list[BackendRef] = []
+    if choice.all:
+        for ref in registry().values():
+            state = status(ref)
+            if state.available:
+                chosen.append(ref)
+            else:
+                warn(f"skipping {ref.name}: {state.reason}")
+    for name in choice.names:
+        ref = lookup(name)
+        state = status(ref)
+        if not state.available:
+            raise HarnessError(f"backend {name!r} is not available: {state.reason}")
+        if ref not in chosen:
+            chosen.append(ref)
+    chosen.extend(ref_from_path(target) for target in choice.paths)
+    chosen.extend(refs_from_commands(choice.commands, choice.command_files))
+    names = [ref.name for ref in chosen]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise HarnessError(f"backend name(s) {', '.join(twice)} given twice; name each once")
+    if not chosen:
+        raise HarnessError("no backend is available to run; see 'python -m harness list'")
+    return chosen
+
+
+def refs_from_commands(declared: Sequence[str], files: Sequence[Path]) -> list[BackendRef]:
     """Backends declared as programs (``--backend-cmd NAME=COMMAND``, ``--backend-cmds FILE``)."""
     from harness import process_backend
 
@@ -197,9 +317,8 @@ def load_class(target: str) -> type:
 
 def version_of(cls: Any) -> str:
     """The backend's ``version()``, else the version of the distribution that installed it."""
-    method = getattr(cls, "version", None)
-    if callable(method):
-        return str(method())
+    if isinstance(cls, Versioned):
+        return str(cls.version())
     top = str(getattr(cls, "__module__", "")).split(".")[0]
     for dist in importlib.metadata.packages_distributions().get(top, []):
         try:
@@ -207,11 +326,6 @@ def version_of(cls: Any) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return "?"
-
-
-def call_optional(cls: Any, hook: str, default: Any) -> Any:
-    method = getattr(cls, hook, None)
-    return method() if callable(method) else default
 
 
 def status(ref: BackendRef) -> BackendStatus:
@@ -224,7 +338,7 @@ def status(ref: BackendRef) -> BackendStatus:
     except BackendError as exc:
         return BackendStatus(ref, "?", str(exc))
     try:
-        reason = call_optional(cls, "unavailable_reason", None)
+        reason = cls.unavailable_reason() if isinstance(cls, MaybeUnavailable) else None
         version = version_of(cls) if reason is None else "?"
     except Exception as exc:  # a broken plugin shows as unavailable, it does not stop `list`
         return BackendStatus(ref, "?", f"checking it failed: {type(exc).__name__}: {exc}")

@@ -1,4 +1,10 @@
-"""Errors the CLI turns into one line on stderr and exit status 2 (user mistakes)."""
+"""Errors the CLI turns into one line on stderr and exit status 2 (user mistakes).
+
+The exit statuses of every command: 0 all ok; 1 a run failed, timed out or diverged (or verify
+failed, or compare's gate tripped); 2 a user mistake; 130 interrupted.
+"""
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class HarnessError(Exception):
@@ -19,6 +25,13 @@ class BackendError(HarnessError):
 
 class ResultsError(HarnessError):
     """The results directory or a record cannot be read or written."""
+
+
+class RunsStopped(HarnessError):
+    """The matrix stopped part-way for a reason outside the harness; the session can be resumed
+    once ``waiting_for`` is back."""
+
+    waiting_for = "the machines are"
 
 
 def first_line(text: str | None) -> str:

@@ -79,7 +79,7 @@ TINY = [
     "lr=1",
     "--repeats",
     "1",
-    "--no-roofline",
+    "--no-gemm-rate",
 ]
 
 

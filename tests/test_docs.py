@@ -34,3 +34,37 @@ def test_every_relative_link_in_the_readme_and_docs_exists():
 
 def test_the_readme_stays_a_first_five_minutes_page():
     assert len((REPO_ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_the_backend_guide_lists_every_hook_with_its_members():
+    import typing
+
+    from harness.backends import HOOKS
+
+    guide = (REPO_ROOT / "docs" / "writing-a-backend.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in guide.splitlines() if line.startswith("| `")
+    }
+    for hook in HOOKS:
+        row = next(
+            (line for name, line in rows.items() if name.startswith(f"`{hook.__name__}`")), None
+        )
+        assert row is not None, f"docs/writing-a-backend.md has no row for {hook.__name__}"
+        members = (
+            typing.get_protocol_members(hook)
+            if hasattr(typing, "get_protocol_members")
+            else {name for name in vars(hook) if not name.startswith("_")}
+            | set(getattr(hook, "__annotations__", {}))
+        )
+        for member in members:
+            assert f"`{member}" in row, f"{hook.__name__}'s row does not name {member}"
+
+
+def test_the_readme_design_names_every_module_and_only_real_ones():
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("## Design in a screenful", 1)[1].split("```")[1]
+    named = set(re.findall(r"[a-z_]+\.py", block))
+    modules = {p.name for p in (REPO_ROOT / "harness").rglob("*.py") if p.name != "__init__.py"}
+    modules -= {"__main__.py"}
+    assert modules - named == set(), "modules the README's design does not name"
+    assert named - modules - {"__init__.py"} == set(), "names in the design that are no module"

@@ -74,7 +74,7 @@ def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backe
     }
     if backend in needs:
         pytest.importorskip(needs[backend], reason=f"{backend} is not installed")
-    record = _run(mnist_dir, tmp_path, "--no-roofline", backend=backend)
+    record = _run(mnist_dir, tmp_path, "--no-gemm-rate", backend=backend)
     assert record["status"] == "ok"
     assert record["build_info"].get("profile", "release") == "release"
     assert len(record["curve"]) == 17

@@ -42,7 +42,7 @@ def test_unwritable_record_names_the_path_and_keeps_the_numbers(
             raise OSError(28, "No space left on device")
         real_write(path, payload)
 
-    monkeypatch.setattr("harness.runner.supervisor.write_json_atomic", failing_write)
+    monkeypatch.setattr("harness.runner.session.write_json_atomic", failing_write)
     assert run(idx_dir, tmp_path, "--backend", "numpy") == 2
     err = capsys.readouterr().err
     assert "could not write" in err and "numpy-td-r0.json" in err

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from harness.cli import main
-from harness.runner.supervisor import ProgressEvents
+from harness.runner.progress_events import ProgressEvents
 from tests.helpers import TINY, take_ctrl_c
 from tests.hostile_backends import CLASSES, EXPECTED, SLEEP
 
@@ -173,7 +173,7 @@ def test_the_worker_dies_with_a_harness_killed_by_sigkill(idx_dir, tmp_path):
 
 
 def test_sigint_during_the_gemm_measurement_leaves_no_session(idx_dir, tmp_path):
-    args = [a for a in TINY if a != "--no-roofline"]
+    args = [a for a in TINY if a != "--no-gemm-rate"]
     proc = harness(
         tmp_path, "--data-dir", str(idx_dir), *args, "--backend", "numpy", preexec_fn=take_ctrl_c
     )

@@ -65,7 +65,7 @@ def test_save_load_roundtrip(tmp_path):
     assert loaded.batches_sha256 == plan.batches_sha256
 
 
-def test_roofline_measures_a_positive_rate():
+def test_gemm_rate_is_measured_positive():
     from harness.runner.gemm_rate import gemm_gflops
 
     assert gemm_gflops(threads=1, size=128, repeats=1) > 0.1

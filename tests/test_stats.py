@@ -73,11 +73,13 @@ def test_a_baseline_that_did_not_run_is_one_line(tmp_path, capsys, idx_dir):
     make_session(tmp_path / "r", "s", [make_record("numpy", 1.0, 0)])
     assert main(["report", "--results-dir", str(tmp_path / "r"), "--baseline", "rust"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --baseline rust: no rust runs in these results; backends here: numpy"
+        "error: --baseline rust: no rust runs in these results; backends there: numpy; "
+        "choose one of them"
     )
     argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "new"), *TINY]
     assert main([*argv, "--backend", "numpy", "--baseline", "rust"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --baseline rust: it is not among the backends run (numpy); choose one of them"
+        "error: --baseline rust: no rust runs in this matrix; backends there: numpy; "
+        "choose one of them"
     )
     assert not (tmp_path / "new").exists()

@@ -89,7 +89,9 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
                 "GFLOP/s": fmt(row.gflops, ".1f"),
                 "GEMM-rate bound": fmt(row.gemm_bound_s, ".2f", " s"),
                 "% of GEMM rate": fmt(
-                    row.gflops / row.peak_gflops * 100 if pd.notna(row.peak_gflops) else None,
+                    row.gflops / row.gemm_rate_gflops * 100
+                    if pd.notna(row.gemm_rate_gflops)
+                    else None,
                     ".0f",
                     " %",
                 ),

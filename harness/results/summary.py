@@ -132,6 +132,16 @@ def _gemm_rate(runs: pd.DataFrame, threads: str) -> float | None:
     return next((r for r in (gemm_rates(env).get(threads) for env in runs["env"]) if r), None)
 
 
+def check_baseline(baseline: str | None, names: Sequence[str], where: str) -> None:
+    """``--baseline`` must name a backend that is there (``where``: "this matrix", …)."""
+    if baseline is not None and baseline not in names:
+        known = ", ".join(sorted(set(names))) or "none"
+        raise HarnessError(
+            f"--baseline {baseline}: no {baseline} runs in {where}; backends there: {known}; "
+            "choose one of them"
+        )
+
+
 def default_baseline(frame: pd.DataFrame) -> str | None:
     """numpy when it ran, else the backend that ran first."""
     if frame.empty:
@@ -188,7 +198,7 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
                 # Sample standard deviation over mean; needs two runs.
                 "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
-                "peak_gflops": rate,
+                "gemm_rate_gflops": rate,
                 # The job's GEMM-rate bound: its FLOPs at the GEMM rate for this thread count.
                 "gemm_bound_s": gflop / rate if rate and pd.notna(gflop) else None,
                 "threads_observed": ok["threads_observed"].max(),

@@ -2,11 +2,11 @@
 
 Each run is one Dask task that needs the resource ``bench=1``; workers started with
 ``--nthreads 1 --resources bench=1`` therefore take one run at a time. The task does on its
-machine what the local runner does: a fresh harness worker process with the thread environment,
-timeout and kill of descendants (``supervisor.run_worker``), the machine state before the run,
-and the machine's own environment and GEMM rate in the record. The Dask worker only launches and
-supervises it. Records come back to the machine that ran ``harness run`` and are written there
-atomically as each arrives; progress events travel as Dask worker events.
+machine what the local executor does (``supervised.supervised_run``: a fresh harness worker
+process with the thread environment, timeout and kill of descendants, the machine state before
+the run), with the machine's own environment and GEMM rate in the record. The Dask worker only
+launches and supervises it. Records come back to the machine that ran ``harness run`` and are
+written there atomically as each arrives; progress events travel as Dask worker events.
 """
 
 from __future__ import annotations
@@ -14,20 +14,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness import data
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunsStopped
 from harness.results.key import threads_label
 from harness.results.model import RunRecord
-from harness.runner import machine_state
 from harness.runner.envinfo import session_env
-from harness.runner.supervisor import RunItem, Runner, _now, pinned_cpus, supervised_run
+from harness.runner.executor import EventCallback, RunJob
+from harness.runner.items import pinned_cpus
+from harness.runner.session import timestamp
+from harness.runner.supervised import supervised_run
 from harness.spec import spec_from_dict
 from harness.work.plan import Plan, make_plan
 
@@ -42,12 +45,16 @@ GEMM_PLUGIN = "harness-gemm-rates"
 _LOCAL = re.compile(r"local(?::(\d+))?")
 
 
-class ClusterStalled(HarnessError):
+class ClusterStalled(RunsStopped):
     """No worker able to take a run has been in the cluster for the allowed wait."""
 
+    waiting_for = "workers are"
 
-class SchedulerLost(HarnessError):
+
+class SchedulerLost(RunsStopped):
     """The Dask scheduler stopped answering; the runs in flight were recorded as failed."""
+
+    waiting_for = "the scheduler is"
 
 
 def _ask(call: Callable[[], Any]) -> Any:
@@ -97,12 +104,27 @@ def connect(address: str, warn: Callable[[str], None]) -> Any:
             "local / local:N"
         )
     try:
+        _refused_at_once(address)
         return Client(address, timeout=10)
     except (OSError, TimeoutError) as exc:
         raise HarnessError(
             f"--cluster {address}: no Dask scheduler answered ({exc}); start one with "
             "'dask scheduler', or try --cluster local"
         ) from None
+
+
+def _refused_at_once(address: str) -> None:
+    """A TCP address where nothing listens refuses at once; Dask's client would retry for its
+    whole timeout first. Raises ConnectionRefusedError then; anything else is left to Dask."""
+    found = re.fullmatch(r"tcp://\[?([^\]]+?)\]?:(\d+)", address)
+    if found is None:
+        return
+    try:
+        socket.create_connection((found.group(1), int(found.group(2))), timeout=3).close()
+    except ConnectionRefusedError:
+        raise
+    except OSError:
+        return
 
 
 class GemmRates(WorkerPlugin):
@@ -157,7 +179,6 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
     record.gemm_rate_gflops = (env.get("gemm_rates") or {}).get(threads_label(record.threads))
     record.pinned_cpus = pinned_cpus(record.threads) if record.pin else None
     publish({"event": "started", "worker": worker.address, "host": env["hostname"]})
-    record = replace(record, started_at=_now(), **machine_state.before_run())
     files, problem = _find_data(job.data)
     if files is None:
         return _failed(record, f"no usable data on {env['hostname']}: {problem}").to_json()
@@ -168,10 +189,7 @@ def remote_run(job: RemoteJob) -> dict[str, Any]:
             f"{env['hostname']} derives another plan from the seed than the session's (another "
             "version of the harness or NumPy there?); install the same versions",
         ).to_json()
-    record = supervised_run(
-        record, record.backend_target, files, plan.save, record.profile, publish
-    )
-    return record.to_json()
+    return supervised_run(record, files, plan, publish).to_json()
 
 
 def _plan_for(record: RunRecord, files: data.DataFiles) -> Plan | None:
@@ -208,107 +226,122 @@ def _find_data(session_data: dict[str, Any]) -> tuple[data.DataFiles | None, str
 
 
 def _failed(identity: RunRecord, error: str) -> RunRecord:
-    return replace(identity, status="failed", error=error, finished_at=_now())
+    return replace(identity, status="failed", error=error, finished_at=timestamp())
 
 
-def run_on_cluster(
-    runner: Runner,
-    items: Sequence[RunItem],
-    client: Any,
-    *,
-    measure_gemm: bool,
-    wait_s: float,
-    on_record: Callable[[RunItem, RunRecord], None],
-    on_progress: Callable[[RunItem, dict[str, Any]], None],
-) -> None:
-    """Submit every run; write each record as it comes home; fail the runs of lost workers.
+@dataclass
+class DaskExecutor:
+    """Every run submitted at once; one at a time per worker machine (resource ``bench=1``)."""
 
-    Stops with ClusterStalled when no worker offering ``bench`` has been there for ``wait_s``.
-    """
-    from distributed import wait
+    client: Any
+    address: str
+    measure_gemm_rate: bool = True
+    wait_s: float = 120.0  # without any worker able to run, give up after this long
+    remote: bool = True
 
-    topic = f"harness-{runner.session}"
-    by_order = {item.order: item for item in items}
-    running_on: dict[int, str] = {}  # run order → the worker address it started on
+    def environment(self, thread_counts: Sequence[int | None]) -> dict[str, Any]:
+        # The session's; each record gets its own machine's (and its GEMM rates) on the worker.
+        return {**session_env(), "cluster": self.address}
 
-    def on_event(event: Any) -> None:
-        _, message = event
-        item = by_order.get(message.get("order"))
-        if item is None:
+    def run(
+        self, jobs: Sequence[RunJob], on_event: EventCallback
+    ) -> Iterator[tuple[RunJob, RunRecord]]:
+        """Submit every run; yield each record as it comes home; fail the runs of lost workers.
+
+        Stops with ClusterStalled when no worker offering ``bench`` has been there for
+        ``wait_s``, and with SchedulerLost (after yielding the runs in flight as failed) when
+        the scheduler goes.
+        """
+        from distributed import wait
+
+        if not jobs:
             return
-        if message.get("event") == "started":
-            running_on[item.order] = message["worker"]
-        on_progress(item, message)
+        client = self.client
+        session = jobs[0].identity.session
+        topic = f"harness-{session}"
+        by_order = {job.item.order: job for job in jobs}
+        running_on: dict[int, str] = {}  # run order → the worker address it started on
 
-    client.subscribe_topic(topic, on_event)
-    if measure_gemm:
-        thread_counts = sorted({item.threads for item in items}, key=lambda t: t or 0)
-        client.register_plugin(GemmRates(thread_counts), name=GEMM_PLUGIN)
-    futures = {}
-    for rank, item in enumerate(items):
-        job = RemoteJob(runner.identity(item).to_json(), runner.data.to_json(), topic, measure_gemm)
-        future = client.submit(
-            remote_run,
-            job,
-            key=f"harness-{runner.session}-run-{item.order}",
-            resources=dict(RESOURCES),
-            pure=False,
-            priority=len(items) - rank,  # earlier in the matrix, sooner on a worker
-        )
-        futures[future] = item
+        def relay(event: Any) -> None:
+            _, message = event
+            job = by_order.get(message.get("order"))
+            if job is None:
+                return
+            if message.get("event") == "started":
+                running_on[job.item.order] = message["worker"]
+            on_event(job.item, message)
 
-    def finish(item: RunItem, record: RunRecord) -> None:
-        runner.store(item, record)
-        on_record(item, record)
+        client.subscribe_topic(topic, relay)
+        if self.measure_gemm_rate:
+            thread_counts = sorted({job.item.threads for job in jobs}, key=lambda t: t or 0)
+            client.register_plugin(GemmRates(thread_counts), name=GEMM_PLUGIN)
+        futures = {}
+        for rank, job in enumerate(jobs):
+            remote_job = RemoteJob(
+                job.identity.to_json(), job.files.to_json(), topic, self.measure_gemm_rate
+            )
+            future = client.submit(
+                remote_run,
+                remote_job,
+                key=f"harness-{session}-run-{job.item.order}",
+                resources=dict(RESOURCES),
+                pure=False,
+                priority=len(jobs) - rank,  # earlier in the matrix, sooner on a worker
+            )
+            futures[future] = job
 
-    def wait_a_second() -> None:
-        with contextlib.suppress(TimeoutError):  # a second without an end is no error
-            wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
+        def wait_a_second() -> None:
+            with contextlib.suppress(TimeoutError):  # a second without an end is no error
+                wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
 
-    pending = set(futures)
-    idle_since: float | None = None
-    try:
-        while pending:
-            _ask(wait_a_second)
-            workers = _ask(lambda: client.scheduler_info(n_workers=-1)["workers"])
-            for future in [f for f in pending if f.done()]:
-                pending.discard(future)
-                item = futures[future]
-                finish(item, _collect(future, runner.identity(item)))
-            present = set(workers)
-            for future in list(pending):
-                item = futures[future]
-                address = running_on.get(item.order)
-                if address is not None and address not in present:
-                    future.cancel()
+        pending = set(futures)
+        idle_since: float | None = None
+        try:
+            while pending:
+                _ask(wait_a_second)
+                workers = _ask(lambda: client.scheduler_info(n_workers=-1)["workers"])
+                for future in [f for f in pending if f.done()]:
                     pending.discard(future)
-                    why = f"worker lost: {address} left the cluster during the run"
-                    finish(item, _failed(runner.identity(item), why))
-            able = [w for w in workers.values() if w.get("resources", {}).get("bench", 0) >= 1]
-            if able or not pending:
-                idle_since = None
-            elif idle_since is None:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > wait_s:
-                raise ClusterStalled(
-                    f"no Dask worker with resources bench=1 for {wait_s:g} s; {len(pending)} "
-                    "run(s) not done"
-                )
-    except SchedulerLost as exc:
-        in_flight = [futures[f] for f in pending if futures[f].order in running_on]
-        for item in in_flight:
-            address = running_on[item.order]
-            finish(item, _failed(runner.identity(item), f"{exc} while the run was on {address}"))
-        raise SchedulerLost(
-            f"{exc}; {len(in_flight)} run(s) in flight recorded as failed, "
-            f"{len(pending) - len(in_flight)} not started"
-        ) from None
-    finally:
-        # With the scheduler gone these fail too; there is nothing left to tidy there.
-        with contextlib.suppress(Exception):
-            for future in pending:
-                future.cancel()
-            client.unsubscribe_topic(topic)
+                    job = futures[future]
+                    yield job, _collect(future, job.identity)
+                present = set(workers)
+                for future in list(pending):
+                    job = futures[future]
+                    address = running_on.get(job.item.order)
+                    if address is not None and address not in present:
+                        future.cancel()
+                        pending.discard(future)
+                        why = f"worker lost: {address} left the cluster during the run"
+                        yield job, _failed(job.identity, why)
+                able = [w for w in workers.values() if w.get("resources", {}).get("bench", 0) >= 1]
+                if able or not pending:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > self.wait_s:
+                    raise ClusterStalled(
+                        f"no Dask worker with resources bench=1 for {self.wait_s:g} s; "
+                        f"{len(pending)} run(s) not done"
+                    )
+        except SchedulerLost as exc:
+            in_flight = [futures[f] for f in pending if futures[f].item.order in running_on]
+            for job in in_flight:
+                address = running_on[job.item.order]
+                yield job, _failed(job.identity, f"{exc} while the run was on {address}")
+            raise SchedulerLost(
+                f"{exc}; {len(in_flight)} run(s) in flight recorded as failed, "
+                f"{len(pending) - len(in_flight)} not started"
+            ) from None
+        finally:
+            # With the scheduler gone these fail too; there is nothing left to tidy there.
+            with contextlib.suppress(Exception):
+                for future in pending:
+                    future.cancel()
+                client.unsubscribe_topic(topic)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be said goodbye to
+            self.client.close(timeout=5)
 
 
 def _collect(future: Any, identity: RunRecord) -> RunRecord:

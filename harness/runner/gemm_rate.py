@@ -6,12 +6,11 @@ bound*: how long the job would take if all of it ran at the speed of one large, 
 matrix product. It is a yardstick measured on the machine, not a hardware limit (small products
 run slower, and a faster library would raise it).
 
-    python -m harness.runner.gemm_rate [--size 2048]   # prints GFLOP/s as JSON
+    python -m harness.runner.gemm_rate SIZE REPEATS   # prints GFLOP/s as JSON
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -48,9 +47,7 @@ def gemm_gflops(threads: int | None, size: int = GEMM_SIZE, repeats: int = 5) ->
             sys.executable,
             "-m",
             "harness.runner.gemm_rate",
-            "--size",
             str(size),
-            "--repeats",
             str(repeats),
         ],
         env={**os.environ, **thread_env(threads)},
@@ -87,11 +84,9 @@ def measure_gemm_rates(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="float32 GEMM rate of NumPy on this machine")
-    parser.add_argument("--size", type=int, default=GEMM_SIZE)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    print(json.dumps({"gflops": _measure_here(args.size, args.repeats), "size": args.size}))
+    """The measuring process ``gemm_gflops`` starts, with the thread environment set."""
+    size, repeats = (int(arg) for arg in sys.argv[1:3])
+    print(json.dumps({"gflops": _measure_here(size, repeats), "size": size}))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from harness.backends import BackendRef
 from harness.data import DataFiles
 from harness.errors import first_line
 from harness.runner import processes
-from harness.runner.supervisor import run_worker
+from harness.runner.supervised import run_worker
 from harness.spec import Spec
 from harness.work.plan import Plan
 
@@ -50,7 +50,7 @@ def verify_backends(
         scratch = processes.scratch_dir()
         try:
             plan.save(scratch / "plan.npz")
-            if not getattr(backends.load_class(ref.target), "follows_batch_stream", True):
+            if not backends.follows_batch_stream(backends.load_class(ref.target)):
                 verdicts.append(Verdict(ref.name, "not comparable (draws its own batches)", []))
                 continue
             on_start(ref)

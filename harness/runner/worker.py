@@ -128,9 +128,8 @@ def _threads(process: psutil.Process) -> int:
 
 def _close(backend: Any) -> None:
     """A backend that holds a process (the process protocol) ends it here, not as a stray."""
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()
+    if isinstance(backend, backends.Closes):
+        backend.close()
 
 
 def _load_inputs(job: dict[str, Any], spec: Spec, outcome: RunRecord | None = None) -> RunInputs:
@@ -175,20 +174,18 @@ def execute(
     outcome.cpus_allowed = sorted(os.sched_getaffinity(0))
     cls = backends.load_class(job["backend_target"])
     outcome.backend_version = backends.version_of(cls)
-    outcome.follows_batch_stream = bool(getattr(cls, "follows_batch_stream", True))
+    outcome.follows_batch_stream = backends.follows_batch_stream(cls)
     backend = cls()
     try:
-        configure = getattr(backend, "configure_threads", None)
-        if callable(configure):
-            configure(threads)
-        profiling = False
-        if job.get("profile"):
-            enable = getattr(backend, "enable_profiling", None)
-            profiling = callable(enable)
-            if profiling:
-                enable()
-            else:
-                outcome.phases_note = f"{cls.__name__} has no enable_profiling(): no phase times"
+        if isinstance(backend, backends.ConfiguresThreads):
+            backend.configure_threads(threads)
+        profiling = bool(job.get("profile")) and isinstance(backend, backends.Profiles)
+        if profiling:
+            backend.enable_profiling()
+        elif job.get("profile"):
+            outcome.phases_note = (
+                f"{cls.__name__} does not profile (no Profiles hook): no phase times"
+            )
 
         inputs = _load_inputs(job, spec, outcome)
         given.append(inputs)
@@ -201,7 +198,7 @@ def execute(
             threadpool_limits(limits=threads)
         # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
         outcome.env = {**outcome.env, "blas": threadpool_info()}
-        outcome.build_info = dict(backends.call_optional(backend, "build_info", {}))
+        outcome.build_info = backends.build_info(backend)
 
         process = psutil.Process()
         outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
@@ -240,10 +237,11 @@ def execute(
             report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
 
         # Read again: some facts (a process backend's protocol cost) exist only after training.
-        outcome.build_info.update(backends.call_optional(backend, "build_info", {}))
-        if profiling and callable(getattr(backend, "phase_times", None)):
+        outcome.build_info.update(backends.build_info(backend))
+        if profiling:
             outcome.phases = phase_seconds(backend.phase_times())
-            outcome.phases_note = getattr(backend, "phases_note", None)
+            if isinstance(backend, backends.NotesPhases):
+                outcome.phases_note = backend.phases_note
         _check_unchanged(inputs)
         params = backend.params()
         bad = [n for n in PARAM_NAMES if not np.all(np.isfinite(np.asarray(params[n])))]
@@ -272,9 +270,8 @@ def execute_verify(job: dict[str, Any], outcome: dict[str, Any], given: list[Run
     cls = backends.load_class(job["backend_target"])
     backend = cls()
     try:
-        configure = getattr(backend, "configure_threads", None)
-        if callable(configure):
-            configure(job["threads"])
+        if isinstance(backend, backends.ConfiguresThreads):
+            backend.configure_threads(job["threads"])
         inputs = _load_inputs(job, spec)
         given.append(inputs)
         reference = backends.load_class(job["reference_target"])()

@@ -1,5 +1,4 @@
-"""Exporters, one interface as hyperfine has them: the summary as JSON, CSV or Markdown (one row
-per comparability key), and the training times as a pyperf benchmark suite for
+"""``--format pyperf``: every training time as a pyperf benchmark suite, for
 ``python -m pyperf stats|compare_to``.
 
 One benchmark per comparability key, named after it (``numpy-t1``, ``numpy-t1[hidden=60]``,
@@ -9,71 +8,17 @@ per ok run, carrying pyperf's own metadata keys so that ``compare_to`` can tell 
 
 from __future__ import annotations
 
-import json
+import io
 import math
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyperf
 
 from harness.errors import ResultsError
+from harness.export import ExportData
 from harness.results.key import RunKey
-from harness.results.summary import groups, summarize, variation
-
-
-def fastest_first(rows: pd.DataFrame) -> pd.DataFrame:
-    return (
-        rows.sort_values("train_time_s", na_position="last", kind="stable") if len(rows) else rows
-    )
-
-
-def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[dict[str, Any]]:
-    """The summary rows for scripts: the key, medians, spread, the speed ratio and its interval."""
-
-    def number(value: Any) -> Any:
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-    rows = []
-    for row in fastest_first(summarize(frame, baseline)).itertuples():
-        rows.append(
-            {
-                "key": asdict(row.key),
-                "session": row.session,
-                "runs": row.runs,
-                "runs_ok": row.runs_ok,
-                "statuses": row.statuses,
-                "train_time_median_s": number(row.train_time_s),
-                "train_time_min_s": number(row.train_time_min_s),
-                "train_time_max_s": number(row.train_time_max_s),
-                "train_time_cv": number(row.train_time_cv),
-                "baseline": row.baseline,
-                "speedup": number(row.speedup.value),
-                "speedup_ci_low": number(row.speedup.low),
-                "speedup_ci_high": number(row.speedup.high),
-                "cpu_util": number(row.cpu_util),
-                "train_acc": number(row.train_acc),
-                "test_acc": number(row.test_acc),
-                "peak_rss_bytes": number(row.peak_rss_bytes),
-                "gemm_rate_gflops": number(row.peak_gflops),
-                "gemm_bound_s": number(row.gemm_bound_s),
-            }
-        )
-    return rows
-
-
-def export_text(frame: pd.DataFrame, fmt: str, baseline: str | None = None) -> str:
-    """The summary as ``json``, ``csv`` or ``markdown`` text."""
-    records = summary_records(frame, baseline)
-    if not records:
-        raise ResultsError("no runs to export")
-    if fmt == "json":
-        return json.dumps(records, indent=1) + "\n"
-    flat = pd.DataFrame([{**r.pop("key"), **r} for r in records])
-    if fmt == "csv":
-        return flat.to_csv(index=False)
-    return flat.to_markdown(index=False) + "\n"
+from harness.results.summary import groups, variation
 
 
 def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
@@ -150,9 +95,8 @@ def to_pyperf(frame: pd.DataFrame) -> pyperf.BenchmarkSuite:
     return pyperf.BenchmarkSuite(benchmarks)
 
 
-def export_pyperf(frame: pd.DataFrame, path: Path) -> None:
-    suite = to_pyperf(frame)
-    try:
-        suite.dump(str(path), replace=True)
-    except OSError as exc:
-        raise ResultsError(f"cannot write {path}: {exc.strerror or exc}") from None
+class PyperfExporter:
+    def serialize(self, data: ExportData) -> bytes:
+        text = io.StringIO()
+        to_pyperf(data.frame).dump(text, compact=True)
+        return text.getvalue().encode()

@@ -1,0 +1,83 @@
+"""The commands that read stored results: ``report``, ``compare`` and ``export``."""
+
+from __future__ import annotations
+
+import sys
+
+from harness.commands.console import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    stdout_console,
+    warn_unreadable,
+    write_output,
+)
+from harness.errors import HarnessError, ResultsError
+from harness.export import ExportData, export
+from harness.export.terminal_table import print_summary
+from harness.report.write import write_report
+from harness.requests import CompareRequest, ExportRequest, ReportRequest
+from harness.results import compare
+from harness.results.store import load_results, resolve_sessions
+from harness.results.summary import check_baseline, to_frame, variation
+
+
+def cmd_report(request: ReportRequest) -> int:
+    sessions = resolve_sessions(list(request.sessions), request.results_dir)
+    out = request.out
+    if out is None:  # next to the data it is made from, not over anything tracked
+        first = sessions[0]
+        many = f"report-{first.name}+{len(sessions) - 1}"
+        out = first / "report" if len(sessions) == 1 else request.results_dir / many
+    results = load_results(sessions)
+    warn_unreadable(results)
+    frame = to_frame(results.records)
+    baseline = request.baseline
+    check_baseline(baseline, list(frame["backend"]), "these results")
+    written = write_report(results, out, baseline)
+    console = stdout_console()
+    console.print(variation(frame).sentence(), soft_wrap=True)
+    print_summary(console, frame, baseline)
+    print(f"report: {out / 'index.html'} ({len(written)} files in {out})")
+    return EXIT_OK
+
+
+def cmd_compare(request: CompareRequest) -> int:
+    (a,) = resolve_sessions([request.a], request.results_dir)
+    (b,) = resolve_sessions([request.b], request.results_dir)
+    results_a, results_b = load_results([a]), load_results([b])
+    warn_unreadable(results_a)
+    warn_unreadable(results_b)
+    frame_b = to_frame(results_b.records)
+    result = compare.compare(to_frame(results_a.records), frame_b)
+    data = ExportData(frame_b, comparison=result, names=(str(a), str(b)))
+    sys.stdout.write(export("compare-json" if request.json else "compare-markdown", data).decode())
+    if request.json:  # the pairs on stdout; what was not paired goes to stderr
+        for unpaired in result.unpaired:
+            print(f"warning: {compare.describe(unpaired)}", file=sys.stderr)
+    if request.fail_if_slower is not None:
+        failures = compare.gate(result, frame_b, request.fail_if_slower, request.accuracy_tolerance)
+        for failure in failures:
+            print(failure, file=sys.stderr)
+        if failures:
+            return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def cmd_export(request: ExportRequest) -> int:
+    if request.format == "pyperf" and request.out is None:
+        raise HarnessError("--format pyperf writes a file: give it with --out FILE")
+    results = load_results(resolve_sessions(list(request.sessions), request.results_dir))
+    warn_unreadable(results)
+    frame = to_frame(results.records)
+    if frame.empty:
+        raise ResultsError("no runs to export")
+    payload = export(request.format, ExportData(frame))
+    if request.out is None:
+        sys.stdout.write(payload.decode())
+        return EXIT_OK
+    write_output(request.out, payload)
+    if request.format == "pyperf":
+        print(f"wrote {request.out}; try: python -m pyperf stats {request.out}")
+    else:
+        print(f"wrote {request.out}", file=sys.stderr)
+    return EXIT_OK

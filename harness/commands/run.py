@@ -1,0 +1,226 @@
+"""``run``: plan the matrix (new or resumed), execute it here or on a cluster, print the table."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from harness.commands.console import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    stdout_console,
+    warn_unreadable,
+    warner,
+)
+from harness.errors import HarnessError, RunsStopped, first_line
+from harness.export import ExportData, export
+from harness.export.terminal_table import print_summary
+from harness.requests import Output, RunRequest
+from harness.results.key import threads_label
+from harness.results.model import SESSION_FILE, RunRecord
+from harness.results.store import load_results
+from harness.results.summary import to_frame
+from harness.runner.executor import Executor, LocalExecutor, execute
+from harness.runner.items import RunItem
+from harness.runner.matrix import Matrix
+from harness.runner.planning import new_matrix, resumed_matrix
+from harness.runner.processes import remove_stale_scratch
+from harness.runner.session import create_session
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during the matrix."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _refuse_warmup_on_cluster(warmup: bool, resumed: bool) -> None:
+    if warmup:
+        what = "resume it without --cluster" if resumed else "drop --warmup"
+        raise HarnessError(
+            "--warmup is not available with --cluster: a warm-up could run on another machine "
+            f"than the runs it warms up; {what}"
+        )
+
+
+def _executor(request: RunRequest, err: Console) -> Executor:
+    if request.cluster is None:
+        return LocalExecutor(request.measure_gemm_rate)
+    from harness.runner import cluster
+
+    client = cluster.connect(request.cluster, warner(err))
+    return cluster.DaskExecutor(
+        client, request.cluster, request.measure_gemm_rate, request.cluster_wait_s
+    )
+
+
+def cmd_run(request: RunRequest) -> int:
+    err = Console(stderr=True)
+    for stale in remove_stale_scratch():
+        err.print(f"removed {escape(str(stale))}, left behind by a harness that was killed")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    matrix: Matrix | None = None
+    recorded: list[RunItem] = []
+    executor: Executor | None = None
+    try:
+        if request.cluster:  # before anything is found, fetched or connected to
+            _refuse_warmup_on_cluster(request.flags.warmup, resumed=False)
+        executor = _executor(request, err)  # before the session exists: no cluster, no session
+        matrix = resumed_matrix(request) if request.resume else new_matrix(request, warner(err))
+        if request.cluster:  # a resumed session brings its own flags
+            _refuse_warmup_on_cluster(matrix.flags.warmup, resumed=True)
+        _run_matrix(matrix, executor, request.output, err, recorded)
+    except RunsStopped as exc:
+        err.print(
+            f"[red]{escape(str(exc))}[/]; once {exc.waiting_for} back: python -m harness run "
+            f"--resume {escape(str(matrix.session_dir if matrix else '?'))} --cluster "
+            f"{escape(str(request.cluster))}",
+            soft_wrap=True,
+        )
+    except (KeyboardInterrupt, Interrupted):
+        err.print(_interrupted(matrix, recorded), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if executor is not None:
+            executor.close()
+    return _close_session(matrix, err, request)
+
+
+def _interrupted(matrix: Matrix | None, recorded: list[RunItem]) -> str:
+    """What an interrupt leaves: nothing for a session that had no run yet, else how to resume."""
+    if matrix is None:
+        return "interrupted"
+    where = escape(str(matrix.session_dir))
+    records = [p for p in matrix.session_dir.glob("*.json") if p.name != SESSION_FILE]
+    if matrix.resumed is None and not records:
+        shutil.rmtree(matrix.session_dir, ignore_errors=True)
+        return f"interrupted before the first run ended; removed {where}"
+    done = sum(not item.warmup for item in recorded)
+    return (
+        f"interrupted: {done} of {matrix.runs_left} runs recorded in "
+        f"{where}; resume with: python -m harness run --resume {where}"
+    )
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),  # for the matrix: from the runs done so far
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+
+
+def _run_matrix(
+    matrix: Matrix, executor: Executor, output: Output, err: Console, recorded: list[RunItem]
+) -> None:
+    """The matrix with a bar for the runs done and one per run in flight."""
+    items = matrix.items
+    if matrix.resumed is not None:
+        done = matrix.total - matrix.runs_left
+        err.print(
+            f"resuming {escape(str(matrix.session_dir))}: {done} of {matrix.total} runs "
+            f"already recorded, {matrix.total - done} to go",
+            soft_wrap=True,
+        )
+    else:
+        create_session(matrix.session_dir)
+    thread_counts = list(dict.fromkeys(item.threads for item in items))
+    measuring = (
+        err.status(
+            "measuring NumPy's GEMM rate at "
+            f"{', '.join(threads_label(t) for t in thread_counts)} threads …"
+        )
+        if executor.measure_gemm_rate and not executor.remote and not output.quiet
+        else contextlib.nullcontext()
+    )
+    with measuring:
+        env = executor.environment(thread_counts)
+    with _progress(output.quiet) as progress:
+        overall = progress.add_task("runs", total=len(items), note="")
+        bars: dict[int, TaskID] = {}
+
+        def label(item: RunItem, host: Any) -> str:
+            return f"{item.label} @ {host}" if executor.remote else item.label
+
+        def on_event(item: RunItem, event: dict) -> None:
+            if event["event"] == "started":
+                iterations = matrix.cell(item)[0].iterations
+                bars[item.order] = progress.add_task(
+                    label(item, event.get("host", "?")), total=iterations, note="starting"
+                )
+            elif item.order not in bars:
+                return
+            elif event["event"] == "setup":
+                progress.update(bars[item.order], note="setting up")
+            elif event["event"] == "trained":
+                note = f"test acc {event['test_acc']:.4f}"
+                progress.update(bars[item.order], completed=event["iteration"], note=note)
+
+        def on_record(item: RunItem, record: RunRecord) -> None:
+            if item.order in bars:
+                progress.remove_task(bars.pop(item.order))
+            progress.advance(overall)
+            recorded.append(item)
+            host = (record.env or {}).get("hostname", "?")
+            _print_outcome(progress, output, label(item, host), record, item.warmup)
+
+        execute(matrix, executor, env, on_event, on_record)
+
+
+def _print_outcome(
+    progress: Progress, output: Output, label: str, record: RunRecord, discarded: bool
+) -> None:
+    """One line per finished run (ok runs are left out with -q)."""
+    if output.quiet and record.status == "ok":
+        return
+    line = f"{label}: {record.status}" + (" (discarded)" if discarded else "")
+    if record.status == "ok":
+        line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
+    else:
+        line += f" — {record.error if output.verbose else first_line(record.error)}"
+    progress.console.print(escape(line), soft_wrap=True, highlight=False)
+
+
+def _close_session(matrix: Matrix | None, err: Console, request: RunRequest) -> int:
+    if matrix is None:
+        raise AssertionError("a run without a matrix ended without an error")
+    console = stdout_console()
+    # The whole session, resumed or not: what is on disk is what the session measured.
+    results = load_results([matrix.session_dir])
+    warn_unreadable(results)
+    frame = to_frame(results.records)
+    if request.output.json:
+        print(export("json", ExportData(frame, request.baseline)).decode(), end="")
+    else:
+        print_summary(console, frame, request.baseline)
+        console.print(f"results: {escape(str(matrix.session_dir))}", soft_wrap=True)
+    failed = [r for r in results.records if r.status != "ok"]
+    missing = matrix.total - len(results.records)
+    if failed or missing:
+        err.print(f"[red]{len(failed) + missing} of {matrix.total} runs did not finish ok[/]")
+        return EXIT_RUN_FAILED
+    return EXIT_OK

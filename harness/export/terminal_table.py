@@ -1,0 +1,78 @@
+"""The terminal table of ``run`` and ``report`` (and ``export --format table``): the summary,
+fastest first, with the speed ratio's interval and the warnings under it."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+
+from harness.export import ExportData
+from harness.export.rows import summary_table
+from harness.results.summary import fmt, label_columns, warnings
+
+
+def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
+    rows = summary_table(frame, baseline)
+    table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
+    widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
+    table.add_column("backend", no_wrap=True, min_width=widest)
+    extra = label_columns(rows) if len(rows) else []
+    table.add_column("threads", justify="right", no_wrap=True)
+    for heading, _ in extra:
+        table.add_column(heading, no_wrap=True)
+    speed = f"vs {rows['baseline'].iloc[0]} [95 % CI]" if len(rows) else "speed"
+    for column in ("time s", "CV", speed, "CPU %", "train", "test", "ok"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for row in rows.itertuples():
+        name = escape(str(row.backend))
+        if row.debug_build:
+            name += " [red](debug)[/]"
+        cpu = None if pd.isna(row.cpu_util) else row.cpu_util * 100
+        table.add_row(
+            name,
+            str(row.threads),
+            *[escape(str(getattr(row, column))) for _, column in extra],
+            fmt(row.train_time_s, ".2f"),
+            fmt(None if row.train_time_cv is None else row.train_time_cv * 100, ".1f", " %"),
+            row.speedup.text(),
+            fmt(cpu, ".0f"),
+            fmt(row.train_acc, ".4f"),
+            fmt(row.test_acc, ".4f"),
+            f"{row.runs_ok}/{row.runs}",
+            row.statuses,
+        )
+    return table
+
+
+def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = None) -> None:
+    """The table and its warnings on ``console``; a file or pipe gets every column whole."""
+    table = build_table(frame, baseline)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a file or a pipe has no width to fit: never truncate a column there
+        width = console.width
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console.width = max(width, needed)
+        try:
+            console.print(table)
+        finally:
+            console.width = width
+    for line in warnings(summary_table(frame, baseline)):
+        kind, rest = line.split(" ", 1)
+        console.print(f"[yellow]{kind}[/] {escape(rest)}", soft_wrap=True)
+
+
+class TableExporter:
+    """The same table as plain text: no colours, no control characters, no column cut."""
+
+    def serialize(self, data: ExportData) -> bytes:
+        out = io.StringIO()
+        console = Console(file=out, width=100, color_system=None, force_terminal=False)
+        print_summary(console, data.frame, data.baseline)
+        return out.getvalue().encode()

@@ -1,0 +1,170 @@
+"""What each command is asked to do, as frozen values: the command line's grammar ends here.
+
+``harness.cli`` turns the parsed arguments into one of these; everything below the commands takes
+a request (or the few values it needs from one), never the parsed command line. A script can
+build a request itself and hand it to ``harness.commands.execute``.
+
+Kept light (no pandas, no NumPy): the CLI imports it before ``--help`` answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
+DEFAULT_RESULTS_DIR = Path("results")
+# compare's gate: the most B's median test accuracy may fall below A's. float32 runs of one
+# backend on one machine agree to the digit; across libraries they differ by up to ~0.0005.
+DEFAULT_ACCURACY_TOLERANCE = 0.002
+
+
+def resolve_timeout(given: float | None, fallback: float | None) -> float | None:
+    """``--timeout`` as the runner takes it: not given → ``fallback``; 0 → no timeout (None)."""
+    return fallback if given is None else given or None
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """Which backends: every available one, registered names, classes by path, programs."""
+
+    all: bool = False
+    names: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()  # MODULE:CLASS
+    commands: tuple[str, ...] = ()  # NAME=COMMAND, process-protocol programs
+    command_files: tuple[Path, ...] = ()  # TOML files declaring such programs
+
+    @property
+    def given(self) -> bool:
+        return bool(self.all or self.names or self.paths or self.commands or self.command_files)
+
+    def options_given(self) -> list[str]:
+        """The options that made this choice, as the user typed them."""
+        options = {
+            "--all": self.all,
+            "--backend": self.names,
+            "--backend-path": self.paths,
+            "--backend-cmd": self.commands,
+            "--backend-cmds": self.command_files,
+        }
+        return [option for option, value in options.items() if value]
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Measurement flags that change timings; stored in the session and in every record."""
+
+    pin: bool = False
+    profile: bool = False
+    warmup: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    """How much a long command prints, and in what form."""
+
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class WorkRequest:
+    """The job and the backends it runs on: what a new ``run`` session is made of."""
+
+    backends: BackendChoice = field(default_factory=BackendChoice)
+    spec_file: Path | None = None
+    overrides: tuple[str, ...] = ()  # KEY=VALUE, last wins
+    quick: bool = False
+    sweeps: tuple[str, ...] = ()  # KEY=V1,V2,…
+    threads: tuple[int | None, ...] = ()  # empty: each library's default
+    repeats: int | None = None  # None: DEFAULT_REPEATS
+
+    def options_given(self) -> list[str]:
+        """The options that chose this work; ``--resume`` takes the session's instead."""
+        options = {
+            "--set": self.overrides,
+            "--spec": self.spec_file,
+            "--quick": self.quick,
+            "--sweep": self.sweeps,
+            "--threads": self.threads,
+            "--repeats": self.repeats,
+        }
+        return self.backends.options_given() + [o for o, value in options.items() if value]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    work: WorkRequest = field(default_factory=WorkRequest)
+    resume: str | None = None  # a session to finish instead of a new one
+    data_dir: Path | None = None
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    timeout_s: float | None = None  # as given: None default, 0 none
+    flags: Flags = field(default_factory=Flags)
+    measure_gemm_rate: bool = True
+    cluster: str | None = None
+    cluster_wait_s: float = 120.0
+    baseline: str | None = None
+    output: Output = field(default_factory=Output)
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    backends: BackendChoice = field(default_factory=lambda: BackendChoice(all=True))
+    steps: int = 100
+    checkpoints: tuple[int, ...] = ()  # empty: 1, 10 and the last step
+    overrides: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    threads: int = 1
+    timeout_s: float | None = None  # as given: None default, 0 none
+    output: Output = field(default_factory=Output)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    sessions: tuple[str, ...] = ()  # empty: the latest
+    out: Path | None = None  # None: next to the session(s)
+    baseline: str | None = None
+    results_dir: Path = DEFAULT_RESULTS_DIR
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    a: str
+    b: str
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    json: bool = False
+    fail_if_slower: float | None = None  # percent; None: no gate
+    accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    sessions: tuple[str, ...] = ()
+    format: str = "json"
+    out: Path | None = None  # None: stdout (a text format only)
+    results_dir: Path = DEFAULT_RESULTS_DIR
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    backends: BackendChoice = field(default_factory=BackendChoice)  # programs to list too
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class NewBackendRequest:
+    name: str
+    directory: Path | None = None
+
+
+Request = (
+    RunRequest
+    | VerifyRequest
+    | ReportRequest
+    | CompareRequest
+    | ExportRequest
+    | ListRequest
+    | NewBackendRequest
+)
