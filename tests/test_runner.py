@@ -242,11 +242,13 @@ def test_bad_sweep_is_one_line_before_anything_runs(idx_dir, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_every_record_carries_the_gemm_rate_of_its_thread_count(idx_dir, tmp_path):
-    args = [a for a in TINY if a != "--no-roofline"]
+    args = [a for a in TINY if a != "--no-gemm-rate"]
     results = tmp_path / "results"
     argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(results), *args]
     assert main([*argv, "--backend", "numpy", "--threads", "1,2"]) == 0
     by_threads = {r["threads"]: r for r in records(tmp_path).values()}
     one, two = by_threads[1]["gemm_rate_gflops"], by_threads[2]["gemm_rate_gflops"]
-    assert two > 1.4 * one  # two cores do clearly more than one
+    # Two measurements, each record with its own (how much faster two cores are is the
+    # benchmark's business, not a unit test's: it depends on what else runs).
+    assert 0 < one != two > 0
     assert by_threads[1]["env"]["gemm_rates"] == {"1": one, "2": two}

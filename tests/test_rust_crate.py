@@ -13,6 +13,8 @@ CRATE = REPO_ROOT / "rust_impl"
 
 pytestmark = [
     pytest.mark.rust,
+    # One worker under pytest -n: cargo locks the build folder, so a second would only wait.
+    pytest.mark.xdist_group("cargo"),
     pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed"),
 ]
 
