@@ -242,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_ACCURACY_TOLERANCE})",
     )
 
+    compare_cmd.add_argument(
+        "--match",
+        choices=("exact", "cpu", "any"),
+        default="exact",
+        help="which runs of two machines pair: exact, only the same machine (default); cpu, "
+        "machines of one CPU model, core count and memory, as CI runners of one type are; any, "
+        "whatever the machine (the ratio then compares the machines too)",
+    )
+
     export_cmd = commands.add_parser(
         "export",
         help="export the results as JSON, CSV, Markdown or a pyperf suite",

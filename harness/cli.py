@@ -106,6 +106,7 @@ def to_request(args: argparse.Namespace) -> Request:
             json=args.json,
             fail_if_slower=args.fail_if_slower,
             accuracy_tolerance=args.accuracy_tolerance,
+            match=args.match,
         )
     if command == "export":
         return ExportRequest(

@@ -137,6 +137,7 @@ class CompareRequest:
     json: bool = False
     fail_if_slower: float | None = None  # percent; None: no gate
     accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE
+    match: str = "exact"  # how much of the machine must agree: exact, cpu or any
 
 
 @dataclass(frozen=True)

@@ -90,3 +90,56 @@ def test_a_bad_tolerance_is_one_line(tmp_path, capsys, bad):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--accuracy-tolerance" in err and "Traceback" not in err
+
+
+# --- --match: which machines pair ------------------------------------------------------------
+
+RUNNER = {"cpu_model": "AMD EPYC 7B13", "cores_logical": 2, "memory_bytes": 8 * 2**30}
+
+
+def _runner_sessions(root, b_env):
+    _session(root, "a", env={**RUNNER, "hostname": "runner-1", "machine_id": "m1"})
+    _session(root, "b", env=b_env)
+
+
+def test_exact_does_not_pair_two_ci_runners_and_suggests_match_cpu(tmp_path, capsys):
+    _runner_sessions(tmp_path, {**RUNNER, "hostname": "runner-2", "machine_id": "m2"})
+    code, err = _gate(tmp_path, capsys)
+    assert code == 1
+    assert (
+        "gate: missing: numpy @1: no ok runs in B to compare (B has numpy at 1 threads only "
+        "with another machine (hostname, machine_id differ; --match cpu pairs machines of one "
+        "CPU model, core count and memory))"
+    ) in err
+    assert "gate: nothing paired:" in err and "--match cpu or any" in err
+
+
+def test_match_cpu_pairs_runners_that_differ_only_in_host_and_machine_id(tmp_path, capsys):
+    _runner_sessions(tmp_path, {**RUNNER, "hostname": "runner-2", "machine_id": "m2"})
+    code, err = _gate(tmp_path, capsys, "--match", "cpu")
+    assert code == 0 and "gate:" not in err
+    main(["compare", "a", "b", "--results-dir", str(tmp_path), "--match", "cpu"])
+    assert "| numpy" in capsys.readouterr().out
+
+
+def test_match_cpu_keeps_another_cpu_apart_and_suggests_any(tmp_path, capsys):
+    other = {**RUNNER, "cpu_model": "Intel Xeon 8481C", "hostname": "r3", "machine_id": "m3"}
+    _runner_sessions(tmp_path, other)
+    code, err = _gate(tmp_path, capsys, "--match", "cpu")
+    assert code == 1
+    assert "cpu_model, hostname, machine_id differ; --match any pairs them anyway" in err
+
+
+def test_match_any_pairs_any_machines_with_a_warning(tmp_path, capsys):
+    other = {**RUNNER, "cpu_model": "Intel Xeon 8481C", "hostname": "r3", "machine_id": "m3"}
+    _runner_sessions(tmp_path, other)
+    code, err = _gate(tmp_path, capsys, "--match", "any")
+    assert code == 0
+    assert err.startswith("warning: --match any pairs runs of different machines")
+
+
+def test_match_takes_only_the_three_levels(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["compare", "a", "b", "--match", "host"])
+    assert stopped.value.code == 2
+    assert "argument --match: invalid choice: 'host'" in capsys.readouterr().err

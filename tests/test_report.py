@@ -177,8 +177,9 @@ def test_pyperf_export_loads(results, tmp_path):
     assert main(["export", "--pyperf", str(path), "--results-dir", str(results)]) == 0
     suite = pyperf.BenchmarkSuite.load(str(path))
     names = sorted(suite.get_benchmark_names())
-    assert names == ["numpy-t1", "rust-t1"]
-    assert sorted(suite.get_benchmark("rust-t1").get_values()) == [1.0, 2.0, 3.0]
+    spec = f"[spec {Spec().hash[:8]}]"
+    assert names == [f"numpy-t1{spec}", f"rust-t1{spec}"]
+    assert sorted(suite.get_benchmark(f"rust-t1{spec}").get_values()) == [1.0, 2.0, 3.0]
     stats = subprocess.run(
         [sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True, text=True
     )
@@ -317,3 +318,30 @@ def test_every_chart_has_a_legend_on_every_panel(tmp_path):
         text = svg.read_text()
         assert 'id="legend_1"' in text, svg.name
     assert 'id="legend_2"' in (out / "learning_curves.svg").read_text()  # both panels
+
+
+def test_pyperf_compare_to_never_pairs_exports_of_different_specs(tmp_path):
+    """Each export holds one spec, so no name varies within it; the spec hash still tells them
+    apart, and pyperf finds nothing to compare."""
+    import pyperf
+
+    root = tmp_path / "results"
+    uniform = {**Spec().to_dict(), "init": "uniform"}
+    make_session(root, "book", [make_record("numpy", t, i) for i, t in enumerate([1.0, 1.1, 1.2])])
+    make_session(
+        root,
+        "uniform",
+        [make_record("numpy", t, i, spec=uniform) for i, t in enumerate([1.0, 1.1, 1.2])],
+    )
+    paths = [tmp_path / "book.json", tmp_path / "uniform.json"]
+    for session, path in zip(["book", "uniform"], paths, strict=True):
+        assert main(["export", session, "--results-dir", str(root), "--pyperf", str(path)]) == 0
+    names = [pyperf.BenchmarkSuite.load(str(p)).get_benchmark_names() for p in paths]
+    assert names[0] != names[1] and not set(names[0]) & set(names[1])
+    compared = subprocess.run(
+        [sys.executable, "-m", "pyperf", "compare_to", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    assert compared.returncode == 1
+    assert "no benchmark in common" in compared.stderr

@@ -293,8 +293,10 @@ def test_pyperf_export_is_one_benchmark_per_key_with_metadata(tmp_path):
     path = tmp_path / "b.json"
     assert main(["export", "--results-dir", str(root), "--pyperf", str(path)]) == 0
     suite = pyperf.BenchmarkSuite.load(str(path))
-    assert sorted(suite.get_benchmark_names()) == ["numpy-t1[hidden=50]", "numpy-t1[hidden=60]"]
-    metadata = suite.get_benchmark("numpy-t1[hidden=50]").get_metadata()
+    name50 = f"numpy-t1[hidden=50, spec {Spec().hash[:8]}]"
+    name60 = f"numpy-t1[hidden=60, spec {Spec(**spec60).hash[:8]}]"
+    assert sorted(suite.get_benchmark_names()) == [name50, name60]
+    metadata = suite.get_benchmark(name50).get_metadata()
     assert metadata["cpu_model_name"] == "AMD EPYC 7B13"
     assert metadata["cpu_count"] == 2
     assert metadata["python_version"] == "3.11.7"
@@ -302,7 +304,7 @@ def test_pyperf_export_is_one_benchmark_per_key_with_metadata(tmp_path):
     assert metadata["hostname"] == "a"
     assert metadata["commit_id"] == "abc"
     assert metadata["numpy_version"] == "2.4"
-    runs = suite.get_benchmark("numpy-t1[hidden=50]").get_runs()
+    runs = suite.get_benchmark(name50).get_runs()
     assert runs[0].get_metadata()["date"] == "2026-11-27T04:00:00+00:00"
 
 
@@ -336,7 +338,10 @@ def test_two_specs_from_real_runs_stay_apart_everywhere(idx_dir, tmp_path, capsy
     assert main(["export", a, b, "--results-dir", str(root), "--pyperf", str(path)]) == 0
     suite = pyperf.BenchmarkSuite.load(str(path))
     names = sorted(suite.get_benchmark_names())
-    assert names == ["numpy-tdefault[hidden=50]", "numpy-tdefault[hidden=60]"]
+    assert [name.split(", spec ")[0] for name in names] == [
+        "numpy-tdefault[hidden=50",
+        "numpy-tdefault[hidden=60",
+    ]
     assert suite.get_benchmark(names[0]).get_metadata()["cpu_model_name"]
 
     capsys.readouterr()

@@ -48,7 +48,13 @@ def cmd_compare(request: CompareRequest) -> int:
     warn_unreadable(results_a)
     warn_unreadable(results_b)
     frame_b = to_frame(results_b.records)
-    result = compare.compare(to_frame(results_a.records), frame_b)
+    if request.match == "any":
+        print(
+            "warning: --match any pairs runs of different machines: each ratio compares the "
+            "machines as well as A and B",
+            file=sys.stderr,
+        )
+    result = compare.compare(to_frame(results_a.records), frame_b, request.match)
     data = ExportData(frame_b, comparison=result, names=(str(a), str(b)))
     sys.stdout.write(export("compare-json" if request.json else "compare-markdown", data).decode())
     if request.json:  # the pairs on stdout; what was not paired goes to stderr

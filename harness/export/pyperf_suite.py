@@ -1,9 +1,12 @@
 """``--format pyperf``: every training time as a pyperf benchmark suite, for
 ``python -m pyperf stats|compare_to``.
 
-One benchmark per comparability key, named after it (``numpy-t1``, ``numpy-t1[hidden=60]``,
-``numpy-t1[batch=50]@AMD EPYC 7B13 [3f2a1c]``: only the parts that vary appear), one pyperf run
-per ok run, carrying pyperf's own metadata keys so that ``compare_to`` can tell machines apart.
+One benchmark per comparability key, named after it so that ``pyperf compare_to`` can only pair
+like with like across exports: the spec hash always (``numpy-t1[spec 3f2a1c9b]``), the spec values
+that differ within the export (``numpy-t1[hidden=60, spec 9a8b7c6d]``), the measurement flags
+when any are on (``+pin``), and the machine when the export spans several
+(``@AMD EPYC 7B13, 2 cores, host a [3f2a1c]``). One pyperf run per ok run, carrying pyperf's own
+metadata keys.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from harness.results.summary import groups, variation
 
 def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
     columns = variation(frame).columns()
-    name = f"{key.backend}-t{key.threads}"
+    spec = f"spec {key.spec_hash[:8]}"
     if "spec" in columns:
-        name += f"[{row['spec_label']}]"
+        spec = f"{row['spec_label']}, {spec}"
+    name = f"{key.backend}-t{key.threads}[{spec}]"
+    if key.flags() != "none":
+        name += f"+{key.flags()}"
     if "machine" in columns:
         name += f"@{row['machine_label']}"
-    if "flags" in columns:
-        name += f"+{key.flags()}"
     return name
 
 

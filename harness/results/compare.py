@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.results.key import RunKey, spec_differences, spec_label
+from harness.results.key import RunKey, machine_differences, spec_differences, spec_label
 from harness.results.stats import ratio_of_medians, verdict
-from harness.results.summary import groups
+from harness.results.summary import groups, matched
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ def _ok_groups(frame: pd.DataFrame) -> dict[RunKey, pd.DataFrame]:
 
 
 def _why_unpaired(
-    key: RunKey, other: dict[RunKey, str], other_side: str, labels: dict[RunKey, str]
+    key: RunKey,
+    other: dict[RunKey, pd.DataFrame],
+    other_side: str,
+    labels: dict[RunKey, str],
+    env: dict[str, Any],
 ) -> str:
     """What differs from the nearest keys on the other side (same backend and threads)."""
     near = [k for k in other if (k.backend, k.threads) == (key.backend, key.threads)]
@@ -98,6 +103,8 @@ def _why_unpaired(
     detail = ""
     if differing & {"spec", "sweep point"}:
         detail = f" ({labels[key]} vs {', '.join(sorted({labels[k] for k in near}))})"
+    if "machine" in differing:
+        detail += _machine_detail(env, [_env_of(other[k]) for k in near])
     return (
         f"{other_side} has {key.backend} at {key.threads} threads only with another "
         + ", ".join(sorted(differing))
@@ -105,8 +112,24 @@ def _why_unpaired(
     )
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame) -> CompareResult:
-    groups_a, groups_b = _ok_groups(a), _ok_groups(b)
+def _env_of(group: pd.DataFrame) -> dict[str, Any]:
+    env = group["env"].iloc[0]
+    return env if isinstance(env, dict) else {}
+
+
+def _machine_detail(env: dict[str, Any], others: list[dict[str, Any]]) -> str:
+    """Which machine fields differ, and the --match that would pair the runs anyway."""
+    fields_differing = sorted({f for other in others for f in machine_differences(env, other)})
+    if set(fields_differing) <= {"hostname", "machine_id"}:
+        hint = "--match cpu pairs machines of one CPU model, core count and memory"
+    else:
+        hint = "--match any pairs them anyway, comparing the machines as well as the runs"
+    return f" ({', '.join(fields_differing)} differ; {hint})"
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, match: str = "exact") -> CompareResult:
+    """Pair A's and B's keys; ``match`` says how much of the machine must agree (key.py)."""
+    groups_a, groups_b = _ok_groups(matched(a, match)), _ok_groups(matched(b, match))
     specs = [*a["spec"], *b["spec"]] if not (a.empty and b.empty) else []
     differing = spec_differences(s for s in specs if isinstance(s, dict))
 
@@ -147,7 +170,13 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> CompareResult:
         )
     labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
     unpaired = [
-        Unpaired(side, key.backend, key.threads, labels[key], _why_unpaired(key, other, o, labels))
+        Unpaired(
+            side,
+            key.backend,
+            key.threads,
+            labels[key],
+            _why_unpaired(key, other, o, labels, _env_of(mine[key])),
+        )
         for side, mine, other, o in (("A", groups_a, groups_b, "B"), ("B", groups_b, groups_a, "A"))
         for key in mine
         if key not in other
@@ -174,6 +203,7 @@ def gate(
     b: pd.DataFrame,
     percent: float,
     accuracy_tolerance: float,
+    match: str = "exact",
 ) -> list[GateFailure]:
     """Why B may not pass for A; [] only when every key of A with ok runs is paired in B, none
     is slower by more than ``percent`` %, and none lost more test accuracy than the tolerance.
@@ -197,7 +227,7 @@ def gate(
         for p in result.pairs
         if p.test_acc_delta < -accuracy_tolerance
     ]
-    statuses = {key: group["status"] for key, group in groups(b)}
+    statuses = {key: group["status"] for key, group in groups(matched(b, match))}
     for unpaired in result.unpaired:
         if unpaired.side != "A":
             continue
@@ -225,7 +255,8 @@ def gate(
             GateFailure(
                 "nothing paired",
                 "no comparability key (spec, sweep point, backend, threads, machine, flags) has "
-                "ok runs in both A and B, so there is nothing to gate on",
+                "ok runs in both A and B, so there is nothing to gate on (each missing line "
+                "says what differed; runs of other machines pair with --match cpu or any)",
             )
         )
     return failures

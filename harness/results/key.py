@@ -20,6 +20,14 @@ from harness.results.model import RunRecord
 # host name alone is not enough: the machine id, CPU, core count and memory go in too.
 MACHINE_FIELDS = ("hostname", "machine_id", "cpu_model", "cores_logical", "memory_bytes")
 FLAGS = ("pin", "profile", "warmup")
+# How much of the machine must agree for runs to pair (compare --match): "exact", the same
+# machine; "cpu", the same kind of machine (CI runners of one type: same CPU, cores, memory);
+# "any", whatever machine (the ratio then compares the machines as well).
+MATCH_FIELDS: dict[str, tuple[str, ...]] = {
+    "exact": MACHINE_FIELDS,
+    "cpu": ("cpu_model", "cores_logical", "memory_bytes"),
+    "any": (),
+}
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,17 @@ def threads_label(threads: int | None) -> str:
     return "default" if threads is None else str(threads)
 
 
-def machine_fingerprint(env: Mapping[str, Any]) -> str:
-    """12 hex digits from the machine's identity fields (those a record lacks count as absent)."""
-    identity = {name: env.get(name) for name in MACHINE_FIELDS}
+def machine_fingerprint(env: Mapping[str, Any], match: str = "exact") -> str:
+    """12 hex digits from the machine's identity fields (those a record lacks count as absent);
+    with ``match``, from the fields that level of matching compares only."""
+    identity = {name: env.get(name) for name in MATCH_FIELDS[match]}
     canonical = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def machine_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The machine identity fields in which two environments differ."""
+    return [name for name in MACHINE_FIELDS if a.get(name) != b.get(name)]
 
 
 def machine_label(env: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from harness.results.key import (
     KEY_FIELDS,
     RunKey,
     Variation,
+    machine_fingerprint,
     machine_label,
     spec_differences,
     spec_label,
@@ -100,6 +101,20 @@ def fmt(value: Any, pattern: str, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     return format(value, pattern) + suffix
+
+
+def matched(frame: pd.DataFrame, match: str) -> pd.DataFrame:
+    """``frame`` with the machine part of each key as ``match`` compares machines ("exact":
+    the same machine; "cpu": the same CPU model, core count and memory; "any": any machine)."""
+    if match == "exact" or frame.empty:
+        return frame
+    frame = frame.copy()
+    envs = [env if isinstance(env, dict) else {} for env in frame["env"]]
+    frame["machine"] = [machine_fingerprint(env, match) for env in envs]
+    frame["key"] = [
+        replace(k, machine=m) for k, m in zip(frame["key"], frame["machine"], strict=True)
+    ]
+    return frame
 
 
 def groups(frame: pd.DataFrame) -> list[tuple[RunKey, pd.DataFrame]]:
