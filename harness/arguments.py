@@ -10,14 +10,19 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from harness import data
+from harness.argument_groups import (
+    add_backend_choice,
+    add_command_backends,
+    add_match,
+    add_spec_and_data,
+    add_timeout,
+)
 from harness.argument_types import (
     accuracy_delta,
     percent,
     positive_int,
     step_numbers,
     thread_counts,
-    timeout_seconds,
 )
 from harness.errors import EXIT_USAGE
 from harness.export import SUMMARY_FORMATS
@@ -25,7 +30,7 @@ from harness.requests import (
     DEFAULT_ACCURACY_TOLERANCE,
     DEFAULT_REPEATS,
     DEFAULT_RESULTS_DIR,
-    DEFAULT_TIMEOUT_S,
+    DEFAULT_STEP_THRESHOLD,
 )
 
 
@@ -34,71 +39,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
-
-
-def _add_timeout(group: argparse._ActionsContainer) -> None:
-    group.add_argument(
-        "--timeout",
-        type=timeout_seconds,
-        default=None,
-        metavar="S",
-        help=f"kill a worker after S seconds (default {DEFAULT_TIMEOUT_S:g}, or the resumed "
-        "session's; 0: never)",
-    )
-
-
-def _add_backend_choice(group: argparse._ActionsContainer, note: str) -> None:
-    group.add_argument(
-        "--backend",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=f"a registered backend (repeatable; {note})",
-    )
-    group.add_argument(
-        "--backend-path",
-        action="append",
-        default=[],
-        metavar="MODULE:CLASS",
-        help="a backend class that is not installed as a plugin (repeatable)",
-    )
-    _add_command_backends(group)
-
-
-def _add_command_backends(group: argparse._ActionsContainer) -> None:
-    group.add_argument(
-        "--backend-cmd",
-        action="append",
-        default=[],
-        metavar="NAME=COMMAND",
-        help="a program in any language speaking the process protocol "
-        '(docs/process-protocol.md), e.g. "c=examples/c-backend/mlp-c" (repeatable)',
-    )
-    group.add_argument(
-        "--backend-cmds",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help='a TOML file declaring such programs: [backend-cmd] NAME = "COMMAND ARGS" '
-        "(repeatable)",
-    )
-
-
-def _add_spec_and_data(group: argparse._ActionsContainer) -> None:
-    group.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one spec value, e.g. --set lr=0.05 (repeatable; last wins)",
-    )
-    group.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help=f"where the IDX files are (default: ${data.DATA_DIR_ENV}, the cache, then download)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = run.add_argument_group("backends (at least one)")
     which.add_argument("--all", action="store_true", help="every available backend")
-    _add_backend_choice(which, "see 'list'")
+    add_backend_choice(which, "see 'list'")
     job = run.add_argument_group("the job")
     job.add_argument(
         "--quick", action="store_true", help="smoke-test preset: 600 iterations, accuracy every 200"
@@ -128,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.toml",
         help="spec overrides from a TOML file (keys as for --set)",
     )
-    _add_spec_and_data(job)
+    add_spec_and_data(job)
     how = run.add_argument_group("measurement")
     how.add_argument(
         "--repeats",
@@ -190,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
         "(default: each library's own default)",
     )
-    _add_timeout(how)
+    add_timeout(how)
 
     report_cmd = commands.add_parser(
         "report",
@@ -242,14 +182,45 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_ACCURACY_TOLERANCE})",
     )
 
-    compare_cmd.add_argument(
-        "--match",
-        choices=("exact", "cpu", "any"),
-        default="exact",
-        help="which runs of two machines pair: exact, only the same machine (default); cpu, "
-        "machines of one CPU model, core count and memory, as CI runners of one type are; any, "
-        "whatever the machine (the ratio then compares the machines too)",
+    add_match(compare_cmd)
+
+    history_cmd = commands.add_parser(
+        "history",
+        help="a backend's speed across sessions and commits, with step changes flagged",
+        description="For each comparability key, the median training time of every session "
+        "(95 %% bootstrap interval), in commit order (then start time), the commit and whether "
+        "its tree was dirty. The first session of a step change is flagged: the ratio of its "
+        "median to the level before it has its whole interval beyond 1 ± the threshold.",
     )
+    history_cmd.add_argument(
+        "results",
+        nargs="*",
+        metavar="SESSION",
+        help="session directories or ids (default: every session under --results-dir)",
+    )
+    history_cmd.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this backend (repeatable)",
+    )
+    history_cmd.add_argument(
+        "--threads", type=positive_int, metavar="N", help="only runs with N threads"
+    )
+    history_cmd.add_argument(
+        "--threshold",
+        type=percent,
+        default=DEFAULT_STEP_THRESHOLD * 100,
+        metavar="PCT",
+        help="a step change is a change of more than PCT %% whose whole interval says so "
+        f"(default {DEFAULT_STEP_THRESHOLD * 100:g})",
+    )
+    history_cmd.add_argument("--json", action="store_true", help="JSON instead of the table")
+    history_cmd.add_argument(
+        "--chart", type=Path, metavar="DIR", help="also write DIR/history.png and history.svg"
+    )
+    add_match(history_cmd)
 
     export_cmd = commands.add_parser(
         "export",
@@ -283,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters must agree within the dtype's tolerance (float32: rtol 1e-3, atol 1e-5; "
         "float64: rtol 1e-7, atol 1e-9). Exit 1 if any backend fails.",
     )
-    _add_backend_choice(verify_cmd, "default: every available")
+    add_backend_choice(verify_cmd, "default: every available")
     verify_cmd.add_argument(
         "--steps",
         type=positive_int,
@@ -298,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S[,S…]",
         help="steps whose errors are tabulated (default 1,10,STEPS)",
     )
-    _add_spec_and_data(verify_cmd)
+    add_spec_and_data(verify_cmd)
     verify_cmd.add_argument(
         "--threads",
         type=positive_int,
@@ -306,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="thread budget of the backends (default 1)",
     )
-    _add_timeout(verify_cmd)
+    add_timeout(verify_cmd)
 
     scaffold_cmd = commands.add_parser(
         "new-backend",
@@ -339,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the backend speed ratios are against (default: numpy when it ran, else the "
             "first backend run)",
         )
-    for sub in (run, report_cmd, compare_cmd, export_cmd):
+    for sub in (run, report_cmd, compare_cmd, export_cmd, history_cmd):
         sub.add_argument(
             "--results-dir",
             type=Path,
@@ -355,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it can run here (and if not, why and what to install).",
     )
     list_cmd.add_argument("--json", action="store_true", help="a JSON list on stdout")
-    _add_command_backends(list_cmd)
+    add_command_backends(list_cmd)
     run.add_argument(
         "--json",
         action="store_true",

@@ -21,6 +21,7 @@ from harness.requests import (
     CompareRequest,
     ExportRequest,
     Flags,
+    HistoryRequest,
     ListRequest,
     NewBackendRequest,
     Output,
@@ -107,6 +108,17 @@ def to_request(args: argparse.Namespace) -> Request:
             fail_if_slower=args.fail_if_slower,
             accuracy_tolerance=args.accuracy_tolerance,
             match=args.match,
+        )
+    if command == "history":
+        return HistoryRequest(
+            sessions=tuple(args.results),
+            results_dir=args.results_dir,
+            backends=tuple(args.backend),
+            threads=args.threads,
+            match=args.match,
+            threshold=args.threshold / 100,
+            json=args.json,
+            chart=args.chart,
         )
     if command == "export":
         return ExportRequest(

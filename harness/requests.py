@@ -18,6 +18,8 @@ DEFAULT_RESULTS_DIR = Path("results")
 # compare's gate: the most B's median test accuracy may fall below A's. float32 runs of one
 # backend on one machine agree to the digit; across libraries they differ by up to ~0.0005.
 DEFAULT_ACCURACY_TOLERANCE = 0.002
+# history: a step change is a change of more than this, surely (its whole 95 % interval).
+DEFAULT_STEP_THRESHOLD = 0.05
 
 
 def resolve_timeout(given: float | None, fallback: float | None) -> float | None:
@@ -141,6 +143,18 @@ class CompareRequest:
 
 
 @dataclass(frozen=True)
+class HistoryRequest:
+    sessions: tuple[str, ...] = ()  # empty: every session under the results folder
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    backends: tuple[str, ...] = ()  # empty: every backend
+    threads: int | None = None  # None: every thread count
+    match: str = "exact"
+    threshold: float = DEFAULT_STEP_THRESHOLD  # a fraction: 0.05 is 5 %
+    json: bool = False
+    chart: Path | None = None  # a folder for history.png and history.svg
+
+
+@dataclass(frozen=True)
 class ExportRequest:
     sessions: tuple[str, ...] = ()
     format: str = "json"
@@ -165,6 +179,7 @@ Request = (
     | VerifyRequest
     | ReportRequest
     | CompareRequest
+    | HistoryRequest
     | ExportRequest
     | ListRequest
     | NewBackendRequest

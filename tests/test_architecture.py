@@ -18,7 +18,7 @@ LAYERS = [
     ["harness.results", "harness.backends", "harness.process_backend", "harness.scaffold"],
     ["harness.runner", "harness.export"],
     ["harness.report"],
-    ["harness.commands", "harness.argument_types"],
+    ["harness.commands", "harness.argument_types", "harness.argument_groups"],
     ["harness.arguments"],
     ["harness.cli", "harness.__main__"],
 ]

@@ -19,6 +19,7 @@ from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.requests import (
     CompareRequest,
     ExportRequest,
+    HistoryRequest,
     ListRequest,
     NewBackendRequest,
     ReportRequest,
@@ -34,6 +35,7 @@ COMMANDS: dict[type, str] = {
     ReportRequest: "results:cmd_report",
     CompareRequest: "results:cmd_compare",
     ExportRequest: "results:cmd_export",
+    HistoryRequest: "history:cmd_history",
     ListRequest: "catalogue:cmd_list",
     NewBackendRequest: "catalogue:cmd_new_backend",
 }

@@ -44,7 +44,7 @@ def time_to_accuracy(curve: list[dict] | None, target: float) -> float | None:
     return None
 
 
-def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
+def save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for suffix in ("png", "svg"):
         path = out_dir / f"{name}.{suffix}"
@@ -361,15 +361,15 @@ def render_all(frame: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
         ("accuracy", accuracies),
         ("time_to_accuracy", time_to_targets),
     ):
-        charts[name] = _save(_figure(rows, lambda ax, d=draw: d(ok, ax)), out_dir, name)
+        charts[name] = save(_figure(rows, lambda ax, d=draw: d(ok, ax)), out_dir, name)
     for key, draw in (("batch", scaling_batch), ("hidden", scaling_hidden)):
         if _varies(ok, key):
             fig, ax = plt.subplots(figsize=(8, 4.5))
             draw(ok, ax)
-            charts[f"scaling_{key}"] = _save(fig, out_dir, f"scaling_{key}")
+            charts[f"scaling_{key}"] = save(fig, out_dir, f"scaling_{key}")
     if "phases" in ok and ok["phases"].map(lambda p: isinstance(p, dict) and bool(p)).any():
-        charts["phases"] = _save(_figure(rows, lambda ax: phases(ok, ax)), out_dir, "phases")
+        charts["phases"] = save(_figure(rows, lambda ax: phases(ok, ax)), out_dir, "phases")
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     learning_curves(ok, (axes[0], axes[1]))
-    charts["learning_curves"] = _save(fig, out_dir, "learning_curves")
+    charts["learning_curves"] = save(fig, out_dir, "learning_curves")
     return charts

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from harness.errors import ResultsError
 from harness.report import charts
+from harness.report.history_chart import render_history, spans_commits
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
+from harness.results.history import history
 from harness.results.store import Results
 from harness.results.summary import to_frame
 
@@ -61,6 +63,9 @@ def _render(results: Results, out_dir: Path, scratch: Path, baseline: str | None
     """Every file into ``scratch``, then each moved into ``out_dir``."""
     frame = to_frame(results.records)
     rendered = charts.render_all(frame, scratch)
+    lines = history(frame)
+    if spans_commits(lines):
+        rendered["history"] = render_history(lines, scratch)
     (scratch / "report.md").write_text(render_markdown(results, frame, list(rendered), baseline))
     pngs = {name: paths[0] for name, paths in rendered.items()}
     (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline))

@@ -75,6 +75,28 @@ def ratio_of_medians(over: Sequence[float], under: Sequence[float]) -> Ratio:
     return Ratio(value, low, high, len(over_a), len(under_a))
 
 
+def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """The median and its 95 % percentile-bootstrap interval (NaN bounds under 2 values)."""
+    data = np.asarray(values, dtype=float)
+    if not len(data):
+        return math.nan, math.nan, math.nan
+    median = float(np.median(data))
+    if len(data) < 2:
+        return median, math.nan, math.nan
+    if np.ptp(data) == 0:
+        return median, median, median
+    result = bootstrap(
+        (data,),
+        np.median,
+        vectorized=True,
+        confidence_level=CONFIDENCE,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return median, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def verdict(ratio: Ratio) -> str:
     """For a time ratio B/A: "faster", "slower", "same" or "inconclusive"."""
     if min(ratio.n_over, ratio.n_under) < MIN_REPEATS or not ratio.has_interval:

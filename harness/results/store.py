@@ -206,23 +206,28 @@ def load_results(sessions: Sequence[Path]) -> Results:
     return Results(records, list(sessions), unreadable)
 
 
+def all_sessions(results_root: Path) -> list[Path]:
+    """Every session folder under the root, oldest first (their names start with the time)."""
+    if not results_root.is_dir():
+        raise ResultsError(
+            f"results directory {results_root} does not exist; run "
+            "'python -m harness run' first or pass --results-dir"
+        )
+    found = sorted(p for p in results_root.iterdir() if (p / SESSION_FILE).exists())
+    if not found:
+        raise ResultsError(
+            f"no sessions in {results_root}; run 'python -m harness run' "
+            "first or pass --results-dir"
+        )
+    return found
+
+
 def resolve_sessions(names: Sequence[str], results_root: Path) -> list[Path]:
     """Session directories from names: paths, session ids under the root, or ``latest``."""
     sessions = []
     for name in names or ["latest"]:
         if name == "latest":
-            if not results_root.is_dir():
-                raise ResultsError(
-                    f"results directory {results_root} does not exist; run "
-                    "'python -m harness run' first or pass --results-dir"
-                )
-            found = sorted(p for p in results_root.iterdir() if (p / SESSION_FILE).exists())
-            if not found:
-                raise ResultsError(
-                    f"no sessions in {results_root}; run 'python -m harness run' "
-                    "first or pass --results-dir"
-                )
-            sessions.append(found[-1])
+            sessions.append(all_sessions(results_root)[-1])
         elif Path(name).is_dir():
             sessions.append(Path(name))
         elif (results_root / name).is_dir():

@@ -72,5 +72,6 @@ def session_env() -> dict[str, Any]:
         "numpy": np.__version__,
         "rustc": _rustc_version(),
         "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit_date": _git("show", "-s", "--format=%cI", "HEAD"),  # orders `history`
         "git_dirty": None if status is None else bool(status),
     }

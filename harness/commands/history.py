@@ -1,0 +1,82 @@
+"""``history``: each key's median time per session across commits, step changes flagged."""
+
+from __future__ import annotations
+
+import json
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness.commands.console import EXIT_OK, stdout_console, warn_unreadable
+from harness.errors import HarnessError
+from harness.requests import HistoryRequest
+from harness.results.history import Line, history
+from harness.results.key import threads_label
+from harness.results.store import all_sessions, load_results, resolve_sessions
+from harness.results.summary import fmt, to_frame
+
+
+def _table(lines: list[Line]) -> Table:
+    table = Table(title="history (medians per session, 95 % interval; in commit order)")
+    for column in ("key", "session", "commit", "n", "median s [95 % CI]", "vs before", "step"):
+        table.add_column(column, justify="right" if column == "n" else "left", no_wrap=True)
+    for line in lines:
+        for index, point in enumerate(line.points):
+            commit = (point.commit or "?")[:7] + (" (dirty)" if point.dirty else "")
+            interval = (
+                f" [{fmt(point.low_s, '.3f')}–{fmt(point.high_s, '.3f')}]"
+                if point.low_s == point.low_s
+                else ""
+            )
+            ratio = point.versus_before.text() if point.versus_before is not None else "–"
+            step = {"slower": "[red]slower[/]", "faster": "[green]faster[/]"}.get(
+                point.step or "", ""
+            )
+            table.add_row(
+                escape(line.label) if index == 0 else "",
+                escape(point.session),
+                escape(commit),
+                str(point.runs),
+                f"{point.median_s:.3f}{interval}",
+                ratio,
+                step,
+            )
+    return table
+
+
+def cmd_history(request: HistoryRequest) -> int:
+    if request.sessions:
+        sessions = resolve_sessions(list(request.sessions), request.results_dir)
+    else:
+        sessions = all_sessions(request.results_dir)
+    results = load_results(sessions)
+    warn_unreadable(results)
+    frame = to_frame(results.records)
+    if request.backends and len(frame):
+        frame = frame[frame["backend"].isin(request.backends)]
+    if request.threads is not None and len(frame):
+        frame = frame[frame["threads"] == threads_label(request.threads)]
+    lines = history(frame, request.match, request.threshold)
+    if not lines:
+        raise HarnessError(
+            f"no ok runs to follow in {len(sessions)} session(s)"
+            + (" with the --backend/--threads given" if request.backends or request.threads else "")
+        )
+    if request.json:
+        print(json.dumps([line.to_json() for line in lines], indent=1))
+    else:
+        console = stdout_console()
+        console.print(_table(lines))
+        steps = sum(1 for line in lines for p in line.points if p.step)
+        console.print(
+            f"{len(lines)} line(s) over {len(sessions)} session(s); {steps} step change(s) beyond "
+            f"±{request.threshold * 100:g} %",
+            soft_wrap=True,
+        )
+    if request.chart is not None:
+        from harness.report.history_chart import render_history
+
+        request.chart.mkdir(parents=True, exist_ok=True)
+        written = render_history(lines, request.chart)
+        print(f"chart: {', '.join(str(p) for p in written)}")
+    return EXIT_OK
