@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -192,3 +193,22 @@ def test_a_missing_session_names_each_place_looked_once(command, tmp_path, capsy
         f"error: no results at {absolute}; pass a session folder, a session id under {root}, "
         "or 'latest'"
     )
+
+
+def test_a_log_gets_run_i_of_n_and_the_time_left_without_control_characters(idx_dir, tmp_path):
+    """stderr piped (a CI log): no live bar, so each finished run says where the matrix is."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--backend", "numpy", "--repeats", "2",
+         "--threads", "1", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path), *TINY],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("run ")]
+    assert [line.split(",")[0] for line in lines] == ["run 1/2", "run 2/2"]
+    assert all(
+        re.search(r", ~\d+:\d\d left: numpy · threads 1 · repeat \d: ok", line) for line in lines
+    )
+    assert lines[1].split(", ")[1] == "~0:00 left: numpy · threads 1 · repeat 2: ok"
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr

@@ -68,3 +68,16 @@ def test_the_readme_design_names_every_module_and_only_real_ones():
     modules -= {"__main__.py"}
     assert modules - named == set(), "modules the README's design does not name"
     assert named - modules - {"__init__.py"} == set(), "names in the design that are no module"
+
+
+def test_the_license_file_and_the_build_requirement_match_the_license_field():
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert "MIT License" in (REPO_ROOT / "LICENSE").read_text()
+    assert project["project"]["license-files"] == ["LICENSE"]
+    # An SPDX string in `license` needs setuptools 77 (PEP 639); an older one fails to build
+    # with --no-build-isolation.
+    (setuptools,) = [r for r in project["build-system"]["requires"] if r.startswith("setuptools")]
+    assert setuptools == "setuptools>=77"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from harness.requests import (
     BackendChoice,
     ExportRequest,
     Flags,
+    Output,
     RunRequest,
     VerifyRequest,
     WorkRequest,
@@ -41,10 +41,8 @@ def test_run_arguments_become_one_typed_request():
         results_dir=Path("out"),
         timeout_s=0.0,
         flags=Flags(pin=True, warmup=True),
-        output=dataclasses.replace(request.output, quiet=True),
+        output=Output(quiet=True),
     )
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        request.results_dir = Path("elsewhere")  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("flag", ["--no-gemm-rate", "--no-roofline"])

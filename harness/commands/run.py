@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import time
 from typing import Any
 
 from rich.console import Console
@@ -180,15 +181,26 @@ def _run_matrix(
                 note = f"test acc {event['test_acc']:.4f}"
                 progress.update(bars[item.order], completed=event["iteration"], note=note)
 
+        started = time.monotonic()
+
         def on_record(item: RunItem, record: RunRecord) -> None:
             if item.order in bars:
                 progress.remove_task(bars.pop(item.order))
             progress.advance(overall)
             recorded.append(item)
             host = (record.env or {}).get("hostname", "?")
-            _print_outcome(progress, output, label(item, host), record, item.warmup)
+            name = label(item, host)
+            if not progress.console.is_terminal:  # a log has no live bar: say where it stands
+                name = f"{_where(len(recorded), len(items), time.monotonic() - started)} {name}"
+            _print_outcome(progress, output, name, record, item.warmup)
 
         execute(matrix, executor, env, on_event, on_record)
+
+
+def _where(done: int, total: int, elapsed_s: float) -> str:
+    """``run 3/10, ~1:24 left``: the runs so far, and the rest at their average pace."""
+    left = round(elapsed_s / done * (total - done))
+    return f"run {done}/{total}, ~{left // 60}:{left % 60:02d} left:"
 
 
 def _print_outcome(

@@ -4,6 +4,9 @@ A ratio without its uncertainty invites reading noise as a result. The interval 
 bootstrap (scipy.stats.bootstrap) of the ratio of the two medians, resampling each side's
 repeats independently, with a fixed seed so the same records always give the same interval.
 With few repeats it is wide, and the verdict says so rather than guessing.
+
+SciPy is imported only when an interval is computed: it costs most of a second, and a command
+over single runs (every ``run --repeats 1``) never needs it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import bootstrap
 
 CONFIDENCE = 0.95
 RESAMPLES = 4000
@@ -59,6 +61,8 @@ def ratio_of_medians(over: Sequence[float], under: Sequence[float]) -> Ratio:
         if np.ptp(over_a) == 0 and np.ptp(under_a) == 0:
             low = high = value  # no spread at all: every resample gives the same ratio
         else:
+            from scipy.stats import bootstrap
+
             result = bootstrap(
                 (over_a, under_a),
                 _median_ratio,
@@ -85,6 +89,8 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
         return median, math.nan, math.nan
     if np.ptp(data) == 0:
         return median, median, median
+    from scipy.stats import bootstrap
+
     result = bootstrap(
         (data,),
         np.median,
