@@ -94,7 +94,15 @@ class ProcessBackend:
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
     ) -> None:
         self.dtype = np.dtype(spec.dtype)
-        self.dir = Path(os.environ.get("HARNESS_SCRATCH_DIR") or ".") / f"proc-{self.name}"
+        self.dir = (
+            Path(os.environ.get("HARNESS_SCRATCH_DIR") or ".").resolve() / f"proc-{self.name}"
+        )
+        if any(c.isspace() or c == "=" for c in str(self.dir)):
+            raise ProtocolError(
+                f"protocol step 'setup': the run's folder {str(self.dir)!r} has a space or '=' "
+                "in its path, which the protocol's space-separated lines cannot carry; set "
+                "TMPDIR to a folder without them"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         floats = self.dtype.newbyteorder("<")
         arrays = {

@@ -198,8 +198,8 @@ def test_a_missing_session_names_each_place_looked_once(command, tmp_path, capsy
 def test_a_log_gets_run_i_of_n_and_the_time_left_without_control_characters(idx_dir, tmp_path):
     """stderr piped (a CI log): no live bar, so each finished run says where the matrix is."""
     result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--backend", "numpy", "--repeats", "2",
-         "--threads", "1", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path), *TINY],
+        [sys.executable, "-m", "harness", "run", "--backend", "numpy", "--threads", "1",
+         "--data-dir", str(idx_dir), "--results-dir", str(tmp_path), *TINY, "--repeats", "2"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -134,9 +134,41 @@ def test_idx_dataset_needs_a_directory(monkeypatch):
         data.locate("idx")
 
 
-def test_missing_data_dir(tmp_path):
-    with pytest.raises(DataError, match="does not exist or is not a directory"):
+def test_a_missing_data_dir_offline_names_the_folder_and_the_sources(tmp_path):
+    with pytest.raises(DataError) as excinfo:
         data.locate("mnist", tmp_path / "nope")
+    message = str(excinfo.value)
+    assert f"looked in {tmp_path / 'nope'}" in message
+    assert "download failed: http://127.0.0.1:9/unreachable/train-images-idx3-ubyte.gz" in message
+    assert f"from http://127.0.0.1:9/unreachable/ into {tmp_path / 'nope'} by hand" in message
+    assert not (tmp_path / "nope").exists()  # nothing made for a download that did not happen
+
+
+def test_a_missing_data_dir_is_where_the_download_goes(tmp_path, monkeypatch, mirror):
+    files = _tiny_files(tmp_path)
+    _fake_dataset(monkeypatch, files)
+    root, url = mirror
+    for role, raw in files.items():
+        (root / f"{NAMES[role]}.gz").write_bytes(gzip.compress(raw))
+    monkeypatch.setenv(data.MIRRORS_ENV, url)
+    target = tmp_path / "shared" / "mnist"  # as the README's HARNESS_DATA_DIR=../shared/mnist
+    located = data.locate("tiny", target)
+    assert located.paths["train_images"] == target / f"{NAMES['train_images']}.gz"
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{n}.gz" for n in NAMES.values())
+    assert not list((data.cache_dir() / "tiny").glob("*"))  # not the cache: the folder named
+    monkeypatch.setenv(data.MIRRORS_ENV, "http://127.0.0.1:9/")  # offline now: found there
+    assert data.locate("tiny", target).paths == located.paths
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"data directory .*file is not a directory"):
+        data.locate("mnist", tmp_path / "file")
+
+
+def test_own_idx_files_need_an_existing_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist or is not a directory"):
+        data.locate("idx", tmp_path / "nope")
 
 
 def test_environment_variable_is_used(tmp_path, monkeypatch):

@@ -37,6 +37,11 @@ def harness(tmp_path: Path, *args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+# The stray checks look for every `sleep 3141` on the machine: under pytest -n, this module's
+# tests run on one worker so that one test's strays are never another's.
+pytestmark = pytest.mark.xdist_group("hostile-strays")
+
+
 def strays() -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -289,3 +290,18 @@ def test_a_program_killed_by_a_signal_is_named(idx_dir, tmp_path):
         "ProtocolError: protocol step 'setup': the program closed its stdout before answering "
         "'ready' (it was killed by signal SIGSEGV)"
     )
+
+
+def test_a_run_folder_with_a_space_is_never_sent_to_a_program(idx_dir, tmp_path, monkeypatch):
+    """The protocol's lines split on spaces: the harness refuses such a path at setup."""
+    spaced = tmp_path / "my runs"
+    spaced.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spaced))
+    monkeypatch.setattr(tempfile, "tempdir", str(spaced))
+    assert run(idx_dir, tmp_path, "--backend-cmd", python_program()) == 1
+    (record,) = records(tmp_path).values()
+    assert record["error"].startswith("ProtocolError: protocol step 'setup': the run's folder "), (
+        record["error"]
+    )
+    assert "has a space or '=' in its path" in record["error"]
+    assert "set TMPDIR to a folder without them" in record["error"]

@@ -217,8 +217,12 @@ def locate(
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if data_dir is None and os.environ.get(DATA_DIR_ENV):
         data_dir = Path(os.environ[DATA_DIR_ENV])
-    if data_dir is not None and not data_dir.is_dir():
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} is not a directory")
+    if data_dir is not None and not data_dir.is_dir() and not (info.sha256 and download):
         raise DataError(f"data directory {data_dir} does not exist or is not a directory")
+    # A folder the user named is where a download goes (made if need be); else the cache.
+    target = data_dir if data_dir is not None else cache_dir() / dataset
     if info.sha256 is None:
         if data_dir is None:
             raise DataError(
@@ -246,7 +250,7 @@ def locate(
             continue
         mirrors = _mirrors(info) if download and expected else ()
         if expected and mirrors:
-            outcome = _download(info, role, expected, mirrors, cache_dir() / dataset, fetch)
+            outcome = _download(info, role, expected, mirrors, target, fetch)
             if not isinstance(outcome, str):
                 paths[role], raws[role] = outcome[0].absolute(), outcome[1]
                 hashes[role] = _verify(paths[role], raws[role], expected)
@@ -261,8 +265,10 @@ def locate(
         reason = next(iter(missing.values()))
         hint = f"put them in a directory and pass --data-dir DIR or set {DATA_DIR_ENV}"
         if info.mirrors and reason != "not found":
+            sources = ", ".join(_mirrors(info))
             raise DataError(
-                f"{dataset}: missing {names} (looked in {where}; download failed: {reason}); {hint}"
+                f"{dataset}: missing {names} (looked in {where}; download failed: {reason}); "
+                f"download the .gz files from {sources} into {target} by hand, or {hint}"
             )
         raise DataError(f"{dataset}: missing {names} (looked in {where}); {hint}")
 
