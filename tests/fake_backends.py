@@ -138,3 +138,12 @@ class OwnBatches(NumpyBackend):
 
     name = "own-batches"
     follows_batch_stream = False
+
+
+class SaysItRanOnAGpu(NumpyBackend):
+    """Computes on the CPU, but its build_info names a GPU device, as torch-cuda's does."""
+
+    name = "on-a-gpu"
+
+    def build_info(self) -> dict:
+        return {"device": "NVIDIA H200"}

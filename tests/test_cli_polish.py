@@ -49,6 +49,10 @@ def test_list_json(capsys):
     numpy = next(b for b in listing if b["name"] == "numpy")
     assert numpy["available"] is True and numpy["version"].startswith("numpy ")
     assert {"name", "version", "available", "target", "source", "reason"} <= set(numpy)
+    # A version the harness does not know is null, not a string scripts would have to recognise.
+    assert all(b["version"] is None or b["version"] != "?" for b in listing)
+    unknown = [b for b in listing if not b["available"]]
+    assert all(b["version"] is None for b in unknown)
 
 
 def test_run_json_and_quiet(idx_dir, tmp_path, capsys):
@@ -212,3 +216,47 @@ def test_a_log_gets_run_i_of_n_and_the_time_left_without_control_characters(idx_
     )
     assert lines[1].split(", ")[1] == "~0:00 left: numpy · threads 1 · repeat 2: ok"
     assert "\x1b" not in result.stderr and "\r" not in result.stderr
+
+
+def test_a_run_on_a_gpu_records_what_nvidia_smi_says(idx_dir, tmp_path, monkeypatch):
+    """A fake nvidia-smi stands in for the driver; the record keeps the GPU, driver and CUDA."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" ]; then echo "NVIDIA H200, 143771 MiB, 570.86.15"; exit 0; fi\n'
+        'echo "| NVIDIA-SMI 570.86.15   Driver Version: 570.86.15   CUDA Version: 12.8 |"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
+    assert main([*argv, "--backend-path", "tests.fake_backends:SaysItRanOnAGpu"]) == 0
+    (session,) = (tmp_path / "r").iterdir()
+    record = json.loads(next(session.glob("on-a-gpu-*.json")).read_text())
+    assert record["env"]["gpu"] == {
+        "gpus": [{"name": "NVIDIA H200", "memory": "143771 MiB", "driver": "570.86.15"}],
+        "cuda_driver_version": "12.8",
+    }
+    # and only a GPU run carries it
+    assert main([*argv, "--backend", "numpy"]) == 0
+    latest = sorted((tmp_path / "r").iterdir())[-1]
+    assert "gpu" not in json.loads(next(latest.glob("numpy-*.json")).read_text())["env"]
+
+
+def test_records_carry_the_cpu_state_pyperf_reads(idx_dir, tmp_path):
+    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
+    assert main([*argv, "--backend", "numpy"]) == 0
+    (session,) = (tmp_path / "r").iterdir()
+    env = json.loads(next(session.glob("numpy-*.json")).read_text())["env"]
+    from pyperf._collect_metadata import collect_metadata
+
+    expected = collect_metadata(process=False)
+    # The frequency may move between then and now; whether there is one may not.
+    assert (env["cpu_freq"] is None) == (expected.get("cpu_freq") is None)
+    assert env["cpu_config"] == expected.get("cpu_config")
+    assert isinstance(env["isolated_cpus"], list)
+    out = tmp_path / "report"
+    assert main(["report", "--results-dir", str(tmp_path / "r"), "--out", str(out)]) == 0
+    if expected.get("cpu_config"):
+        assert expected["cpu_config"] in (out / "report.md").read_text()

@@ -20,7 +20,7 @@ def cmd_list(request: ListRequest) -> int:
         listing = [
             {
                 "name": ref.name,
-                "version": state.version,
+                "version": None if state.version == "?" else state.version,  # unknown: null
                 "available": state.available,
                 "target": ref.target,
                 "source": ref.source,

@@ -7,6 +7,7 @@ one line at the top of the report.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -283,6 +284,11 @@ def environments(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
                     builds.setdefault(run["backend"], set()).add(info)
                 if run["backend_version"]:
                     versions.setdefault(run["backend"], set()).add(str(run["backend_version"]))
+            gpus = {
+                json.dumps(e["gpu"], sort_keys=True) for e in session_runs["env"] if e.get("gpu")
+            }
+            if gpus:
+                facts["gpu"] = "; ".join(sorted(gpus))
             facts["build info"] = (
                 "; ".join(f"{b}: {' | '.join(sorted(i))}" for b, i in sorted(builds.items())) or "–"
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,42 @@ def _machine_id() -> str | None:
     return None
 
 
+def _cpu_state() -> dict[str, Any]:
+    """What pyperf's metadata says of the CPUs' state: each one's frequency, its governor and
+    turbo (``cpu_config``, e.g. "0-1=driver:intel_pstate, intel_pstate:turbo,
+    governor:performance"), the isolated CPUs and ASLR. pyperf has no public call for it
+    (``python -m pyperf metadata`` prints the same); without it these are absent, not guessed."""
+    try:
+        from pyperf._collect_metadata import collect_metadata
+        from pyperf._cpu_utils import get_isolated_cpus
+    except ImportError:
+        return {}
+    try:
+        metadata = collect_metadata(process=False)
+        isolated = get_isolated_cpus()
+    except Exception:  # a /sys or /proc this pyperf does not understand: say nothing
+        return {}
+    facts = {key: metadata.get(key) for key in ("cpu_freq", "cpu_config", "aslr")}
+    return {**facts, "isolated_cpus": sorted(isolated or [])}
+
+
+def gpu_env() -> dict[str, Any]:
+    """nvidia-smi's view of the GPUs (model, memory, driver, the CUDA version the driver
+    supports), for the record of a run on a GPU; empty without nvidia-smi."""
+    query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+    try:
+        listing = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True)
+        banner = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    devices = []
+    for line in listing.stdout.strip().splitlines():
+        name, memory, driver = (part.strip() for part in line.split(",", 2))
+        devices.append({"name": name, "memory": memory, "driver": driver})
+    cuda = re.search(r"CUDA Version:\s*([\d.]+)", banner.stdout)
+    return {"gpus": devices, "cuda_driver_version": cuda.group(1) if cuda else None}
+
+
 def session_env() -> dict[str, Any]:
     """Collected once per session, in the parent process."""
     status = _git("status", "--porcelain", "--untracked-files=no")
@@ -74,4 +111,5 @@ def session_env() -> dict[str, Any]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_commit_date": _git("show", "-s", "--format=%cI", "HEAD"),  # orders `history`
         "git_dirty": None if status is None else bool(status),
+        **_cpu_state(),
     }

@@ -35,6 +35,7 @@ from harness import backends, data
 from harness.results.model import LOSS_FLOOR, RunRecord
 from harness.results.store import dumps_json
 from harness.runner import processes
+from harness.runner.envinfo import gpu_env
 from harness.runner.inputs import Handed, RunInputs, is_read_only_write, read_only_message
 from harness.spec import Spec, spec_from_dict
 from harness.work import equivalence
@@ -199,6 +200,8 @@ def execute(
         # The thread pools as threadpoolctl saw them inside the worker, after the backend's setup.
         outcome.env = {**outcome.env, "blas": threadpool_info()}
         outcome.build_info = backends.build_info(backend)
+        if str(outcome.build_info.get("device", "cpu")).lower() not in ("cpu", ""):
+            outcome.env = {**outcome.env, "gpu": gpu_env()}  # the GPU this run used, as seen now
 
         process = psutil.Process()
         outcome.train_time_s, outcome.cpu_time_s, outcome.threads_observed = 0.0, 0.0, 0
