@@ -284,9 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a ready-to-edit backend plugin package",
         description="Write a plugin package: pyproject.toml with the harness.backends entry "
         "point, the backend module with the four methods to fill in, and a test that runs "
-        "'harness verify' on it.",
+        "'harness verify' on it; or, with --lang c|rust, a process-protocol program to build.",
     )
     scaffold_cmd.add_argument("name", metavar="NAME", help="backend name, e.g. numpy-fused")
+    scaffold_cmd.add_argument(
+        "--lang",
+        choices=("python", "c", "rust"),
+        default="python",
+        help="python: a plugin package with the four methods to fill in (default); c or rust: "
+        "a program speaking the process protocol, the book's network written plainly, with its "
+        "Makefile or Cargo.toml; it builds and passes verify as written",
+    )
     scaffold_cmd.add_argument(
         "dir",
         nargs="?",

@@ -130,7 +130,7 @@ def to_request(args: argparse.Namespace) -> Request:
     if command == "list":
         return ListRequest(backends=_backends(args), json=args.json)
     if command == "new-backend":
-        return NewBackendRequest(name=args.name, directory=args.dir)
+        return NewBackendRequest(name=args.name, directory=args.dir, lang=args.lang)
     raise AssertionError(f"the grammar has a command without a request: {command}")
 
 

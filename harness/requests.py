@@ -172,6 +172,7 @@ class ListRequest:
 class NewBackendRequest:
     name: str
     directory: Path | None = None
+    lang: str = "python"  # python (a plugin package), c or rust (a protocol program)
 
 
 Request = (

@@ -1,12 +1,16 @@
-"""``harness new-backend NAME [DIR]``: a ready-to-edit plugin package.
+"""``harness new-backend NAME [DIR] [--lang python|c|rust]``: a ready-to-edit backend.
 
-The generated backend raises NotImplementedError from each method, with a message saying what
-to fill in; ``harness verify`` shows that message, so an unedited scaffold fails verify politely.
+Python: a plugin package whose backend raises NotImplementedError from each method, with a
+message saying what to fill in; ``harness verify`` shows that message, so an unedited scaffold
+fails verify politely. C and Rust: a program speaking the process protocol with the book's
+network written plainly, and its build file (from ``harness/templates/LANG``); as written it
+builds and passes ``verify``.
 """
 
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -109,7 +113,49 @@ def backend_file(name: str, target: Path) -> Path:
     return target / ("harness_backend_" + name.replace("-", "_")) / "backend.py"
 
 
-def write_scaffold(name: str, directory: Path | None) -> Path:
+LANGUAGE_NAMES = {"python": "Python", "c": "C", "rust": "Rust"}
+# What to do with a program template once written: (file to edit, build command, program path).
+PROGRAMS = {
+    "c": ("backend.c", "make -C {dir}", "{dir}/{name}"),
+    "rust": (
+        "src/main.rs",
+        "cargo build --release --manifest-path {dir}/Cargo.toml",
+        "{dir}/target/release/{name}",
+    ),
+}
+
+
+def next_steps(name: str, target: Path, lang: str) -> list[str]:
+    """What the user does next: which file to fill in or edit, how to build, how to verify."""
+    if lang == "python":
+        return [
+            f"wrote {target}: fill in {backend_file(name, target)}, then:",
+            f"  pip install -e {target} && python -m harness verify --backend {name}",
+        ]
+    edit, build, program = PROGRAMS[lang]
+    return [
+        f"wrote {target}: the book's network in {LANGUAGE_NAMES[lang]}, speaking the process "
+        f"protocol; make {target / edit} yours, then:",
+        f"  {build.format(dir=target)} && python -m harness verify --backend-cmd "
+        f"{name}={program.format(dir=target, name=name)} --timeout 60",
+    ]
+
+
+def _program_files(name: str, target: Path, lang: str) -> dict[Path, str]:
+    root = resources.files("harness") / "templates" / lang
+    files: dict[Path, str] = {}
+    pending = [(root, Path())]
+    while pending:
+        folder, relative = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                pending.append((entry, relative / entry.name))
+            else:
+                files[target / relative / entry.name] = entry.read_text().replace("__NAME__", name)
+    return files
+
+
+def write_scaffold(name: str, directory: Path | None, lang: str = "python") -> Path:
     if not NAME_PATTERN.fullmatch(name):
         raise HarnessError(
             f"backend name {name!r} must be lower-case letters, digits and '-', starting with a "
@@ -118,15 +164,18 @@ def write_scaffold(name: str, directory: Path | None) -> Path:
     target = directory or Path(f"harness-backend-{name}")
     if target.exists() and any(target.iterdir()):
         raise HarnessError(f"{target} already exists and is not empty; choose another DIR")
-    backend_path = backend_file(name, target)
-    module = backend_path.parent.name
-    files = {
-        target / "pyproject.toml": PYPROJECT.format(name=name, module=module),
-        target / "README.md": README.format(name=name),
-        target / module / "__init__.py": f'"""The {name} backend for mlp-bench."""\n',
-        backend_path: BACKEND.format(name=name, path=backend_path),
-        target / "tests" / "test_verify.py": TEST.format(name=name),
-    }
+    if lang == "python":
+        backend_path = backend_file(name, target)
+        module = backend_path.parent.name
+        files = {
+            target / "pyproject.toml": PYPROJECT.format(name=name, module=module),
+            target / "README.md": README.format(name=name),
+            target / module / "__init__.py": f'"""The {name} backend for mlp-bench."""\n',
+            backend_path: BACKEND.format(name=name, path=backend_path),
+            target / "tests" / "test_verify.py": TEST.format(name=name),
+        }
+    else:
+        files = _program_files(name, target, lang)
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +147,33 @@ def test_example_plugin_matches_numpy_on_real_mnist(installed_example, mnist_dir
         pythonpath=installed_example,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("lang", "tools"), [("c", ("make", "cc")), ("rust", ("cargo",))], ids=["c", "rust"]
+)
+def test_a_program_template_builds_and_passes_verify_as_written(tmp_path, idx_dir, lang, tools):
+    """The two lines new-backend prints are the user's next steps: run them as printed."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: the {lang} template cannot be built")
+    made = harness("new-backend", f"x-{lang}", "--lang", lang, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    first, steps = made.stdout.strip().splitlines()
+    assert first.startswith(f"wrote harness-backend-x-{lang}: the book's network in ")
+    build, verify = steps.strip().split(" && ")
+    built = subprocess.run(build, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    words = shlex.split(verify)
+    assert words[:4] == ["python", "-m", "harness", "verify"]
+    tiny = ["--data-dir", str(idx_dir), "--set", "dataset=idx", "--set", "batch=10"]
+    checked = harness(*words[3:], *tiny, "--steps", "20", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"x-{lang}: pass" in checked.stdout
+
+
+def test_an_unknown_template_language_is_one_line(tmp_path):
+    made = harness("new-backend", "x", "--lang", "go", cwd=tmp_path)
+    assert made.returncode == 2
+    assert "argument --lang: invalid choice: 'go'" in made.stderr and "rust" in made.stderr
+    assert not any(tmp_path.iterdir())

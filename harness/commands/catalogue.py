@@ -45,7 +45,7 @@ def cmd_list(request: ListRequest) -> int:
 
 
 def cmd_new_backend(request: NewBackendRequest) -> int:
-    target = scaffold.write_scaffold(request.name, request.directory)
-    print(f"wrote {target}: fill in {scaffold.backend_file(request.name, target)}, then:")
-    print(f"  pip install -e {target} && python -m harness verify --backend {request.name}")
+    target = scaffold.write_scaffold(request.name, request.directory, request.lang)
+    for line in scaffold.next_steps(request.name, target, request.lang):
+        print(line)
     return EXIT_OK
