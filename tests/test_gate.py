@@ -143,3 +143,47 @@ def test_match_takes_only_the_three_levels(tmp_path, capsys):
         main(["compare", "a", "b", "--match", "host"])
     assert stopped.value.code == 2
     assert "argument --match: invalid choice: 'host'" in capsys.readouterr().err
+
+
+def test_json_carries_the_gate_and_its_reasons(tmp_path, capsys):
+    import json
+
+    _session(tmp_path, "a")
+    _session(tmp_path, "b", factor=1.5)
+    code = main(
+        ["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--fail-if-slower", "5"]
+    )
+    assert code == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["gate"]["passed"] is False
+    assert out["gate"]["fail_if_slower_percent"] == 5 and out["gate"]["match"] == "exact"
+    (failure,) = out["gate"]["failures"]
+    assert failure["reason"] == "slower" and failure["detail"].startswith("numpy @1: B/A 1.500")
+    assert out["pairs"][0]["verdict"] == "slower" and out["unpaired"] == []
+
+
+def test_json_without_the_gate_is_the_list_it_always_was(tmp_path, capsys):
+    import json
+
+    _session(tmp_path, "a")
+    _session(tmp_path, "b")
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
+    pairs = json.loads(capsys.readouterr().out)
+    assert isinstance(pairs, list) and pairs[0]["backend"] == "numpy"
+
+
+def test_json_of_a_passing_gate_says_passed(tmp_path, capsys):
+    import json
+
+    _session(tmp_path, "a")
+    _session(tmp_path, "b")
+    argv = ["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--fail-if-slower", "5"]
+    assert main(argv) == 0
+    gate = json.loads(capsys.readouterr().out)["gate"]
+    assert gate == {
+        "passed": True,
+        "fail_if_slower_percent": 5.0,
+        "accuracy_tolerance": 0.002,
+        "match": "exact",
+        "failures": [],
+    }

@@ -55,16 +55,23 @@ def cmd_compare(request: CompareRequest) -> int:
             file=sys.stderr,
         )
     result = compare.compare(to_frame(results_a.records), frame_b, request.match)
-    data = ExportData(frame_b, comparison=result, names=(str(a), str(b)))
+    verdict = None
+    if request.fail_if_slower is not None:
+        failures = compare.gate(
+            result, frame_b, request.fail_if_slower, request.accuracy_tolerance, request.match
+        )
+        verdict = compare.GateResult(
+            request.fail_if_slower, request.accuracy_tolerance, request.match, failures
+        )
+    data = ExportData(frame_b, comparison=result, names=(str(a), str(b)), gate=verdict)
     sys.stdout.write(export("compare-json" if request.json else "compare-markdown", data).decode())
-    if request.json:  # the pairs on stdout; what was not paired goes to stderr
+    if request.json and verdict is None:  # the pairs on stdout; what was not paired to stderr
         for unpaired in result.unpaired:
             print(f"warning: {compare.describe(unpaired)}", file=sys.stderr)
-    if request.fail_if_slower is not None:
-        failures = compare.gate(result, frame_b, request.fail_if_slower, request.accuracy_tolerance)
-        for failure in failures:
+    if verdict is not None:
+        for failure in verdict.failures:
             print(failure, file=sys.stderr)
-        if failures:
+        if verdict.failures:
             return EXIT_RUN_FAILED
     return EXIT_OK
 

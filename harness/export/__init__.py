@@ -18,18 +18,20 @@ from harness.errors import ResultsError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.results.compare import CompareResult
+    from harness.results.compare import CompareResult, GateResult
 
 
 @dataclass(frozen=True)
 class ExportData:
     """What an exporter reads: every record as a frame (``results.summary.to_frame``), the
-    speed ratios' baseline, and for compare's formats the comparison and the sides' names."""
+    speed ratios' baseline, and for compare's formats the comparison, the sides' names and the
+    gate's verdict."""
 
     frame: pd.DataFrame
     baseline: str | None = None
     comparison: CompareResult | None = None
     names: tuple[str, str] = ("A", "B")
+    gate: GateResult | None = None  # compare --fail-if-slower's verdict, when it was asked
 
 
 class Exporter(Protocol):

@@ -199,6 +199,25 @@ class GateFailure:
         return f"gate: {self.reason}: {self.detail}"
 
 
+@dataclass(frozen=True)
+class GateResult:
+    """What ``--fail-if-slower`` decided, and with which settings (for ``--json``)."""
+
+    percent: float
+    accuracy_tolerance: float
+    match: str
+    failures: list[GateFailure]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": not self.failures,
+            "fail_if_slower_percent": self.percent,
+            "accuracy_tolerance": self.accuracy_tolerance,
+            "match": self.match,
+            "failures": [asdict(failure) for failure in self.failures],
+        }
+
+
 def gate(
     result: CompareResult,
     b: pd.DataFrame,
