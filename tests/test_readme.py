@@ -22,7 +22,9 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) == 2, commands
     test_command = next(c for c in commands if "pytest" in c)
     ci_lines = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    assert test_command in ci_lines
+    # verbatim, with its exit status kept for the script's own
+    assert f"{test_command} || status=$?" in ci_lines
+    assert ci_lines[-1] == 'exit "$status"'
 
 
 def test_main_command_runs_every_backend():
