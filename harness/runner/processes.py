@@ -46,14 +46,14 @@ def die_with_parent() -> None:
 def kill_descendants(pid: int | None = None, spare: set[int] = frozenset()) -> int:
     """SIGKILL every descendant of ``pid`` (default: this process) but ``spare``; reap them.
 
-    Stops them first, so none can fork between its kill and its siblings'. A process can still
-    fork between the listing and its stop, and the child it made is adopted by ``pid`` (a
-    subreaper) only once its parent dies, so the sweep is repeated until it finds nothing.
-    Returns how many died.
+    Stops them first so none can fork between its kill and its siblings'. A process can still
+    fork between the listing and its stop; its child is adopted by ``pid`` (a subreaper) only
+    when the parent dies, after the listing, so the sweep is repeated while it finds live
+    processes. Returns how many died.
     """
+    found = _descendants(pid, spare)
     killed = 0
     for _ in range(_MAX_SWEEPS):
-        found = _descendants(pid, spare)
         if not found:
             break
         for proc in found:
@@ -64,10 +64,12 @@ def kill_descendants(pid: int | None = None, spare: set[int] = frozenset()) -> i
                 proc.kill()
         psutil.wait_procs(found, timeout=5)
         killed += len(found)
+        # Zombies left now are not ours to reap (their parent is): only the living count again.
+        found = [proc for proc in _descendants(pid, spare) if _alive(proc)]
     return killed
 
 
-_MAX_SWEEPS = 10  # each sweep kills a generation that forked during the last; more is a fork bomb
+_MAX_SWEEPS = 10  # each sweep kills a generation forked during the one before
 
 
 def _descendants(pid: int | None, spare: set[int]) -> list[psutil.Process]:
@@ -78,30 +80,23 @@ def _descendants(pid: int | None, spare: set[int]) -> list[psutil.Process]:
                 found += [child, *child.children(recursive=True)]
     except psutil.Error:
         pass
-    return [proc for proc in found if _alive(proc)]
+    return found
 
 
 def _alive(proc: psutil.Process) -> bool:
-    """Running or stopped. A zombie is dead already: reaped here if it is this process's child
-    (an orphan adopted after its kill), else left to its parent."""
     try:
-        if proc.status() != psutil.STATUS_ZOMBIE:
-            return True
-        proc.wait(timeout=0)
-    except (psutil.Error, psutil.TimeoutExpired):
-        pass
-    return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
-def kill_tree(proc_pid: int) -> int:
-    """The worker, everything it started, and its process group; returns how many of its
-    descendants were alive to kill."""
-    killed = kill_descendants(proc_pid)
+def kill_tree(proc_pid: int) -> None:
+    """The worker, everything it started, and its process group."""
+    kill_descendants(proc_pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc_pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(proc_pid, signal.SIGKILL)
-    return killed
 
 
 def scratch_dir() -> Path:

@@ -211,13 +211,13 @@ def run_worker(
             finally:
                 os.close(progress_write)
             try:
-                timed_out, junk, killed = _supervise(proc, progress_read, timeout_s, on_event)
+                timed_out, junk = _supervise(proc, progress_read, timeout_s, on_event)
             except BaseException:
                 processes.kill_tree(proc.pid)
                 proc.wait()
                 raise
             wall_s = time.monotonic() - started
-            strays = killed + processes.kill_descendants(proc.pid)
+            strays = processes.kill_descendants(proc.pid)
             result_file.seek(0)
             text = result_file.read(MAX_FILE_BYTES + 1)  # a flood there is no result
     finally:
@@ -251,10 +251,10 @@ def _supervise(
     progress_read: int,
     timeout_s: float | None,
     on_event: Callable[[dict[str, Any]], None] | None,
-) -> tuple[bool, int, int]:
+) -> tuple[bool, int]:
     """Relay progress until the worker exits; kill it at the timeout.
 
-    Returns (timed out, malformed progress events, descendants killed with it at the timeout).
+    Returns (timed out, malformed progress events).
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     events = ProgressEvents()
@@ -264,12 +264,12 @@ def _supervise(
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                killed = processes.kill_tree(proc.pid)
+                processes.kill_tree(proc.pid)
                 proc.wait()
-                return True, events.junk, killed
+                return True, events.junk
             wait = 0.2 if remaining is None else min(remaining, 0.2)
             if proc.poll() is not None and not (open_pipe and selector.select(timeout=0)):
-                return False, events.junk, 0
+                return False, events.junk
             if not open_pipe:
                 # The worker closed its progress pipe: it is exiting; wait, under the deadline.
                 with contextlib.suppress(subprocess.TimeoutExpired):
