@@ -238,10 +238,17 @@ def test_a_run_on_a_gpu_records_what_nvidia_smi_says(idx_dir, tmp_path, monkeypa
         "gpus": [{"name": "NVIDIA H200", "memory": "143771 MiB", "driver": "570.86.15"}],
         "cuda_driver_version": "12.8",
     }
-    # and only a GPU run carries it
+    # only a GPU run carries it
     assert main([*argv, "--backend", "numpy"]) == 0
     latest = sorted((tmp_path / "r").iterdir())[-1]
     assert "gpu" not in json.loads(next(latest.glob("numpy-*.json")).read_text())["env"]
+    # and without nvidia-smi a GPU run's record says it could not tell, rather than nothing
+    fake.unlink()
+    monkeypatch.setenv("PATH", str(bin_dir))  # no other nvidia-smi either (a GPU machine's)
+    assert main([*argv, "--backend-path", "tests.fake_backends:SaysItRanOnAGpu"]) == 0
+    latest = sorted((tmp_path / "r").iterdir())[-1]
+    gpu = json.loads(next(latest.glob("on-a-gpu-*.json")).read_text())["env"]["gpu"]
+    assert gpu["unknown"].startswith("nvidia-smi could not say: FileNotFoundError"), gpu
 
 
 def test_records_carry_the_cpu_state_pyperf_reads(idx_dir, tmp_path):

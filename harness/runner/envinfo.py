@@ -79,13 +79,13 @@ def _cpu_state() -> dict[str, Any]:
 
 def gpu_env() -> dict[str, Any]:
     """nvidia-smi's view of the GPUs (model, memory, driver, the CUDA version the driver
-    supports), for the record of a run on a GPU; empty without nvidia-smi."""
+    supports), for the record of a run on a GPU; without it, says why there is none."""
     query = ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
     try:
         listing = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True)
         banner = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return {}
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"unknown": f"nvidia-smi could not say: {type(exc).__name__}: {exc}"}
     devices = []
     for line in listing.stdout.strip().splitlines():
         name, memory, driver = (part.strip() for part in line.split(",", 2))
