@@ -230,24 +230,24 @@ def test_a_run_on_a_gpu_records_what_nvidia_smi_says(idx_dir, tmp_path, monkeypa
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
-    assert main([*argv, "--backend-path", "tests.fake_backends:SaysItRanOnAGpu"]) == 0
-    (session,) = (tmp_path / "r").iterdir()
-    record = json.loads(next(session.glob("on-a-gpu-*.json")).read_text())
+
+    def run_in(folder: str, *backend: str) -> dict:
+        """One run in a results folder of its own; its record."""
+        argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / folder)]
+        assert main([*argv, *TINY, *backend]) == 0
+        return json.loads(next((tmp_path / folder).glob("*/*-t*-r0.json")).read_text())
+
+    record = run_in("gpu", "--backend-path", "tests.fake_backends:SaysItRanOnAGpu")
     assert record["env"]["gpu"] == {
         "gpus": [{"name": "NVIDIA H200", "memory": "143771 MiB", "driver": "570.86.15"}],
         "cuda_driver_version": "12.8",
     }
     # only a GPU run carries it
-    assert main([*argv, "--backend", "numpy"]) == 0
-    latest = sorted((tmp_path / "r").iterdir())[-1]
-    assert "gpu" not in json.loads(next(latest.glob("numpy-*.json")).read_text())["env"]
+    assert "gpu" not in run_in("cpu", "--backend", "numpy")["env"]
     # and without nvidia-smi a GPU run's record says it could not tell, rather than nothing
     fake.unlink()
     monkeypatch.setenv("PATH", str(bin_dir))  # no other nvidia-smi either (a GPU machine's)
-    assert main([*argv, "--backend-path", "tests.fake_backends:SaysItRanOnAGpu"]) == 0
-    latest = sorted((tmp_path / "r").iterdir())[-1]
-    gpu = json.loads(next(latest.glob("on-a-gpu-*.json")).read_text())["env"]["gpu"]
+    gpu = run_in("none", "--backend-path", "tests.fake_backends:SaysItRanOnAGpu")["env"]["gpu"]
     assert gpu["unknown"].startswith("nvidia-smi could not say: FileNotFoundError"), gpu
 
 

@@ -91,7 +91,12 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 def kill_tree(proc_pid: int) -> None:
-    """The worker, everything it started, and its process group."""
+    """The worker, everything it started, and its process group.
+
+    The worker is stopped first: running, it could start a process (a setsid'd daemon, say)
+    after its descendants were listed, which its death would then leave behind."""
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(proc_pid).suspend()
     kill_descendants(proc_pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc_pid, signal.SIGKILL)
