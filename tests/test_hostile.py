@@ -132,9 +132,14 @@ def test_a_child_left_by_an_ok_run_is_killed_and_counted(idx_dir, tmp_path, no_s
 
 
 def test_a_setsid_daemon_does_not_survive_the_timeout(idx_dir, tmp_path, no_strays):
+    """The harness as a user starts it: a process of its own, the subreaper of its runs."""
     target = "tests.hostile_backends:DaemonThenHangs"
-    argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
-    assert main([*argv, "--backend-path", target, "--timeout", "3"]) == 1
+    proc = harness(
+        tmp_path, "--data-dir", str(idx_dir), *TINY, "--backend-path", target, "--timeout", "3"
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "killed after the 3 s timeout" in err
 
 
 def command_line(process: psutil.Process) -> list[str]:
