@@ -1,9 +1,13 @@
-"""Backend ``rust``: the book's layers in Rust (ndarray + gemm), built by maturin from rust_impl/.
+"""The Rust backends, from the one extension maturin builds from rust_impl/.
 
-The training set is copied into Rust once at setup (as one byte per pixel when it holds at most
-256 distinct values, rebuilt bit for bit); each ``train_steps`` call runs wholly in Rust with the
-GIL released, gathering its batches from the harness's index stream and splitting every step
-among ``threads`` threads of its own.
+``rust``, the tuned net: the training set is copied into Rust once at setup (as one byte per
+pixel when it holds at most 256 distinct values, rebuilt bit for bit); each ``train_steps`` call
+runs wholly in Rust with the GIL released, gathering its batches from the harness's index stream
+and splitting every step among ``threads`` threads of its own.
+
+``rust-ndarray`` and ``rust-ndarray-dyn``, the plain ports (rust_impl/src/plain.rs): the book's
+layers as a published Rust port wrote them with ndarray, ``Array2`` throughout or ``ArrayD``
+between the layers; products by ndarray's ``dot``, threads only as matrixmultiply gives them.
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ class RustBackend:
 
     def configure_threads(self, threads: int | None) -> None:
         self.threads = threads
+        # The extension's ndarray turns on matrixmultiply's threads for the plain ports; this
+        # net runs its own team and calls matrixmultiply from inside it, one thread per call.
+        # matrixmultiply reads the variable once, at its first product (in setup, after this).
+        os.environ["MATMUL_NUM_THREADS"] = "1"
 
     def enable_profiling(self) -> None:
         self.profile = True  # switched on in the extension once it exists (setup)
@@ -106,3 +114,63 @@ class RustBackend:
 
     def params(self) -> dict[str, np.ndarray]:
         return dict(self.net.params())
+
+
+class RustNdarrayBackend:
+    """Backend ``rust-ndarray``: the plain port, ``Array2`` between the layers."""
+
+    name = "rust-ndarray"
+    classes = ("PlainNdarray32", "PlainNdarray64")
+
+    def __init__(self) -> None:
+        self.profile = False
+
+    unavailable_reason = RustBackend.unavailable_reason
+    version = RustBackend.version
+
+    def build_info(self) -> dict[str, str | int | None]:
+        told = os.environ.get("MATMUL_NUM_THREADS")
+        return {
+            "profile": _extension().BUILD_PROFILE,
+            "gemm": "ndarray's dot (matrixmultiply), a new array for every intermediate",
+            "threads": (
+                "matrixmultiply's own, from MATMUL_NUM_THREADS (at most 4; unset: the physical "
+                "cores), for products it judges large enough"
+            ),
+            "threads_told": f"MATMUL_NUM_THREADS={told}" if told else "MATMUL_NUM_THREADS unset",
+        }
+
+    def enable_profiling(self) -> None:
+        self.profile = True
+
+    def phase_times(self) -> dict[str, float]:
+        return dict(self.net.phase_times() or {})
+
+    def setup(
+        self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
+    ) -> None:
+        single, double = (getattr(_extension(), name) for name in self.classes)
+        cls = single if spec.dtype == "float32" else double
+        dtype = np.dtype(spec.dtype)
+        self.dtype = dtype
+        self.net = cls(
+            *(init[name].astype(dtype) for name in ("W1", "b1", "W2", "b2")),
+            np.asarray(train_x, dtype=dtype),
+            np.asarray(train_y, dtype=np.int64),
+            spec.lr,
+            spec.batch,
+        )
+        if self.profile:
+            self.net.enable_profiling()
+
+    train_steps = RustBackend.train_steps
+    predict = RustBackend.predict
+    params = RustBackend.params
+
+
+class RustNdarrayDynBackend(RustNdarrayBackend):
+    """Backend ``rust-ndarray-dyn``: the plain port, ``ArrayD`` between the layers, each layer
+    converting with ``into_dimensionality`` (the published port's first version)."""
+
+    name = "rust-ndarray-dyn"
+    classes = ("PlainNdarrayDyn32", "PlainNdarrayDyn64")

@@ -52,7 +52,7 @@ def test_list_shows_numpy_available():
         (
             ["run", "--backend", "tensorflow-lite"],
             "unknown backend 'tensorflow-lite'; known backends: jax, jax-gpu, keras, keras-fit, "
-            "numpy, rust, torch, torch-compile, torch-cuda",
+            "numpy, rust, rust-ndarray, rust-ndarray-dyn, torch, torch-compile, torch-cuda",
         ),
         (["run", "--backend", "numpy", "--set", "hidden=0"], "hidden=0 is out of range"),
         (["run", "--backend", "numpy", "--set", "dtype=int8"], "dtype='int8' is not allowed"),

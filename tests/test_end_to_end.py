@@ -61,11 +61,24 @@ def test_quick_run(mnist_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "backend", ["numpy", "rust", "keras", "keras-fit", "jax", "torch", "torch-compile"]
+    "backend",
+    [
+        "numpy",
+        "rust",
+        "rust-ndarray",
+        "rust-ndarray-dyn",
+        "keras",
+        "keras-fit",
+        "jax",
+        "torch",
+        "torch-compile",
+    ],
 )
 def test_full_reference_job_reaches_the_book_accuracy(mnist_dir, tmp_path, backend):
     needs = {
         "rust": "mlp_bench_rust",
+        "rust-ndarray": "mlp_bench_rust",
+        "rust-ndarray-dyn": "mlp_bench_rust",
         "keras": "tensorflow",
         "keras-fit": "tensorflow",
         "jax": "jax",

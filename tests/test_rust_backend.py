@@ -1,7 +1,9 @@
-"""The Rust backend does the NumPy backend's arithmetic, releases the GIL and fails politely."""
+"""The Rust backends (the tuned net and the plain ndarray ports) do the NumPy backend's
+arithmetic, release the GIL and fail politely."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -16,7 +18,7 @@ from harness import backends
 from harness.spec import Spec
 from harness.work.plan import make_plan
 from impls.numpy_scratch import NumpyBackend
-from impls.rust_ext import BUILD_HINT, RustBackend
+from impls.rust_ext import BUILD_HINT, RustBackend, RustNdarrayBackend, RustNdarrayDynBackend
 from tests.helpers import synthetic_mnist
 
 rust = pytest.importorskip("mlp_bench_rust", reason=BUILD_HINT)
@@ -46,10 +48,48 @@ def test_100_steps_match_numpy_float32(threads):
     np.testing.assert_array_equal(ours.predict(x[:500]), book.predict(x[:500]))
 
 
-def test_100_steps_match_numpy_float64():
+PLAIN_PORTS = [RustNdarrayBackend, RustNdarrayDynBackend]
+
+
+@pytest.mark.parametrize("backend_cls", PLAIN_PORTS, ids=lambda cls: cls.name)
+def test_the_plain_ports_match_numpy_float32(backend_cls):
+    spec = Spec(iterations=100)
+    x, y = synthetic_mnist()
+    ours, our_loss = trained(backend_cls, spec, x, y, 100)
+    book, book_loss = trained(NumpyBackend, spec, x, y, 100)
+    for name, value in book.params().items():
+        got = ours.params()[name]
+        assert got.dtype == np.float32 and got.shape == value.shape
+        np.testing.assert_allclose(got, value, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert our_loss == pytest.approx(book_loss, rel=1e-4)
+    np.testing.assert_array_equal(ours.predict(x[:500]), book.predict(x[:500]))
+
+
+def test_the_two_plain_ports_agree_bit_for_bit():
+    spec = Spec(iterations=100)
+    x, y = synthetic_mnist()
+    fixed, fixed_loss = trained(RustNdarrayBackend, spec, x, y, 100)
+    dynamic, dynamic_loss = trained(RustNdarrayDynBackend, spec, x, y, 100)
+    assert fixed_loss == dynamic_loss
+    for name, value in fixed.params().items():
+        np.testing.assert_array_equal(dynamic.params()[name], value, err_msg=name)
+
+
+def test_the_plain_ports_are_told_threads_through_matrixmultiply(monkeypatch):
+    monkeypatch.setenv("MATMUL_NUM_THREADS", "2")
+    assert RustNdarrayBackend().build_info()["threads_told"] == "MATMUL_NUM_THREADS=2"
+    monkeypatch.delenv("MATMUL_NUM_THREADS")
+    assert RustNdarrayDynBackend().build_info()["threads_told"] == "MATMUL_NUM_THREADS unset"
+    # The tuned net splits steps among its own threads, so it keeps matrixmultiply to one.
+    RustBackend().configure_threads(2)
+    assert os.environ["MATMUL_NUM_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("backend_cls", [RustBackend, *PLAIN_PORTS], ids=lambda c: c.name)
+def test_100_steps_match_numpy_float64(backend_cls):
     spec = Spec(iterations=100, dtype="float64")
     x, y = synthetic_mnist()
-    ours, _ = trained(RustBackend, spec, x, y, 100)
+    ours, _ = trained(backend_cls, spec, x, y, 100)
     book, _ = trained(NumpyBackend, spec, x, y, 100)
     for name, value in book.params().items():
         assert ours.params()[name].dtype == np.float64
@@ -175,28 +215,34 @@ def test_gil_is_released_during_training():
         ),
     ],
 )
-def test_bad_calls_raise_python_exceptions(call, error, message):
+@pytest.mark.parametrize("net_class", ["Mlp32", "PlainNdarray32", "PlainNdarrayDyn32"])
+def test_bad_calls_raise_python_exceptions(call, error, message, net_class):
     x, y = synthetic_mnist()
     init = make_plan(Spec(iterations=1), 784, 10, 2000).init
-    net = rust.Mlp32(
-        init["W1"], init["b1"], init["W2"], init["b2"], x.astype(np.float32), y, 0.1, 2, 1
-    )
+    params = (init["W1"], init["b1"], init["W2"], init["b2"], x.astype(np.float32), y, 0.1, 2)
+    net = rust.Mlp32(*params, 1) if net_class == "Mlp32" else getattr(rust, net_class)(*params)
     with pytest.raises(error) as excinfo:
         call(net)
     assert message in str(excinfo.value)
 
 
-def test_bad_labels_and_shapes_at_construction():
+@pytest.mark.parametrize("net_class", ["Mlp32", "PlainNdarray32", "PlainNdarrayDyn32"])
+def test_bad_labels_and_shapes_at_construction(net_class):
     init = make_plan(Spec(iterations=1), 784, 10, 4).init
     x = np.zeros((4, 784), dtype=np.float32)
+    threads = (1,) if net_class == "Mlp32" else ()
+
+    def build(x, y):
+        return getattr(rust, net_class)(
+            init["W1"], init["b1"], init["W2"], init["b2"], x, y, 0.1, 2, *threads
+        )
+
     with pytest.raises(ValueError, match=r"train_y holds a label outside 0\.\.10"):
-        rust.Mlp32(
-            init["W1"], init["b1"], init["W2"], init["b2"], x, np.array([0, 1, 2, 10]), 0.1, 2, 1
-        )
+        build(x, np.array([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match=r"train_y holds a label outside 0\.\.10"):
+        build(x, np.array([0, -1, 2, 3]))
     with pytest.raises(ValueError, match="train_x has 783 features per row but W1 expects 784"):
-        rust.Mlp32(
-            init["W1"], init["b1"], init["W2"], init["b2"], x[:, :783], np.arange(4), 0.1, 2, 1
-        )
+        build(x[:, :783], np.arange(4))
 
 
 def test_build_profile_is_reported():
@@ -225,3 +271,17 @@ def test_profiling_reports_the_phases_natively():
     assert list(phases) == ["batch", "forward", "backward", "update", "wait"]
     assert all(phases[name] > 0 for name in ["batch", "forward", "backward", "update"])
     assert 0 <= phases["wait"] < 0.05 * sum(phases.values())
+
+
+@pytest.mark.parametrize("backend_cls", PLAIN_PORTS, ids=lambda cls: cls.name)
+def test_the_plain_ports_profile_the_book_phases(backend_cls):
+    spec = Spec(iterations=50)
+    x, y = synthetic_mnist()
+    plan = make_plan(spec, 784, 10, len(x))
+    backend = backend_cls()
+    backend.enable_profiling()
+    backend.setup(spec, x.astype(np.float32), y, plan.init)
+    backend.train_steps(plan.batches)
+    phases = backend.phase_times()
+    assert list(phases) == ["batch", "forward", "backward", "update"]
+    assert all(seconds > 0 for seconds in phases.values())

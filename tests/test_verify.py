@@ -56,6 +56,8 @@ def test_float64_tolerance_is_tighter(idx_dir, dtype):
     ("backend", "module"),
     [
         ("rust", "mlp_bench_rust"),
+        ("rust-ndarray", "mlp_bench_rust"),
+        ("rust-ndarray-dyn", "mlp_bench_rust"),
         ("keras", "tensorflow"),
         ("jax", "jax"),
         ("torch", "torch"),

@@ -11,6 +11,7 @@ THREAD_ENV_VARS = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
     "RAYON_NUM_THREADS",
+    "MATMUL_NUM_THREADS",  # matrixmultiply with its threading feature (the plain Rust ports)
 )
 
 

@@ -36,6 +36,79 @@ pub struct InitParams<T> {
     pub b2: Array1<T>,
 }
 
+/// The labels as class ids, once the parameters chain, the training set fits them and the
+/// step settings make sense; else what is wrong. Shared by the tuned net and the plain ports.
+pub(crate) fn checked_inputs<T: Scalar>(
+    init: &InitParams<T>,
+    train_x: &Array2<T>,
+    train_y: ArrayView1<i64>,
+    lr: f64,
+    batch: usize,
+) -> Result<Vec<usize>, NetError> {
+    let (features, hidden) = init.w1.dim();
+    let classes = init.w2.ncols();
+    if init.b1.len() != hidden || init.w2.nrows() != hidden || init.b2.len() != classes {
+        return error(format!(
+            "parameter shapes do not chain: W1 {:?}, b1 ({},), W2 {:?}, b2 ({},)",
+            init.w1.dim(),
+            init.b1.len(),
+            init.w2.dim(),
+            init.b2.len()
+        ));
+    }
+    if train_x.ncols() != features {
+        return error(format!(
+            "train_x has {} features per row but W1 expects {features}",
+            train_x.ncols()
+        ));
+    }
+    if train_y.len() != train_x.nrows() {
+        return error(format!(
+            "train_y has {} labels for {} rows of train_x",
+            train_y.len(),
+            train_x.nrows()
+        ));
+    }
+    let train_y = train_y
+        .iter()
+        .map(|&label| usize::try_from(label).ok().filter(|&l| l < classes))
+        .collect::<Option<Vec<usize>>>()
+        .map_or_else(
+            || error(format!("train_y holds a label outside 0..{classes}")),
+            Ok,
+        )?;
+    if batch == 0 || !lr.is_finite() || lr <= 0.0 {
+        return error(format!(
+            "batch must be ≥ 1 and lr finite and > 0 (got {batch}, {lr})"
+        ));
+    }
+    Ok(train_y)
+}
+
+/// The number of steps in `batch_indices`, once each row holds `batch` indices into a training
+/// set of `rows` rows; else what is wrong.
+pub(crate) fn checked_batches(
+    batch_indices: ArrayView2<i32>,
+    batch: usize,
+    rows: usize,
+) -> Result<usize, NetError> {
+    let (steps, given) = batch_indices.dim();
+    if given != batch {
+        return error(format!(
+            "batch_indices rows hold {given} indices, but the net was set up for batch {batch}"
+        ));
+    }
+    if let Some(bad) = batch_indices
+        .iter()
+        .find(|&&i| usize::try_from(i).map_or(true, |i| i >= rows))
+    {
+        return error(format!(
+            "batch index {bad} is outside the training set (0..{rows})"
+        ));
+    }
+    Ok(steps)
+}
+
 /// What one thread owns of the first layer's work: its columns of the batch (the inputs of its
 /// group of W1, `Affine::group_inputs`), gathered by this thread.
 struct InputGroup<T: Scalar> {
@@ -115,43 +188,9 @@ impl<T: Scalar> TwoLayerNet<T> {
         batch: usize,
         threads: usize,
     ) -> Result<Self, NetError> {
+        let train_y = checked_inputs(&init, &train_x, train_y, lr, batch)?;
         let (features, hidden) = init.w1.dim();
         let classes = init.w2.ncols();
-        if init.b1.len() != hidden || init.w2.nrows() != hidden || init.b2.len() != classes {
-            return error(format!(
-                "parameter shapes do not chain: W1 {:?}, b1 ({},), W2 {:?}, b2 ({},)",
-                init.w1.dim(),
-                init.b1.len(),
-                init.w2.dim(),
-                init.b2.len()
-            ));
-        }
-        if train_x.ncols() != features {
-            return error(format!(
-                "train_x has {} features per row but W1 expects {features}",
-                train_x.ncols()
-            ));
-        }
-        if train_y.len() != train_x.nrows() {
-            return error(format!(
-                "train_y has {} labels for {} rows of train_x",
-                train_y.len(),
-                train_x.nrows()
-            ));
-        }
-        let train_y = train_y
-            .iter()
-            .map(|&label| usize::try_from(label).ok().filter(|&l| l < classes))
-            .collect::<Option<Vec<usize>>>()
-            .map_or_else(
-                || error(format!("train_y holds a label outside 0..{classes}")),
-                Ok,
-            )?;
-        if batch == 0 || !lr.is_finite() || lr <= 0.0 {
-            return error(format!(
-                "batch must be ≥ 1 and lr finite and > 0 (got {batch}, {lr})"
-            ));
-        }
         if threads == 0 {
             return error("threads must be ≥ 1".to_string());
         }
@@ -272,22 +311,7 @@ impl<T: Scalar> TwoLayerNet<T> {
     /// its columns of every batch row), and only the 100×50 hidden layer is shared. The helper
     /// threads live for this call (one call covers hundreds of steps) and wait by spinning.
     pub fn train_steps(&mut self, batch_indices: ArrayView2<i32>) -> Result<f64, NetError> {
-        let (steps, batch) = batch_indices.dim();
-        if batch != self.batch {
-            return error(format!(
-                "batch_indices rows hold {batch} indices, but the net was set up for batch {}",
-                self.batch
-            ));
-        }
-        let rows = self.train_x.rows();
-        if let Some(bad) = batch_indices
-            .iter()
-            .find(|&&i| usize::try_from(i).map_or(true, |i| i >= rows))
-        {
-            return error(format!(
-                "batch index {bad} is outside the training set (0..{rows})"
-            ));
-        }
+        let steps = checked_batches(batch_indices, self.batch, self.train_x.rows())?;
         if steps == 0 {
             return Ok(0.0);
         }
