@@ -7,9 +7,9 @@ parameters, the batch stream, the timer, the thread settings and the accuracy co
 
 Optional hooks, each a Protocol below (``HOOKS`` lists them; docs/writing-a-backend.md too):
 on the class, ``Versioned``, ``MaybeUnavailable``, ``DrawsOwnBatches``; on the instance,
-``ConfiguresThreads``, ``Describes``, ``Profiles`` (with ``NotesPhases``), ``Closes``. The
-harness looks for each with ``isinstance`` against its Protocol, so a hook is exactly what is
-declared here.
+``ConfiguresThreads``, ``Describes``, ``Profiles`` (with ``NotesPhases``), ``DeclaresWork``,
+``Closes``. The harness looks for each with ``isinstance`` against its Protocol, so a hook is
+exactly what is declared here.
 """
 
 from __future__ import annotations
@@ -156,6 +156,17 @@ class NotesPhases(Protocol):
 
 
 @runtime_checkable
+class DeclaresWork(Protocol):
+    """After training: the work the backend executed, where it is not the job's dense products.
+    ``executed_work()`` returns ``{"algorithm": "sparse", "flops": F, "skips": "…"}``: a short
+    name for the algorithm, the FLOPs (2 per multiply-add) of all its timed steps, and one line
+    saying what it leaves out (None when nothing). Undeclared, a run is recorded as ``dense``,
+    executing the job's FLOPs. Runs of one backend under two algorithms never pool or pair."""
+
+    def executed_work(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class Closes(Protocol):
     """Release what the backend holds (a child process, say) at the end of the run, ok or not."""
 
@@ -170,6 +181,7 @@ HOOKS: tuple[type, ...] = (
     Describes,
     Profiles,
     NotesPhases,
+    DeclaresWork,
     Closes,
 )
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from typing import Any
 
 import numpy as np
 
 from harness.spec import Spec
 
 BUILD_HINT = "the Rust extension is not built; build it with: pip install ./rust_impl"
+# How the extension names its sparse kernels (Library::Sparse in rust_impl/src/linalg.rs).
+SPARSE_PRODUCTS = "own sparse kernel (nonzero inputs only)"
 
 
 def _extension():
@@ -34,6 +37,7 @@ class RustBackend:
     def __init__(self) -> None:
         self.threads: int | None = None
         self.profile = False
+        self.steps = 0
 
     @staticmethod
     def unavailable_reason() -> str | None:
@@ -92,6 +96,7 @@ class RustBackend:
         # No budget given: as many threads as this process may run on, like the other libraries.
         threads = self.threads or len(os.sched_getaffinity(0))
         self.dtype = dtype
+        self.spec, self.shape, self.classes = spec, init["W1"].shape, init["W2"].shape[1]
         self.net = cls(
             init["W1"].astype(dtype),
             init["b1"].astype(dtype),
@@ -107,7 +112,26 @@ class RustBackend:
             self.net.enable_profiling()
 
     def train_steps(self, batch_indices: np.ndarray) -> float:
+        self.steps += len(batch_indices)
         return self.net.train_steps(np.asarray(batch_indices, dtype=np.int32))
+
+    def executed_work(self) -> dict[str, Any]:
+        """The job's FLOPs less the first layer's multiply-adds the sparse kernels skipped: the
+        net counts the input entries its forward product took (the update takes as many)."""
+        n_features, hidden = self.shape
+        classes = self.classes
+        job = self.spec.flops_per_iteration(n_features, classes) * self.steps
+        every_input = self.steps * self.spec.batch * n_features
+        skipped = every_input - self.net.inputs_multiplied
+        sparse = self.net.libraries[0] == SPARSE_PRODUCTS
+        return {
+            "algorithm": "sparse" if sparse else "dense",
+            # Two products (forward, weight update), two FLOPs per multiply-add, per unit.
+            "flops": job - 4.0 * hidden * skipped,
+            "skips": "the first layer's products over zero inputs"
+            if sparse
+            else None,
+        }
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.net.predict(np.asarray(x, dtype=self.dtype))
@@ -120,10 +144,11 @@ class RustNdarrayBackend:
     """Backend ``rust-ndarray``: the plain port, ``Array2`` between the layers."""
 
     name = "rust-ndarray"
-    classes = ("PlainNdarray32", "PlainNdarray64")
+    net_classes = ("PlainNdarray32", "PlainNdarray64")
 
     def __init__(self) -> None:
         self.profile = False
+        self.steps = 0
 
     unavailable_reason = RustBackend.unavailable_reason
     version = RustBackend.version
@@ -149,7 +174,7 @@ class RustNdarrayBackend:
     def setup(
         self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
     ) -> None:
-        single, double = (getattr(_extension(), name) for name in self.classes)
+        single, double = (getattr(_extension(), name) for name in self.net_classes)
         cls = single if spec.dtype == "float32" else double
         dtype = np.dtype(spec.dtype)
         self.dtype = dtype
@@ -173,4 +198,4 @@ class RustNdarrayDynBackend(RustNdarrayBackend):
     converting with ``into_dimensionality`` (the published port's first version)."""
 
     name = "rust-ndarray-dyn"
-    classes = ("PlainNdarrayDyn32", "PlainNdarrayDyn64")
+    net_classes = ("PlainNdarrayDyn32", "PlainNdarrayDyn64")

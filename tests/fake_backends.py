@@ -147,3 +147,18 @@ class SaysItRanOnAGpu(NumpyBackend):
 
     def build_info(self) -> dict:
         return {"device": "NVIDIA H200"}
+
+
+class SkipsWork(NumpyBackend):
+    """Declares that it executed half of a toy job's work (or, when the test sets
+    FAKE_EXECUTED_WORK, whatever that JSON says)."""
+
+    name = "skips"
+
+    def executed_work(self) -> object:
+        import json
+
+        given = os.environ.get("FAKE_EXECUTED_WORK")
+        if given is not None:
+            return json.loads(given)
+        return {"algorithm": "sparse", "flops": 1.5e9, "skips": "every other multiply-add"}

@@ -29,7 +29,10 @@ def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
     spec = f"spec {key.spec_hash[:8]}"
     if "spec" in columns:
         spec = f"{row['spec_label']}, {spec}"
-    name = f"{key.backend}-t{key.threads}[{spec}]"
+    # A backend under another algorithm is other work: its name says so, so no pyperf tool pairs
+    # it with the dense runs.
+    backend = key.backend if key.algorithm == "dense" else f"{key.backend}-{key.algorithm}"
+    name = f"{backend}-t{key.threads}[{spec}]"
     if key.flags() != "none":
         name += f"+{key.flags()}"
     if "machine" in columns:

@@ -50,6 +50,11 @@ def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[di
             "peak_rss_bytes": _number(row.peak_rss_bytes),
             "gemm_rate_gflops": _number(row.gemm_rate_gflops),
             "gemm_bound_s": _number(row.gemm_bound_s),
+            # The job's FLOPs per second, and the FLOPs the backend declared it executed
+            # (null where it did not declare: the job's work).
+            "job_gflops": _number(row.gflops),
+            "executed_gflops": _number(row.executed_gflops),
+            "skipped_work": row.skipped_work,
         }
         for row in summary_table(frame, baseline).itertuples()
     ]

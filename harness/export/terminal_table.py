@@ -13,24 +13,28 @@ from rich.table import Table
 
 from harness.export import ExportData
 from harness.export.rows import summary_table
-from harness.results.summary import fmt, label_columns, warnings
+from harness.results.summary import backend_label, fmt, label_columns, warnings, work_notes
 
 
 def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
     rows = summary_table(frame, baseline)
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
-    widest = max((len(str(name)) for name in rows.get("backend", [])), default=7)
+    names = [backend_label(r.backend, r.algorithm) for r in rows.itertuples()]
+    widest = max((len(name) for name in names), default=7)
     table.add_column("backend", no_wrap=True, min_width=widest)
     extra = label_columns(rows) if len(rows) else []
     table.add_column("threads", justify="right", no_wrap=True)
     for heading, _ in extra:
         table.add_column(heading, no_wrap=True)
     speed = f"vs {rows['baseline'].iloc[0]} [95 % CI]" if len(rows) else "speed"
-    for column in ("time s", "CV", speed, "CPU %", "train", "test", "ok"):
+    # The job's FLOP rate; beside it, where a backend skips work, the rate of what it executed.
+    executed = len(rows) > 0 and bool((rows["algorithm"] != "dense").any())
+    rates = ("GFLOP/s", "exec GFLOP/s") if executed else ("GFLOP/s",)
+    for column in ("time s", "CV", speed, "CPU %", *rates, "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for row in rows.itertuples():
-        name = escape(str(row.backend))
+    for row, label in zip(rows.itertuples(), names, strict=True):
+        name = escape(label)
         if row.debug_build:
             name += " [red](debug)[/]"
         cpu = None if pd.isna(row.cpu_util) else row.cpu_util * 100
@@ -42,6 +46,11 @@ def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
             fmt(None if row.train_time_cv is None else row.train_time_cv * 100, ".1f", " %"),
             row.speedup.text(),
             fmt(cpu, ".0f"),
+            fmt(row.gflops, ".1f"),
+            *(
+                [fmt(row.executed_gflops, ".1f") if row.algorithm != "dense" else "= job"]
+                * executed
+            ),
             fmt(row.train_acc, ".4f"),
             fmt(row.test_acc, ".4f"),
             f"{row.runs_ok}/{row.runs}",
@@ -63,7 +72,10 @@ def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = 
             console.print(table)
         finally:
             console.width = width
-    for line in warnings(summary_table(frame, baseline)):
+    summary = summary_table(frame, baseline)
+    for line in work_notes(summary):
+        console.print(escape(line), soft_wrap=True)
+    for line in warnings(summary):
         kind, rest = line.split(" ", 1)
         console.print(f"[yellow]{kind}[/] {escape(rest)}", soft_wrap=True)
 

@@ -12,7 +12,7 @@ import pandas as pd
 from harness.report import tables
 from harness.report.markdown import fact
 from harness.results.store import Results
-from harness.results.summary import summarize, warnings
+from harness.results.summary import summarize, warnings, work_notes
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -80,6 +80,7 @@ pre {{ background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }}
 machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
 (200 % = two busy cores).</p>
 {_table(tables.comparison_table(frame, baseline))}
+{_items(work_notes(summarize(frame, baseline)))}
 {_items(["⚠ " + line for line in warnings(summarize(frame, baseline))])}
 {machines}<h2>GEMM rate and bound</h2>
 {_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}

@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness.report import tables
 from harness.results.store import Results
-from harness.results.summary import summarize, warnings
+from harness.results.summary import summarize, warnings, work_notes
 
 
 def fact(value: object) -> str:
@@ -44,6 +44,7 @@ def render_markdown(
         "",
         _table(tables.comparison_table(frame, baseline)),
         "",
+        *[f"- {line}" for line in work_notes(summarize(frame, baseline))],
         *[f"- ⚠ {line}" for line in warnings(summarize(frame, baseline))],
         "",
     ]

@@ -17,6 +17,7 @@ from harness.errors import first_line
 from harness.results.key import machine_fingerprint, machine_label
 from harness.results.summary import (
     NOISY_CV,
+    backend_label,
     fmt,
     gemm_rates,
     groups,
@@ -43,9 +44,8 @@ def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
             if best["backend"] == best["baseline"]
             else f"{best['speedup'].text()} {best['baseline']}"
         )
-        lines.append(
-            f"fastest at {where}: {best['backend']}, {best['train_time_s']:.2f} s ({versus})"
-        )
+        name = backend_label(best["backend"], best["algorithm"])
+        lines.append(f"fastest at {where}: {name}, {best['train_time_s']:.2f} s ({versus})")
     return sorted(lines, key=lambda line: _thread_order(line.split()[2]))
 
 
@@ -62,19 +62,39 @@ def _cv(cv: float | None) -> str:
 
 def _key_cells(row: Any, frame: pd.DataFrame) -> dict[str, str]:
     """backend, threads, and the key parts that vary here."""
-    name = f"{row.backend} (debug build)" if getattr(row, "debug_build", False) else row.backend
+    name = backend_label(row.backend, row.algorithm)
+    name = f"{name} (debug build)" if getattr(row, "debug_build", False) else name
     cells = {"backend": name, "threads": str(row.threads)}
     for heading, column in label_columns(frame):
         cells[heading] = str(getattr(row, column))
     return cells
 
 
+def _share(gflops: Any, rate: Any) -> str:
+    return fmt(gflops / rate * 100 if pd.notna(rate) and pd.notna(gflops) else None, ".0f", " %")
+
+
+def skips_work(summary: pd.DataFrame) -> bool:
+    """Whether any row ran an algorithm that does other work than the job's dense products."""
+    return bool(len(summary)) and bool((summary["algorithm"] != "dense").any())
+
+
 def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """The published comparison's columns, one row per comparability key."""
+    """The published comparison's columns, one row per comparability key. Where a backend skips
+    work, each GEMM-rate share of the job's work has the share of the work it executed beside
+    it (``work_notes`` says what it skips)."""
     rows = []
     summary = summarize(frame, baseline)
     speed = f"speed vs {summary['baseline'].iloc[0]} [95 % CI]" if len(summary) else "speed"
+    executed_columns = skips_work(summary)
     for row in summary.itertuples():
+        dense = row.algorithm == "dense"
+        executed_rate = {"executed GFLOP/s": "= job" if dense else fmt(row.executed_gflops, ".1f")}
+        executed_share = {
+            "% of GEMM rate, executed": "= job"
+            if dense
+            else _share(row.executed_gflops, row.gemm_rate_gflops)
+        }
         rows.append(
             {
                 **_key_cells(row, frame),
@@ -88,14 +108,10 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
                 "CV": _cv(row.train_time_cv),
                 speed: row.speedup.text(),
                 "GFLOP/s": fmt(row.gflops, ".1f"),
+                **(executed_rate if executed_columns else {}),
                 "GEMM-rate bound": fmt(row.gemm_bound_s, ".2f", " s"),
-                "% of GEMM rate": fmt(
-                    row.gflops / row.gemm_rate_gflops * 100
-                    if pd.notna(row.gemm_rate_gflops)
-                    else None,
-                    ".0f",
-                    " %",
-                ),
+                "% of GEMM rate": _share(row.gflops, row.gemm_rate_gflops),
+                **(executed_share if executed_columns else {}),
                 "peak RSS": fmt(
                     row.peak_rss_bytes / 2**20 if pd.notna(row.peak_rss_bytes) else None,
                     ".0f",

@@ -102,6 +102,10 @@ def _why_unpaired(
     detail = ""
     if differing & {"spec", "sweep point"}:
         detail = f" ({labels[key]} vs {', '.join(sorted({labels[k] for k in near}))})"
+    if "algorithm" in differing:
+        # One name, other work (the sparse kernels on one CPU, dense on another): no ratio.
+        theirs = ", ".join(sorted({k.algorithm for k in near}))
+        detail += f" ({key.algorithm} on this side, {theirs} in {other_side})"
     if "machine" in differing:
         detail += _machine_detail(env, [_env_of(other[k]) for k in near])
     return (

@@ -1,8 +1,9 @@
 """The comparability key: which runs measured the same thing, defined once for every reader.
 
 Two runs are pooled (a median, a pyperf benchmark, a compare pair) only when every field of their
-``RunKey`` is equal: the same job (spec hash and sweep point), backend and thread count, machine,
-and measurement flags that change timings. The session is deliberately not part of it: repeats of
+``RunKey`` is equal: the same job (spec hash and sweep point), backend and the algorithm it ran
+(a backend that skips work declares it: ``backends.DeclaresWork``), thread count, machine, and
+measurement flags that change timings. The session is deliberately not part of it: repeats of
 one key from several sessions on one machine belong together.
 """
 
@@ -40,6 +41,9 @@ class RunKey:
     pin: bool
     profile: bool
     warmup: bool
+    # Last, so the columns of earlier exports keep their places: "dense" (the job's products),
+    # or what the backend declared it ran instead ("sparse").
+    algorithm: str = "dense"
 
     @classmethod
     def of(cls, record: RunRecord) -> RunKey:
@@ -47,6 +51,7 @@ class RunKey:
             spec_hash=record.spec_hash,
             variant=record.variant,
             backend=record.backend,
+            algorithm=record.algorithm,
             threads=threads_label(record.threads),
             machine=machine_fingerprint(record.env),
             pin=record.pin,
@@ -60,7 +65,15 @@ class RunKey:
     def sort_key(self) -> tuple:
         """Tables list backends together, thread counts in numeric order, "default" last."""
         threads = int(self.threads) if self.threads.isdigit() else float("inf")
-        return (self.backend, self.variant, self.spec_hash, threads, self.machine, self.flags())
+        return (
+            self.backend,
+            self.algorithm,
+            self.variant,
+            self.spec_hash,
+            threads,
+            self.machine,
+            self.flags(),
+        )
 
 
 KEY_FIELDS = tuple(f.name for f in fields(RunKey))

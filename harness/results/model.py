@@ -13,7 +13,11 @@ Schema versions:
      ``gemm_rates`` (per thread count). Later additions within version 2: ``data`` gains
      ``checked_in_worker`` and ``check_s`` (the run's own worker checked the data's SHA-256),
      and ``data.verified`` is true only then; a loss below LOSS_FLOOR or a negative phase time
-     makes a record unreadable, as no run can have measured it.
+     makes a record unreadable, as no run can have measured it. Records gain ``algorithm``,
+     ``executed_gflop`` and ``skipped_work`` (the work a backend declared it executed; older
+     records read as ``dense``, or ``sparse`` where ``build_info.products`` names the sparse
+     kernels, with the executed work unknown), and ``target``, ``time_to_target_s`` (the
+     training time until the first evaluation at or above ``run --target``).
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ class CurvePoint(TypedDict):
     train_acc: Fraction
     test_acc: Fraction
     loss: Loss | None
+
+
+class Target(TypedDict):
+    metric: Literal["train_acc", "test_acc"]
+    value: Fraction
 
 
 class Roofline(TypedDict):
@@ -128,6 +137,13 @@ class RunRecord:
     iterations_done: Count = 0
     curve: Annotated[list[CurvePoint], FAIL_FAST] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
+    # The work the run executed, as the backend declared it (backends.DeclaresWork): "dense"
+    # (the job's products, and the job's FLOPs) unless it said otherwise.
+    algorithm: str = "dense"
+    executed_gflop: Annotated[float, Field(ge=0)] | None = None
+    skipped_work: str | None = None  # one line: what the algorithm leaves out
+    target: Target | None = None  # run --target; time_to_target_s is null when not reached
+    time_to_target_s: Seconds | None = None
     # --profile: training seconds per phase
     phases: Annotated[dict[str, Seconds], FAIL_FAST] | None = None
     phases_note: str | None = None  # how the phases were measured, or why there are none
@@ -251,9 +267,24 @@ def _check_version(data: Any) -> dict[str, Any]:
     return data
 
 
+# The Rust backend's sparse kernels, as its build_info named them before records said which
+# algorithm ran.
+_SPARSE_PRODUCTS = "own sparse kernel (nonzero inputs only)"
+
+
 def _upgrade_record(data: Any) -> dict[str, Any]:
-    """Schema 1 → 2: the flags were not stored, but pinning and profiling leave traces."""
+    """Schema 1 → 2: the flags were not stored, but pinning and profiling leave traces. Before
+    ``algorithm``: the sparse kernels named themselves in ``build_info.products``."""
     data = _check_version(data)
+    if "algorithm" not in data:
+        build_info = data.get("build_info")
+        products = build_info.get("products") if isinstance(build_info, dict) else None
+        if isinstance(products, str) and _SPARSE_PRODUCTS in products:
+            data = {
+                **data,
+                "algorithm": "sparse",
+                "skipped_work": "the first layer's products over zero inputs",
+            }
     if data.get("schema_version", 1) == 1:
         data = {
             "pin": data.get("pinned_cpus") is not None,

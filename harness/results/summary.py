@@ -79,6 +79,7 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
         "setup_time_s",
         "peak_rss_bytes",
         "job_gflop",
+        "executed_gflop",
         "train_acc",
         "test_acc",
         "threads_observed",
@@ -188,6 +189,8 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         times_of[key] = list(times)
         rate = _gemm_rate(ok, key.threads)
         gflop = ok["job_gflop"].median()
+        executed = ok["executed_gflop"].median()  # NaN unless the backend declared its work
+        skipped = next((str(s) for s in group["skipped_work"] if isinstance(s, str)), None)
         rows.append(
             {
                 **{name: getattr(key, name) for name in KEY_FIELDS},
@@ -209,7 +212,11 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "peak_rss_bytes": ok["peak_rss_bytes"].median(),
                 "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
                 "debug_build": debug,
+                # The job's FLOPs per second; and the FLOPs the backend declared it executed
+                # (backends.DeclaresWork), where it did: a sparse algorithm does less work.
                 "gflops": gflop / times.median() if len(times) else None,
+                "executed_gflops": executed / times.median() if len(times) else None,
+                "skipped_work": skipped,
                 "train_time_iqr_s": times.quantile(0.75) - times.quantile(0.25),
                 # Sample standard deviation over mean; needs two runs.
                 "train_time_cv": times.std(ddof=1) / times.mean() if len(times) > 1 else None,
@@ -228,12 +235,23 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         # The baseline against itself is 1 by definition, not a resampled estimate.
         Ratio(1.0, 1.0, 1.0, len(times_of[key]), len(times_of[key]))
         if key.backend == baseline and times_of[key]
-        else ratio_of_medians(times_of.get(replace(key, backend=str(baseline)), []), times_of[key])
+        else ratio_of_medians(_baseline_times(times_of, key, str(baseline)), times_of[key])
         for key in summary["key"]
     ]
     summary["baseline"] = baseline
     summary["speedup"] = speedups
     return summary
+
+
+def _baseline_times(times_of: dict[RunKey, list[float]], key: RunKey, baseline: str) -> list[float]:
+    """The baseline's times for the same work as ``key`` (whatever algorithm the baseline ran,
+    when it ran one only); none when it ran several there, which no single ratio can stand for."""
+    same_work = [
+        times
+        for other, times in times_of.items()
+        if replace(other, algorithm=key.algorithm) == replace(key, backend=baseline)
+    ]
+    return same_work[0] if len(same_work) == 1 else []
 
 
 def thread_scaling(frame: pd.DataFrame, backend: str, threads: str) -> Ratio:
@@ -267,6 +285,33 @@ def warnings(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def backend_label(backend: str, algorithm: str) -> str:
+    """The backend's name where runs are ranked, marked when it ran an algorithm that does other
+    work than the job's dense products (``rust [sparse]``); ``work_notes`` says what."""
+    return backend if algorithm == "dense" else f"{backend} [{algorithm}]"
+
+
+def work_notes(summary: pd.DataFrame) -> list[str]:
+    """One line per backend and algorithm that skips work: what it skips, and how much of the
+    job's FLOPs it executed where it declared them."""
+    lines = []
+    rows = summary[summary["algorithm"] != "dense"] if len(summary) else summary
+    for (backend, algorithm), group in rows.groupby(["backend", "algorithm"], sort=True):
+        skipped = next((s for s in group["skipped_work"] if isinstance(s, str)), None)
+        shares = (group["executed_gflops"] / group["gflops"]).dropna()
+        done = (
+            f"it executed {shares.median():.0%} of the job's FLOPs"
+            if len(shares)
+            else "its executed work was not recorded"
+        )
+        lines.append(
+            f"{backend_label(backend, algorithm)} skips work, {skipped or 'without saying what'}"
+            f"; {done}. Its job GFLOP/s and % of the GEMM rate count the work it was assigned, "
+            "not the work it did."
+        )
+    return lines
+
+
 def label_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """(heading, column) pairs for the key parts that vary across ``frame``'s runs."""
     return [
@@ -282,7 +327,8 @@ def group_labels(frame: pd.DataFrame) -> dict[RunKey, str]:
     extra = [column for heading, column in label_columns(frame) if heading != "session"]
     labels = {}
     for row in frame.itertuples():
-        label = f"{row.backend} @{row.threads}t" if row.threads != "default" else row.backend
+        name = backend_label(row.backend, row.algorithm)
+        label = f"{name} @{row.threads}t" if row.threads != "default" else name
         parts = [str(getattr(row, column)) for column in extra]
         labels[row.key] = label + (f" [{' · '.join(parts)}]" if parts else "")
     return labels

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import resource
 import signal
@@ -32,70 +31,21 @@ import numpy as np
 import psutil
 
 from harness import backends, data
-from harness.results.model import LOSS_FLOOR, RunRecord
+from harness.results.model import RunRecord
 from harness.results.store import dumps_json
 from harness.runner import processes
 from harness.runner.envinfo import gpu_env
 from harness.runner.inputs import Handed, RunInputs, is_read_only_write, read_only_message
+from harness.runner.returns import (
+    BackendMisbehaved,
+    accuracy,
+    executed_work,
+    mean_loss,
+    phase_seconds,
+)
 from harness.spec import Spec, spec_from_dict
 from harness.work import equivalence
 from harness.work.plan import PARAM_NAMES, Plan
-
-
-class BackendMisbehaved(Exception):
-    """The backend returned something the protocol does not allow."""
-
-
-def accuracy(backend: Any, x: np.ndarray, y: np.ndarray) -> float:
-    predicted = np.asarray(backend.predict(x))
-    if predicted.shape != y.shape or not np.issubdtype(predicted.dtype, np.integer):
-        raise BackendMisbehaved(
-            f"predict returned {predicted.dtype} of shape {predicted.shape}; "
-            f"expected integer class ids of shape {y.shape}"
-        )
-    if predicted.size and (predicted.min() < 0 or predicted.max() >= data.N_CLASSES):
-        raise BackendMisbehaved(
-            f"predict returned class ids from {predicted.min()} to {predicted.max()}; "
-            f"they must lie within the dataset's classes, 0–{data.N_CLASSES - 1}"
-        )
-    return float(np.mean(predicted == y))
-
-
-def mean_loss(value: Any) -> float:
-    """``train_steps``'s return: a real number (int, float, NumPy scalar), never text or bool.
-
-    NaN and infinity pass here (the run is then recorded as diverged); a value no cross-entropy
-    can take does not.
-    """
-    if isinstance(value, np.ndarray) and value.ndim == 0:  # what array libraries hand back
-        value = value[()]
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise BackendMisbehaved(
-            f"train_steps returned {type(value).__name__} {value!r:.40}; it must return the mean "
-            "loss as a real number (int, float, NumPy scalar or 0-d array)"
-        )
-    loss = float(value)
-    if loss < LOSS_FLOOR:
-        raise BackendMisbehaved(
-            f"train_steps returned the loss {loss!r}, which no cross-entropy can be (rule: "
-            f"loss ≥ {LOSS_FLOOR:g}, the book's −log(p + 1e-7) rounding aside)"
-        )
-    return loss
-
-
-def phase_seconds(times: Any) -> dict[str, float]:
-    """``phase_times()``'s return: seconds per phase, each a finite number ≥ 0."""
-    if not isinstance(times, dict):
-        raise BackendMisbehaved(f"phase_times returned {type(times).__name__}; expected a dict")
-    out = {}
-    for name, value in times.items():
-        seconds = float(value)
-        if not math.isfinite(seconds) or seconds < 0:
-            raise BackendMisbehaved(
-                f"phase_times gave phase {name!r} {seconds!r} s (rule: a time is finite and ≥ 0)"
-            )
-        out[str(name)] = seconds
-    return out
 
 
 def _tree(process: psutil.Process) -> list[psutil.Process]:
@@ -241,6 +191,9 @@ def execute(
 
         # Read again: some facts (a process backend's protocol cost) exist only after training.
         outcome.build_info.update(backends.build_info(backend))
+        if isinstance(backend, backends.DeclaresWork):
+            declared = executed_work(backend.executed_work())
+            outcome.algorithm, outcome.executed_gflop, outcome.skipped_work = declared
         if profiling:
             outcome.phases = phase_seconds(backend.phase_times())
             if isinstance(backend, backends.NotesPhases):

@@ -118,6 +118,13 @@ mod python {
                     self.net.libraries()
                 }
 
+                /// The input entries the first layer's products took, over all steps trained
+                /// (see `TwoLayerNet::inputs_multiplied`).
+                #[getter]
+                fn inputs_multiplied(&self) -> u64 {
+                    self.net.inputs_multiplied()
+                }
+
                 /// How the training images are held (byte codes or as handed over).
                 #[getter]
                 fn inputs_held_as(&self) -> &'static str {

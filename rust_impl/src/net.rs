@@ -171,6 +171,16 @@ pub struct TwoLayerNet<T: Scalar> {
     batch: usize,
     /// Seconds spent in each phase (`PHASES`) by each thread, when profiling is on.
     phase_seconds: Option<Vec<[f64; 5]>>,
+    /// The input entries the first layer's products took, summed over every step trained: all
+    /// of a batch's on the dense path, only its nonzero ones on the sparse path.
+    inputs_multiplied: u64,
+}
+
+/// What one thread's step loop adds up (`run_member`).
+struct MemberTotals {
+    loss: f64,
+    inputs: u64,
+    seconds: [f64; 5],
 }
 
 /// The phases of a training step, in order. `wait` is the time a thread spent at the step's
@@ -241,6 +251,7 @@ impl<T: Scalar> TwoLayerNet<T> {
             lr: T::from(lr).expect("lr is representable"),
             batch,
             phase_seconds: None,
+            inputs_multiplied: 0,
         })
     }
 
@@ -318,26 +329,29 @@ impl<T: Scalar> TwoLayerNet<T> {
         let profiling = self.phase_seconds.is_some();
         let barrier = SpinBarrier::new(self.threads());
         let net = &*self;
-        let (loss, seconds) = std::thread::scope(|scope| {
+        let (loss, seconds, inputs) = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..net.threads())
                 .map(|member| {
                     let barrier = &barrier;
                     scope.spawn(move || net.run_member(member, batch_indices, barrier, profiling))
                 })
                 .collect();
-            let (mut loss, first) = net.run_member(0, batch_indices, &barrier, profiling);
-            let mut seconds = vec![first];
+            let first = net.run_member(0, batch_indices, &barrier, profiling);
+            let (mut loss, mut inputs) = (first.loss, first.inputs);
+            let mut seconds = vec![first.seconds];
             for helper in helpers {
                 match helper.join() {
-                    Ok((helper_loss, helper_seconds)) => {
-                        loss += helper_loss;
-                        seconds.push(helper_seconds);
+                    Ok(helper) => {
+                        loss += helper.loss;
+                        inputs += helper.inputs;
+                        seconds.push(helper.seconds);
                     }
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
-            (loss, seconds)
+            (loss, seconds, inputs)
         });
+        self.inputs_multiplied += inputs;
         if let Some(total) = self.phase_seconds.as_mut() {
             for (thread, seconds) in total.iter_mut().zip(seconds) {
                 for (slot, s) in thread.iter_mut().zip(seconds) {
@@ -348,8 +362,9 @@ impl<T: Scalar> TwoLayerNet<T> {
         Ok(loss / steps as f64)
     }
 
-    /// The step loop of thread `member`; returns its rows' share of the summed step losses and,
-    /// when `profiling`, its seconds per phase. Per step:
+    /// The step loop of thread `member`; returns its rows' share of the summed step losses, the
+    /// input entries its group's products took and, when `profiling`, its seconds per phase.
+    /// Per step:
     /// 1. gather its columns of the batch rows, and its term `x_g · W1_g` for all rows;
     /// 2. (after a barrier) for its rows: the sum of the terms plus b1, ReLU, Affine 2,
     ///    SoftmaxWithLoss, and back to the gradient w.r.t. the first layer's output;
@@ -364,7 +379,7 @@ impl<T: Scalar> TwoLayerNet<T> {
         batch_indices: ArrayView2<i32>,
         barrier: &SpinBarrier,
         profiling: bool,
-    ) -> (f64, [f64; 5]) {
+    ) -> MemberTotals {
         let _guard = barrier.guard();
         let mut seconds = [0.0; 5];
         let mut clock = profiling.then(Instant::now);
@@ -378,6 +393,7 @@ impl<T: Scalar> TwoLayerNet<T> {
         let locked = "no thread panicked";
         let inputs = self.affine1.group_inputs(member);
         let mut loss = 0.0;
+        let mut multiplied = 0u64;
         let steps = batch_indices.nrows();
         for step in 0..steps {
             let indices = batch_indices.row(step);
@@ -391,12 +407,14 @@ impl<T: Scalar> TwoLayerNet<T> {
                             self.train_x
                                 .copy_row_part(index as usize, inputs.clone(), row);
                         }
+                        multiplied += (indices.len() * inputs.len()) as u64;
                     }
                     GroupInputs::Sparse { rows, .. } => {
                         rows.clear();
                         for &index in indices {
                             self.train_x.gather_sparse(index as usize, rows);
                         }
+                        multiplied += rows.len() as u64;
                     }
                 }
                 if step + 1 < steps {
@@ -475,7 +493,11 @@ impl<T: Scalar> TwoLayerNet<T> {
             }
             lap(3);
         }
-        (loss, seconds)
+        MemberTotals {
+            loss,
+            inputs: multiplied,
+            seconds,
+        }
     }
 
     /// Class ids for `x`, computed in blocks so memory stays bounded for any number of rows.
@@ -498,6 +520,14 @@ impl<T: Scalar> TwoLayerNet<T> {
             classes.extend(scores.rows().into_iter().map(|row| argmax(row) as i64));
         }
         Ok(classes)
+    }
+
+    /// The input entries the first layer's forward product (and, as many, its weight update)
+    /// took over every step trained: `batch × inputs` a step on the dense path, the batch's
+    /// nonzero inputs on the sparse one. Times the hidden units, the multiply-adds each product
+    /// executed.
+    pub fn inputs_multiplied(&self) -> u64 {
+        self.inputs_multiplied
     }
 
     pub fn params(&self) -> InitParams<T> {
@@ -735,6 +765,37 @@ mod tests {
         });
         let y = Array1::from_iter((0..40).map(|i| (i * 7 % 10) as i64));
         TwoLayerNet::new(init, x, y.view(), 0.3, 9, threads).unwrap()
+    }
+
+    #[test]
+    fn the_inputs_multiplied_are_counted_on_both_paths() {
+        let indices = Array::from_shape_fn((40, 9), |(i, j)| ((i * 11 + j * 5) % 40) as i32);
+        // As sparse_net builds its pixels: nonzero where the byte is a nonzero multiple of 5.
+        let nonzero_pixel = |i: usize, j: usize| {
+            let byte = (i * 53 + j * 29) % 256;
+            byte.is_multiple_of(5) && byte != 0
+        };
+        let nonzero: u64 = indices
+            .iter()
+            .map(|&i| (0..70).filter(|&j| nonzero_pixel(i as usize, j)).count() as u64)
+            .sum();
+        for threads in [1, 2, 3] {
+            let mut net = sparse_net(threads);
+            if net.train_x.is_sparse() {
+                net.use_libraries(Library::Sparse, Library::Sparse);
+                net.train_steps(indices.view()).unwrap();
+                assert_eq!(net.inputs_multiplied(), nonzero);
+            }
+            let mut dense = sparse_net(threads);
+            dense.use_libraries(Library::Matrixmultiply, Library::Matrixmultiply);
+            dense.train_steps(indices.view()).unwrap();
+            dense.train_steps(indices.view()).unwrap();
+            assert_eq!(dense.inputs_multiplied(), 2 * 40 * 9 * 70);
+        }
+        assert!(
+            nonzero < 40 * 9 * 70 / 3,
+            "the data must be sparse for this test to tell"
+        );
     }
 
     #[test]
