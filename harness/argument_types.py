@@ -7,6 +7,9 @@ import argparse
 import math
 import os
 
+from harness.errors import HarnessError
+from harness.requests import Target, parse_target
+
 
 def positive_int(text: str) -> int:
     try:
@@ -67,3 +70,10 @@ def timeout_seconds(text: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0 seconds (0: no timeout)")
     return value  # 0 means no timeout; None (not given) means the default
+
+
+def target(text: str) -> Target:
+    try:
+        return parse_target(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--target {text!r}: ")) from None

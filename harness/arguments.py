@@ -22,6 +22,7 @@ from harness.argument_types import (
     percent,
     positive_int,
     step_numbers,
+    target,
     thread_counts,
 )
 from harness.errors import EXIT_USAGE
@@ -31,6 +32,7 @@ from harness.requests import (
     DEFAULT_REPEATS,
     DEFAULT_RESULTS_DIR,
     DEFAULT_STEP_THRESHOLD,
+    DEFAULT_TARGET,
 )
 
 
@@ -317,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="the backend speed ratios are against (default: numpy when it ran, else the "
             "first backend run)",
+        )
+    for sub in (run, report_cmd, export_cmd):
+        sub.add_argument(
+            "--target",
+            type=target,
+            metavar="METRIC=VALUE",
+            help="time to accuracy: the training time until the first evaluation with METRIC "
+            "(test_acc or train_acc) at or above VALUE, e.g. test_acc=0.97; run records it, "
+            "tables show it with its speed ratio (default: what the runs were given, else "
+            f"{DEFAULT_TARGET.metric}={DEFAULT_TARGET.value:g}, the book's test accuracy)",
         )
     for sub in (run, report_cmd, compare_cmd, export_cmd, history_cmd):
         sub.add_argument(

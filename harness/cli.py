@@ -79,6 +79,7 @@ def to_request(args: argparse.Namespace) -> Request:
             cluster_wait_s=args.cluster_wait,
             baseline=args.baseline,
             output=_output(args),
+            target=args.target,
         )
     if command == "verify":
         choice = _backends(args)
@@ -98,6 +99,7 @@ def to_request(args: argparse.Namespace) -> Request:
             out=args.out,
             baseline=args.baseline,
             results_dir=args.results_dir,
+            target=args.target,
         )
     if command == "compare":
         return CompareRequest(
@@ -126,6 +128,7 @@ def to_request(args: argparse.Namespace) -> Request:
             format=args.format or ("pyperf" if args.pyperf else "json"),
             out=args.out or args.pyperf,
             results_dir=args.results_dir,
+            target=args.target,
         )
     if command == "list":
         return ListRequest(backends=_backends(args), json=args.json)

@@ -9,8 +9,12 @@ Kept light (no pandas, no NumPy): the CLI imports it before ``--help`` answers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
 
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
@@ -25,6 +29,48 @@ DEFAULT_STEP_THRESHOLD = 0.05
 def resolve_timeout(given: float | None, fallback: float | None) -> float | None:
     """``--timeout`` as the runner takes it: not given → ``fallback``; 0 → no timeout (None)."""
     return fallback if given is None else given or None
+
+
+METRICS = ("test_acc", "train_acc")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Time to accuracy's target (``--target test_acc=0.97``); results/target.py reads runs
+    against it."""
+
+    metric: str  # one of METRICS
+    value: float
+
+    def label(self) -> str:
+        return f"{self.metric}≥{self.value:g}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Target:
+        return cls(str(data["metric"]), float(data["value"]))
+
+
+# The book's test accuracy for this job is 0.9708 (ch05; the published comparison quotes it too):
+# the default target is that, to two digits.
+DEFAULT_TARGET = Target("test_acc", 0.97)
+
+
+def parse_target(text: str) -> Target:
+    """``test_acc=0.97`` → Target; a one-line error naming what was wrong otherwise."""
+    metric, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or metric not in METRICS or not 0 < number <= 1:
+        raise HarnessError(
+            f"--target {text!r}: give METRIC=VALUE, METRIC one of {', '.join(METRICS)} and "
+            "VALUE an accuracy in (0, 1], e.g. --target test_acc=0.97"
+        )
+    return Target(metric, number)
 
 
 @dataclass(frozen=True)
@@ -109,6 +155,7 @@ class RunRequest:
     cluster_wait_s: float = 120.0
     baseline: str | None = None
     output: Output = field(default_factory=Output)
+    target: Target | None = None  # time to accuracy; None: the default (results/target.py)
 
 
 @dataclass(frozen=True)
@@ -129,6 +176,7 @@ class ReportRequest:
     out: Path | None = None  # None: next to the session(s)
     baseline: str | None = None
     results_dir: Path = DEFAULT_RESULTS_DIR
+    target: Target | None = None  # None: the runs' own, else the default
 
 
 @dataclass(frozen=True)
@@ -160,6 +208,7 @@ class ExportRequest:
     format: str = "json"
     out: Path | None = None  # None: stdout (a text format only)
     results_dir: Path = DEFAULT_RESULTS_DIR
+    target: Target | None = None  # None: the runs' own, else the default
 
 
 @dataclass(frozen=True)

@@ -128,9 +128,7 @@ class RustBackend:
             "algorithm": "sparse" if sparse else "dense",
             # Two products (forward, weight update), two FLOPs per multiply-add, per unit.
             "flops": job - 4.0 * hidden * skipped,
-            "skips": "the first layer's products over zero inputs"
-            if sparse
-            else None,
+            "skips": "the first layer's products over zero inputs" if sparse else None,
         }
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -30,10 +30,10 @@ def cmd_report(request: ReportRequest) -> int:
         out = first / "report" if len(sessions) == 1 else request.results_dir / many
     results = load_results(sessions)
     warn_unreadable(results)
-    frame = to_frame(results.records)
+    frame = to_frame(results.records, request.target)
     baseline = request.baseline
     check_baseline(baseline, list(frame["backend"]), "these results")
-    written = write_report(results, out, baseline)
+    written = write_report(results, out, baseline, request.target)
     console = stdout_console()
     console.print(variation(frame).sentence(), soft_wrap=True)
     print_summary(console, frame, baseline)
@@ -81,7 +81,7 @@ def cmd_export(request: ExportRequest) -> int:
         raise HarnessError("--format pyperf writes a file: give it with --out FILE")
     results = load_results(resolve_sessions(list(request.sessions), request.results_dir))
     warn_unreadable(results)
-    frame = to_frame(results.records)
+    frame = to_frame(results.records, request.target)
     if frame.empty:
         raise ResultsError("no runs to export")
     payload = export(request.format, ExportData(frame))

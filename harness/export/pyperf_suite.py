@@ -20,8 +20,10 @@ import pyperf
 
 from harness.errors import ResultsError
 from harness.export import ExportData
+from harness.requests import Target
 from harness.results.key import RunKey
-from harness.results.summary import groups, variation
+from harness.results.summary import groups, target_of, variation
+from harness.results.target import time_to_target
 
 
 def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
@@ -40,7 +42,7 @@ def benchmark_name(key: RunKey, row: pd.Series, frame: pd.DataFrame) -> str:
     return name
 
 
-def run_metadata(row: pd.Series, name: str) -> dict[str, Any]:
+def run_metadata(row: pd.Series, name: str, target: Target) -> dict[str, Any]:
     """pyperf's metadata keys where they exist (cpu_model_name, hostname, …), ours otherwise."""
     env = row["env"] if isinstance(row["env"], dict) else {}
     versions = {
@@ -68,6 +70,9 @@ def run_metadata(row: pd.Series, name: str) -> dict[str, Any]:
         "spec_hash": row["spec_hash"],
         "session": row["session"],
         "mem_max_rss": row.get("peak_rss_bytes"),
+        # Time to accuracy; absent when the run never reached the target.
+        "target": target.label(),
+        "time_to_target_s": time_to_target(row.get("curve") or [], target),
         **versions,
         **{f"build_{k}": v for k, v in (row.get("build_info") or {}).items()},
     }
@@ -86,12 +91,13 @@ def to_pyperf(frame: pd.DataFrame) -> pyperf.BenchmarkSuite:
     """One benchmark per comparability key; one pyperf run (one value) per ok run."""
     benchmarks = []
     ok = frame[(frame["status"] == "ok") & frame["train_time_s"].notna()] if len(frame) else frame
+    target = target_of(frame)
     for key, group in groups(ok):
         name = benchmark_name(key, group.iloc[0], frame)
         runs = [
             pyperf.Run(
                 [float(row["train_time_s"])],
-                metadata=run_metadata(row, name),
+                metadata=run_metadata(row, name, target),
                 collect_metadata=False,  # the metadata of the machine that ran it, not of this one
             )
             for _, row in group.iterrows()

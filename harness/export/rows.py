@@ -55,6 +55,14 @@ def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[di
             "job_gflops": _number(row.gflops),
             "executed_gflops": _number(row.executed_gflops),
             "skipped_work": row.skipped_work,
+            # Time to accuracy: the median training time to the target when every ok run of
+            # the key reached it (null otherwise), and its ratio against the baseline.
+            "target": row.target,
+            "target_runs_reached": row.target_reached,
+            "time_to_target_median_s": _number(row.time_to_target_s),
+            "target_speedup": _number(row.target_speedup.value),
+            "target_speedup_ci_low": _number(row.target_speedup.low),
+            "target_speedup_ci_high": _number(row.target_speedup.high),
         }
         for row in summary_table(frame, baseline).itertuples()
     ]

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from harness.export import ExportData
 from harness.export.rows import summary_table
-from harness.results.summary import backend_label, fmt, label_columns, warnings, work_notes
+from harness.results.summary import (
+    backend_label,
+    fmt,
+    label_columns,
+    to_target_text,
+    warnings,
+    work_notes,
+)
 
 
 def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
@@ -30,7 +37,9 @@ def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
     # The job's FLOP rate; beside it, where a backend skips work, the rate of what it executed.
     executed = len(rows) > 0 and bool((rows["algorithm"] != "dense").any())
     rates = ("GFLOP/s", "exec GFLOP/s") if executed else ("GFLOP/s",)
-    for column in ("time s", "CV", speed, "CPU %", *rates, "train", "test", "ok"):
+    to_target = f"to {rows['target'].iloc[0]} s" if len(rows) else "to target"
+    columns = ("time s", "CV", speed, to_target, "vs [95 % CI]", "CPU %", *rates)
+    for column in (*columns, "train", "test", "ok"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for row, label in zip(rows.itertuples(), names, strict=True):
@@ -45,6 +54,8 @@ def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
             fmt(row.train_time_s, ".2f"),
             fmt(None if row.train_time_cv is None else row.train_time_cv * 100, ".1f", " %"),
             row.speedup.text(),
+            to_target_text(row),
+            row.target_speedup.text(),
             fmt(cpu, ".0f"),
             fmt(row.gflops, ".1f"),
             *(

@@ -23,6 +23,7 @@ from harness.results.summary import (
     groups,
     label_columns,
     summarize,
+    to_target_text,
     variation,
 )
 
@@ -107,6 +108,8 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
                 "test acc": fmt(row.test_acc, ".4f"),
                 "CV": _cv(row.train_time_cv),
                 speed: row.speedup.text(),
+                f"time to {row.target}": to_target_text(row, " s"),
+                f"speed to {row.target} [95 % CI]": row.target_speedup.text(),
                 "GFLOP/s": fmt(row.gflops, ".1f"),
                 **(executed_rate if executed_columns else {}),
                 "GEMM-rate bound": fmt(row.gemm_bound_s, ".2f", " s"),

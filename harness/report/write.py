@@ -17,13 +17,17 @@ from harness.report import charts
 from harness.report.history_chart import render_history, spans_commits
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
+from harness.requests import Target
 from harness.results.history import history
 from harness.results.store import Results
 from harness.results.summary import to_frame
 
 
-def write_report(results: Results, out_dir: Path, baseline: str | None = None) -> list[Path]:
-    """Render everything into a scratch directory, then move the files into ``out_dir``."""
+def write_report(
+    results: Results, out_dir: Path, baseline: str | None = None, target: Target | None = None
+) -> list[Path]:
+    """Render everything into a scratch directory, then move the files into ``out_dir``;
+    times to accuracy against ``target`` (None: the runs' own, else the default)."""
     if not results.records:
         damaged = f"; {len(results.unreadable)} unreadable" if results.unreadable else ""
         raise ResultsError(
@@ -37,7 +41,7 @@ def write_report(results: Results, out_dir: Path, baseline: str | None = None) -
         _remove_if_empty(out_dir, created)
         raise ResultsError(_cannot_write(out_dir, exc)) from None
     try:
-        return _render(results, out_dir, scratch, baseline)
+        return _render(results, out_dir, scratch, baseline, target)
     except OSError as exc:  # a full disk, say, part-way through a chart
         shutil.rmtree(scratch, ignore_errors=True)
         _remove_if_empty(out_dir, created)
@@ -59,9 +63,11 @@ def _remove_if_empty(out_dir: Path, created: bool) -> None:
             out_dir.rmdir()
 
 
-def _render(results: Results, out_dir: Path, scratch: Path, baseline: str | None) -> list[Path]:
+def _render(
+    results: Results, out_dir: Path, scratch: Path, baseline: str | None, target: Target | None
+) -> list[Path]:
     """Every file into ``scratch``, then each moved into ``out_dir``."""
-    frame = to_frame(results.records)
+    frame = to_frame(results.records, target)
     rendered = charts.render_all(frame, scratch)
     lines = history(frame)
     if spans_commits(lines):

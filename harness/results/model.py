@@ -73,7 +73,7 @@ class CurvePoint(TypedDict):
     loss: Loss | None
 
 
-class Target(TypedDict):
+class TargetSetting(TypedDict):
     metric: Literal["train_acc", "test_acc"]
     value: Fraction
 
@@ -142,7 +142,7 @@ class RunRecord:
     algorithm: str = "dense"
     executed_gflop: Annotated[float, Field(ge=0)] | None = None
     skipped_work: str | None = None  # one line: what the algorithm leaves out
-    target: Target | None = None  # run --target; time_to_target_s is null when not reached
+    target: TargetSetting | None = None  # run --target; time_to_target_s is null when not reached
     time_to_target_s: Seconds | None = None
     # --profile: training seconds per phase
     phases: Annotated[dict[str, Seconds], FAIL_FAST] | None = None
@@ -232,6 +232,7 @@ class Session:
     pin: bool | None = None
     profile: bool | None = None
     warmup: bool | None = None
+    target: TargetSetting | None = None  # run --target, for the runs a resume adds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from harness.data.idx import N_CLASSES
 from harness.errors import HarnessError
+from harness.requests import DEFAULT_TARGET, Target
 from harness.results.key import (
     KEY_FIELDS,
     RunKey,
@@ -21,6 +22,7 @@ from harness.results.key import (
 )
 from harness.results.model import RunRecord
 from harness.results.stats import Ratio, ratio_of_medians
+from harness.results.target import common_target, time_to_target
 from harness.spec import spec_from_dict
 
 NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
@@ -49,10 +51,12 @@ def _job_gflop(record: RunRecord) -> float | None:
 _DERIVED = ("key", "machine_label", "spec_label", "flags", "job_gflop")
 
 
-def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+def to_frame(records: Sequence[RunRecord], target: Target | None = None) -> pd.DataFrame:
     """One row per run: every record field, the key's fields and the labels tables print.
 
     ``threads`` becomes the key's label ("1", "default"); ``machine`` is the fingerprint.
+    ``target`` (report or export ``--target``) replaces the time-to-accuracy target the runs
+    were given, for every reader of the frame.
     """
     differing = spec_differences(record.spec for record in records)
     rows: list[dict[str, Any]] = []
@@ -67,6 +71,7 @@ def to_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                 "spec_label": spec_label(record.spec, differing),
                 "flags": key.flags(),
                 "job_gflop": _job_gflop(record),
+                **({"target": target.to_json()} if target else {}),
             }
         )
     if not rows:
@@ -168,9 +173,23 @@ def default_baseline(frame: pd.DataFrame) -> str | None:
     return str(first["backend"])
 
 
+def median(values: Sequence[float]) -> float | None:
+    return float(pd.Series(values).median()) if values else None
+
+
 def _ok_times(runs: pd.DataFrame) -> pd.Series:
     """The training times of the runs that finished ok: what medians and ratios are taken of."""
     return runs.loc[runs["status"] == "ok", "train_time_s"].dropna()
+
+
+def target_of(frame: pd.DataFrame) -> Target:
+    """The time-to-accuracy target the frame's runs are read against (``common_target``)."""
+    return common_target(frame["target"]) if "target" in frame else DEFAULT_TARGET
+
+
+def _times_to_target(ok: pd.DataFrame, target: Target) -> list[float | None]:
+    """Each ok run's training time to ``target``, from its curve (None: not reached)."""
+    return [time_to_target(curve or [], target) for curve in ok["curve"]]
 
 
 def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -178,15 +197,23 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
 
     ``speedup`` is the baseline's median time over this key's (with everything else in the key
     equal) and its 95 % bootstrap interval; ``baseline`` defaults to ``default_baseline``.
+    ``time_to_target_s`` is the median time to ``target_of(frame)`` when every ok run reached
+    it (``target_reached`` counts those that did), with ``target_speedup`` as ``speedup``.
     """
     rows = []
     times_of: dict[RunKey, list[float]] = {}
+    to_target_of: dict[RunKey, list[float]] = {}
+    target = target_of(frame)
     for key, group in groups(frame):
         ok = group[group["status"] == "ok"]
         bad = group[group["status"] != "ok"]
         debug = any(info.get("profile") == "debug" for info in group["build_info"])
         times = _ok_times(group)
         times_of[key] = list(times)
+        to_target = _times_to_target(ok, target)
+        reached = [t for t in to_target if t is not None]
+        # A median over the runs that got there would flatter a key whose other runs did not.
+        to_target_of[key] = reached if len(reached) == len(to_target) else []
         rate = _gemm_rate(ok, key.threads)
         gflop = ok["job_gflop"].median()
         executed = ok["executed_gflop"].median()  # NaN unless the backend declared its work
@@ -224,6 +251,9 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 # The job's GEMM-rate bound: its FLOPs at the GEMM rate for this thread count.
                 "gemm_bound_s": gflop / rate if rate and pd.notna(gflop) else None,
                 "threads_observed": ok["threads_observed"].max(),
+                "target": target.label(),
+                "target_reached": len(reached),
+                "time_to_target_s": median(to_target_of[key]),
                 "busy_runs": int(sum(is_busy(b) for b in group["cpu_busy_before"])),
             }
         )
@@ -240,6 +270,12 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     ]
     summary["baseline"] = baseline
     summary["speedup"] = speedups
+    summary["target_speedup"] = [
+        Ratio(1.0, 1.0, 1.0, len(to_target_of[key]), len(to_target_of[key]))
+        if key.backend == baseline and to_target_of[key]
+        else ratio_of_medians(_baseline_times(to_target_of, key, str(baseline)), to_target_of[key])
+        for key in summary["key"]
+    ]
     return summary
 
 
@@ -283,6 +319,17 @@ def warnings(summary: pd.DataFrame) -> list[str]:
                 f"kept more than {BUSY_ABOVE:.0%} of the CPUs busy; their times are suspect"
             )
     return lines
+
+
+def to_target_text(row: Any, unit: str = "") -> str:
+    """A row's median time to its target, or how many of its ok runs got there."""
+    if row.time_to_target_s is not None and pd.notna(row.time_to_target_s):
+        return f"{row.time_to_target_s:.2f}{unit}"
+    if not row.runs_ok:
+        return "–"
+    if row.target_reached:
+        return f"{row.target_reached} of {row.runs_ok} runs reached it"
+    return "not reached"
 
 
 def backend_label(backend: str, algorithm: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.requests import Flags
+from harness.requests import Flags, Target
 from harness.results.key import threads_label
 from harness.results.model import RunRecord, Session, SweepPointInfo
 from harness.runner.items import RunItem, pinned_cpus
@@ -32,6 +32,7 @@ class Matrix:
     variants: dict[str, tuple[Spec, Plan]]  # sweep points; empty without --sweep
     flags: Flags
     resumed: Session | None = None  # the stored session, when finishing one
+    target: Target | None = None  # run --target: each record says when its run reached it
 
     @property
     def spec(self) -> Spec:
@@ -71,6 +72,7 @@ class Matrix:
             timeout_s=self.timeout_s,
             pinned_cpus=pinned_cpus(item.threads) if self.flags.pin else None,
             gemm_rate_gflops=(env.get("gemm_rates") or {}).get(threads_label(item.threads)),
+            target=self.target.to_json() if self.target else None,  # type: ignore[typeddict-item]
             started_at=timestamp(),
         )
 
@@ -98,4 +100,5 @@ class Matrix:
             pin=self.flags.pin,
             profile=self.flags.profile,
             warmup=self.flags.warmup,
+            target=self.target.to_json() if self.target else None,  # type: ignore[typeddict-item]
         )

@@ -16,7 +16,14 @@ from dataclasses import fields
 from harness import backends, data
 from harness.backends import BackendRef
 from harness.errors import HarnessError
-from harness.requests import DEFAULT_REPEATS, DEFAULT_TIMEOUT_S, Flags, RunRequest, resolve_timeout
+from harness.requests import (
+    DEFAULT_REPEATS,
+    DEFAULT_TIMEOUT_S,
+    Flags,
+    RunRequest,
+    Target,
+    resolve_timeout,
+)
 from harness.results.model import Session
 from harness.results.store import read_session, resolve_sessions
 from harness.results.summary import check_baseline
@@ -73,6 +80,7 @@ def new_matrix(request: RunRequest, warn: Callable[[str], None]) -> Matrix:
         total=sum(not item.warmup for item in items),
         variants=variants,
         flags=request.flags,
+        target=request.target,
     )
 
 
@@ -154,4 +162,16 @@ def resumed_matrix(request: RunRequest) -> Matrix:
         variants=variants,
         flags=flags,
         resumed=stored,
+        target=_resumed_target(request.target, stored, session_dir),
     )
+
+
+def _resumed_target(given: Target | None, stored: Session, where: object) -> Target | None:
+    """The session's target; another one given now would leave its runs measured two ways."""
+    before = Target.from_json(stored.target) if stored.target else None
+    if given is not None and before is not None and given != before:
+        raise HarnessError(
+            f"--target {given.metric}={given.value:g} conflicts with {where}, which ran with "
+            f"{before.metric}={before.value:g}: drop --target, or start a new session"
+        )
+    return before or given

@@ -31,8 +31,10 @@ import numpy as np
 import psutil
 
 from harness import backends, data
+from harness.requests import Target
 from harness.results.model import RunRecord
 from harness.results.store import dumps_json
+from harness.results.target import time_to_target
 from harness.runner import processes
 from harness.runner.envinfo import gpu_env
 from harness.runner.inputs import Handed, RunInputs, is_read_only_write, read_only_message
@@ -122,6 +124,7 @@ def execute(
 
     spec = spec_from_dict(outcome.spec)
     threads = outcome.threads
+    target = Target.from_json(outcome.target) if outcome.target else None
     outcome.cpus_allowed = sorted(os.sched_getaffinity(0))
     cls = backends.load_class(job["backend_target"])
     outcome.backend_version = backends.version_of(cls)
@@ -187,6 +190,8 @@ def execute(
                     "loss": loss,
                 }
             )
+            if target is not None and outcome.time_to_target_s is None:
+                outcome.time_to_target_s = time_to_target(outcome.curve[-1:], target)
             report(event="trained", iteration=end, test_acc=test_acc, loss=loss)
 
         # Read again: some facts (a process backend's protocol cost) exist only after training.
