@@ -33,7 +33,14 @@ sys.path.insert(0, str(REPO))
 
 from harness.report.tables import comparison_table  # noqa: E402
 from harness.results.store import load_results  # noqa: E402
-from harness.results.summary import summarize, thread_scaling, to_frame, work_notes  # noqa: E402
+from harness.results.summary import (  # noqa: E402
+    NOISY_CV,
+    backend_label,
+    summarize,
+    thread_scaling,
+    to_frame,
+    work_notes,
+)
 
 BLOCK = re.compile(
     r"(<!-- reproduce: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /reproduce: (?P=name) -->)",
@@ -425,6 +432,118 @@ def rust_phases(data: Data) -> str:
     )
 
 
+PUBLISHED_COMMAND = (
+    "python -m harness run --backend numpy --backend rust-ndarray --backend rust-ndarray-dyn "
+    "--backend keras --backend rust --threads 1,2 --sweep init=book,uniform --repeats 3"
+)
+PROFILE_COMMAND = (
+    "python -m harness run --backend numpy --backend rust-ndarray --backend rust --threads 1 "
+    "--profile --repeats 3"
+)
+
+
+def _machine(env: dict[str, Any]) -> str:
+    return (
+        f"{env['cpu_model']}, {env['cores_logical']} cores; commit {str(env['git_commit'])[:7]}, "
+        f"clean tree: {not env['git_dirty']}"
+    )
+
+
+def published_table(data: Data) -> str:
+    """The published comparison's rows beside this machine's, at both inits and thread counts."""
+    frame = data.frames["published"]
+    summary = data.summary("published")
+    init = {row.spec_label: row.spec_label.removeprefix("init=") for row in summary.itertuples()}
+    published = {(p["backend"], p["init"]): p for p in data.port["table"]}
+    names = {p["backend"]: p["implementation"] for p in data.port["table"]}
+    names["rust"] = "tuned Rust (this project)"
+    lines = [
+        "| implementation | backend | init | published: CPU use, time, train / test "
+        "| here, 1 thread: CPU use, time, train / test | here, 2 threads: CPU use, time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for backend in [*names]:
+        for label in sorted(set(init)):
+            rows = summary[(summary["backend"] == backend) & (summary["spec_label"] == label)]
+            one, two = (rows[rows["threads"] == t].iloc[0] for t in ("1", "2"))
+            shown = backend_label(backend, one["algorithm"])
+            port = published.get((backend, init[label]))
+            then = (
+                f"{port['cpu_use']}, {port['train_time']}, {port['train_acc']} / {port['test_acc']}"
+                if port
+                else ""
+            )
+            lines.append(
+                f"| {names[backend]} | {shown} | {init[label]} | {then} | "
+                f"{one['cpu_util'] * 100:.0f} %, {_time(one)}, {one['train_acc']:.4f} / "
+                f"{one['test_acc']:.4f} | {two['cpu_util'] * 100:.0f} %, {_time(two)} |"
+            )
+    env = frame["env"].iloc[0]
+    repeats = int(frame["repeat"].max()) + 1
+    spans = []
+    for label in sorted(set(init)):
+        here = summary[summary["spec_label"] == label]["test_acc"]
+        then = [p["test_acc"] for p in data.port["table"] if p["init"] == init[label]]
+        values = (
+            f"span {here.min():.4f}–{here.max():.4f}"
+            if round(here.max() - here.min(), 4)
+            else f"are all {here.min():.4f}"
+        )
+        spans.append(
+            f"at {label} the test accuracies here {values} (published at that init: "
+            f"{', '.join(str(t) for t in then)})"
+        )
+    return (
+        f"Session `results/{_session_id(data, 'published')}` ({_machine(env)}): "
+        f"`{PUBLISHED_COMMAND}`, medians of {repeats} runs (⚠: the repeats varied by more "
+        f"than {NOISY_CV:.0%}); published: 2020, {data.port['machine']}.\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + _sentence("; ".join(spans))
+        + "."
+        + "".join(f"\n\n{line}" for line in work_notes(summary))
+        + "\n"
+    )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _time(row: Any) -> str:
+    noisy = pd.notna(row["train_time_cv"]) and row["train_time_cv"] > NOISY_CV
+    return f"{row['train_time_s']:.2f} s" + (" ⚠" if noisy else "")
+
+
+def phases_compared(data: Data) -> str:
+    """Time per step and per phase, from the book's code to the plain port to the tuned net."""
+    frame = data.frames["profile_steps"]
+    runs = frame[(frame["status"] == "ok") & frame["phases"].notna()]
+    iterations = int(runs["spec"].iloc[0]["iterations"])
+    order = ["numpy", "rust-ndarray", "rust"]
+    phases = ["batch", "forward", "backward", "update"]
+    lines = [
+        "| backend | µs per step | " + " | ".join(phases) + " |",
+        "|---" * (len(phases) + 2) + "|",
+    ]
+    for backend in order:
+        group = runs[runs["backend"] == backend]
+        per_phase = pd.DataFrame(list(group["phases"])).median()
+        step = group["train_time_s"].median() / iterations * 1e6
+        cells = " | ".join(f"{per_phase[p] / iterations * 1e6:.0f}" for p in phases)
+        name = backend_label(backend, group["algorithm"].iloc[0])
+        lines.append(f"| {name} | {step:.0f} | {cells} |")
+    env = frame["env"].iloc[0]
+    repeats = int(frame["repeat"].max()) + 1
+    return (
+        "\n".join(lines)
+        + f"\n\nSession `results/{_session_id(data, 'profile_steps')}` ({_machine(env)}): "
+        f"`{PROFILE_COMMAND}`, medians of {repeats} runs of {iterations:,} steps. Each backend "
+        "times its own phases (the tuned net folds the first layer's weight gradient into its "
+        "update); the step is the harness's training time, timers included.\n"
+    )
+
+
 GENERATORS: dict[str, Callable[[Data], str]] = {
     "reference-setup": reference_setup,
     "reference-table": reference_table,
@@ -440,6 +559,8 @@ GENERATORS: dict[str, Callable[[Data], str]] = {
     "rust-phases": rust_phases,
     "rust-memory": rust_memory,
     "rust-threads": rust_threads,
+    "published-table": published_table,
+    "phases-compared": phases_compared,
 }
 READMES = ("README.md", "rust_impl/README.md")
 
