@@ -31,6 +31,20 @@ def test_a_run_records_when_it_first_reached_the_target(idx_dir, tmp_path, capsy
     first = next(p for p in record["curve"] if p["test_acc"] >= 0.5)
     assert record["time_to_target_s"] == first["train_time_s"]
     assert "to test_acc≥0.5 s" in out
+    # The session's own target is what report and export read it against.
+    results = ["--results-dir", str(tmp_path / "results")]
+    assert main(["report", *results, "--out", str(tmp_path / "report")]) == 0
+    header = next(
+        line
+        for line in (tmp_path / "report" / "report.md").read_text().splitlines()
+        if "time to test_acc≥0.5" in line
+    )
+    assert "speed to test_acc≥0.5 [95 % CI]" in header
+    csv = tmp_path / "summary.csv"
+    assert main(["export", *results, "--format", "csv", "--out", str(csv)]) == 0
+    (row,) = pd.read_csv(csv).itertuples()
+    assert row.target == "test_acc≥0.5"
+    assert row.time_to_target_median_s == pytest.approx(first["train_time_s"])
 
 
 def test_a_target_never_reached_is_recorded_as_such(idx_dir, tmp_path, capsys):
