@@ -34,28 +34,18 @@ def trained(backend_cls, spec: Spec, x, y, steps: int, threads: int | None = 1):
     return backend, loss
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_100_steps_match_numpy_float32(threads):
-    spec = Spec(iterations=100)
-    x, y = synthetic_mnist()
-    ours, our_loss = trained(RustBackend, spec, x, y, 100, threads)
-    book, book_loss = trained(NumpyBackend, spec, x, y, 100)
-    for name, value in book.params().items():
-        got = ours.params()[name]
-        assert got.dtype == np.float32 and got.shape == value.shape
-        np.testing.assert_allclose(got, value, rtol=1e-4, atol=1e-5, err_msg=name)
-    assert our_loss == pytest.approx(book_loss, rel=1e-4)
-    np.testing.assert_array_equal(ours.predict(x[:500]), book.predict(x[:500]))
-
-
 PLAIN_PORTS = [RustNdarrayBackend, RustNdarrayDynBackend]
 
 
-@pytest.mark.parametrize("backend_cls", PLAIN_PORTS, ids=lambda cls: cls.name)
-def test_the_plain_ports_match_numpy_float32(backend_cls):
+@pytest.mark.parametrize(
+    ("backend_cls", "threads"),
+    [(RustBackend, 1), (RustBackend, 2), (RustBackend, 3), *((cls, 1) for cls in PLAIN_PORTS)],
+    ids=lambda value: getattr(value, "name", str(value)),
+)
+def test_100_steps_match_numpy_float32(backend_cls, threads):
     spec = Spec(iterations=100)
     x, y = synthetic_mnist()
-    ours, our_loss = trained(backend_cls, spec, x, y, 100)
+    ours, our_loss = trained(backend_cls, spec, x, y, 100, threads)
     book, book_loss = trained(NumpyBackend, spec, x, y, 100)
     for name, value in book.params().items():
         got = ours.params()[name]

@@ -38,49 +38,33 @@ mod python {
         PyValueError::new_err(err.0)
     }
 
-    /// One Python class per float type, generated from the same generic core.
-    macro_rules! mlp_class {
-        ($class:ident, $pyname:literal, $t:ty) => {
+    fn init_params<T: numpy::Element + Copy>(
+        w1: PyReadonlyArray2<T>,
+        b1: PyReadonlyArray1<T>,
+        w2: PyReadonlyArray2<T>,
+        b2: PyReadonlyArray1<T>,
+    ) -> InitParams<T> {
+        InitParams {
+            w1: w1.as_array().to_owned(),
+            b1: b1.as_array().to_owned(),
+            w2: w2.as_array().to_owned(),
+            b2: b2.as_array().to_owned(),
+        }
+    }
+
+    /// A Python class around one of the nets, for one float type. Every class has the methods
+    /// the harness calls (`train_steps`, `predict`, `params`, profiling); the constructor, and
+    /// any extra methods, are the caller's: `pymethods` sees them once this macro has expanded.
+    macro_rules! net_class {
+        ($class:ident, $pyname:literal, $t:ty, $net:ty, { $($methods:tt)* }) => {
             #[pyclass(name = $pyname, module = "mlp_bench_rust")]
             pub struct $class {
-                net: TwoLayerNet<$t>,
+                net: $net,
             }
 
             #[pymethods]
             impl $class {
-                /// Copies the initial parameters and the training set in (as one byte per pixel
-                /// when it holds at most 256 distinct values); sizes every buffer.
-                #[new]
-                #[pyo3(signature = (w1, b1, w2, b2, train_x, train_y, lr, batch, threads))]
-                #[allow(clippy::too_many_arguments)]
-                fn new(
-                    w1: PyReadonlyArray2<$t>,
-                    b1: PyReadonlyArray1<$t>,
-                    w2: PyReadonlyArray2<$t>,
-                    b2: PyReadonlyArray1<$t>,
-                    train_x: PyReadonlyArray2<$t>,
-                    train_y: PyReadonlyArray1<i64>,
-                    lr: f64,
-                    batch: usize,
-                    threads: usize,
-                ) -> PyResult<Self> {
-                    let init = InitParams {
-                        w1: w1.as_array().to_owned(),
-                        b1: b1.as_array().to_owned(),
-                        w2: w2.as_array().to_owned(),
-                        b2: b2.as_array().to_owned(),
-                    };
-                    let net = TwoLayerNet::new(
-                        init,
-                        train_x.as_array().to_owned(),
-                        train_y.as_array(),
-                        lr,
-                        batch,
-                        threads,
-                    )
-                    .map_err(value_error)?;
-                    Ok(Self { net })
-                }
+                $($methods)*
 
                 /// One SGD step per row of `batch_indices` (int32, shape (k, batch)), with the
                 /// GIL released; returns the mean loss.
@@ -104,6 +88,68 @@ mod python {
                     let net = &self.net;
                     let classes = py.detach(|| net.predict(x)).map_err(value_error)?;
                     Ok(classes.into_pyarray(py))
+                }
+
+                /// Time each phase of the following steps.
+                fn enable_profiling(&mut self) {
+                    self.net.enable_profiling();
+                }
+
+                /// Seconds per phase since profiling was enabled; None when it is off.
+                fn phase_times<'py>(
+                    &self,
+                    py: Python<'py>,
+                ) -> PyResult<Option<Bound<'py, PyDict>>> {
+                    let Some(phases) = self.net.phase_times() else {
+                        return Ok(None);
+                    };
+                    let dict = PyDict::new(py);
+                    for (name, seconds) in phases {
+                        dict.set_item(name, seconds)?;
+                    }
+                    Ok(Some(dict))
+                }
+
+                /// Copies of W1, b1, W2, b2.
+                fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                    let params = self.net.params();
+                    let dict = PyDict::new(py);
+                    dict.set_item("W1", PyArray2::from_owned_array(py, params.w1))?;
+                    dict.set_item("b1", PyArray1::from_owned_array(py, params.b1))?;
+                    dict.set_item("W2", PyArray2::from_owned_array(py, params.w2))?;
+                    dict.set_item("b2", PyArray1::from_owned_array(py, params.b2))?;
+                    Ok(dict)
+                }
+            }
+        };
+    }
+
+    /// The tuned net: the training set held as byte codes where it allows, each step split
+    /// among `threads` threads of its own.
+    macro_rules! tuned_class {
+        ($class:ident, $pyname:literal, $t:ty) => {
+            net_class!($class, $pyname, $t, TwoLayerNet<$t>, {
+                /// Copies the initial parameters and the training set in (as one byte per pixel
+                /// when it holds at most 256 distinct values); sizes every buffer.
+                #[new]
+                #[pyo3(signature = (w1, b1, w2, b2, train_x, train_y, lr, batch, threads))]
+                #[allow(clippy::too_many_arguments)]
+                fn new(
+                    w1: PyReadonlyArray2<$t>,
+                    b1: PyReadonlyArray1<$t>,
+                    w2: PyReadonlyArray2<$t>,
+                    b2: PyReadonlyArray1<$t>,
+                    train_x: PyReadonlyArray2<$t>,
+                    train_y: PyReadonlyArray1<i64>,
+                    lr: f64,
+                    batch: usize,
+                    threads: usize,
+                ) -> PyResult<Self> {
+                    let init = init_params(w1, b1, w2, b2);
+                    let x = train_x.as_array().to_owned();
+                    TwoLayerNet::new(init, x, train_y.as_array(), lr, batch, threads)
+                        .map(|net| Self { net })
+                        .map_err(value_error)
                 }
 
                 /// Threads a step is split among: the budget, capped by the batch size.
@@ -130,43 +176,14 @@ mod python {
                 fn inputs_held_as(&self) -> &'static str {
                     self.net.inputs_held_as()
                 }
-
-                /// Time each phase (batch, forward, backward, update, wait) of the following
-                /// steps.
-                fn enable_profiling(&mut self) {
-                    self.net.enable_profiling();
-                }
-
-                /// The first thread's seconds per phase since profiling was enabled; None when
-                /// it is off.
-                fn phase_times<'py>(
-                    &self,
-                    py: Python<'py>,
-                ) -> PyResult<Option<Bound<'py, PyDict>>> {
-                    phases_dict(py, self.net.phase_times())
-                }
-
-                /// Copies of W1, b1, W2, b2.
-                fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-                    params_dict(py, self.net.params())
-                }
-            }
+            });
         };
     }
 
-    mlp_class!(Mlp32, "Mlp32", f32);
-    mlp_class!(Mlp64, "Mlp64", f64);
-
-    /// The plain ndarray ports (plain.rs): one class per float type and layer dimension.
+    /// The plain ndarray ports (plain.rs), `Array2` or `ArrayD` between the layers.
     macro_rules! plain_class {
         ($class:ident, $pyname:literal, $t:ty, $dim:ty) => {
-            #[pyclass(name = $pyname, module = "mlp_bench_rust")]
-            pub struct $class {
-                net: PlainNet<$t, $dim>,
-            }
-
-            #[pymethods]
-            impl $class {
+            net_class!($class, $pyname, $t, PlainNet<$t, $dim>, {
                 /// Copies the initial parameters and the training set in.
                 #[new]
                 #[pyo3(signature = (w1, b1, w2, b2, train_x, train_y, lr, batch))]
@@ -181,98 +198,22 @@ mod python {
                     lr: f64,
                     batch: usize,
                 ) -> PyResult<Self> {
-                    let init = InitParams {
-                        w1: w1.as_array().to_owned(),
-                        b1: b1.as_array().to_owned(),
-                        w2: w2.as_array().to_owned(),
-                        b2: b2.as_array().to_owned(),
-                    };
-                    let net = PlainNet::new(
-                        init,
-                        train_x.as_array().to_owned(),
-                        train_y.as_array(),
-                        lr,
-                        batch,
-                    )
-                    .map_err(value_error)?;
-                    Ok(Self { net })
+                    let init = init_params(w1, b1, w2, b2);
+                    let x = train_x.as_array().to_owned();
+                    PlainNet::new(init, x, train_y.as_array(), lr, batch)
+                        .map(|net| Self { net })
+                        .map_err(value_error)
                 }
-
-                /// One SGD step per row of `batch_indices` (int32, shape (k, batch)), with the
-                /// GIL released; returns the mean loss.
-                fn train_steps(
-                    &mut self,
-                    py: Python<'_>,
-                    batch_indices: PyReadonlyArray2<i32>,
-                ) -> PyResult<f64> {
-                    let indices = batch_indices.as_array();
-                    let net = &mut self.net;
-                    py.detach(|| net.train_steps(indices)).map_err(value_error)
-                }
-
-                /// Class ids (int64) for the rows of `x`.
-                fn predict<'py>(
-                    &self,
-                    py: Python<'py>,
-                    x: PyReadonlyArray2<'py, $t>,
-                ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-                    let x = x.as_array();
-                    let net = &self.net;
-                    let classes = py.detach(|| net.predict(x)).map_err(value_error)?;
-                    Ok(classes.into_pyarray(py))
-                }
-
-                /// Time each phase (batch, forward, backward, update) of the following steps.
-                fn enable_profiling(&mut self) {
-                    self.net.enable_profiling();
-                }
-
-                /// Seconds per phase since profiling was enabled; None when it is off.
-                fn phase_times<'py>(
-                    &self,
-                    py: Python<'py>,
-                ) -> PyResult<Option<Bound<'py, PyDict>>> {
-                    phases_dict(py, self.net.phase_times())
-                }
-
-                /// Copies of W1, b1, W2, b2.
-                fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-                    params_dict(py, self.net.params())
-                }
-            }
+            });
         };
     }
 
+    tuned_class!(Mlp32, "Mlp32", f32);
+    tuned_class!(Mlp64, "Mlp64", f64);
     plain_class!(PlainNdarray32, "PlainNdarray32", f32, Ix2);
     plain_class!(PlainNdarray64, "PlainNdarray64", f64, Ix2);
     plain_class!(PlainNdarrayDyn32, "PlainNdarrayDyn32", f32, IxDyn);
     plain_class!(PlainNdarrayDyn64, "PlainNdarrayDyn64", f64, IxDyn);
-
-    fn phases_dict<'py>(
-        py: Python<'py>,
-        phases: Option<Vec<(&'static str, f64)>>,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(phases) = phases else {
-            return Ok(None);
-        };
-        let dict = PyDict::new(py);
-        for (name, seconds) in phases {
-            dict.set_item(name, seconds)?;
-        }
-        Ok(Some(dict))
-    }
-
-    fn params_dict<'py, T: numpy::Element>(
-        py: Python<'py>,
-        params: InitParams<T>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        dict.set_item("W1", PyArray2::from_owned_array(py, params.w1))?;
-        dict.set_item("b1", PyArray1::from_owned_array(py, params.b1))?;
-        dict.set_item("W2", PyArray2::from_owned_array(py, params.w2))?;
-        dict.set_item("b2", PyArray1::from_owned_array(py, params.b2))?;
-        Ok(dict)
-    }
 
     #[pymodule]
     fn mlp_bench_rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
