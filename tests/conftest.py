@@ -43,3 +43,14 @@ def mnist_dir() -> Path:
     if not value or not any(Path(value).glob("train-images-idx3-ubyte*")):
         pytest.skip("real MNIST not available: set HARNESS_DATA_DIR to a directory holding it")
     return Path(value)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (the end-to-end runs, the cargo builds, torch.compile's), so that
+    under ``pytest -n`` no worker starts one of them while the other has run out of work."""
+
+    def long(item: pytest.Item) -> bool:
+        marked = item.get_closest_marker("slow") or item.get_closest_marker("rust")
+        return bool(marked) or "torch-compile" in item.name
+
+    items.sort(key=lambda item: not long(item))

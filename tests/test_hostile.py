@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from harness.cli import main
+from harness.runner import processes
 from harness.runner.progress_events import ProgressEvents
 from tests.helpers import TINY, take_ctrl_c
 from tests.hostile_backends import CLASSES, EXPECTED, SLEEP
@@ -140,6 +141,34 @@ def test_a_setsid_daemon_does_not_survive_the_timeout(idx_dir, tmp_path, no_stra
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "killed after the 3 s timeout" in err
+
+
+def test_a_child_that_ends_while_listed_does_not_hide_its_siblings(monkeypatch, no_strays):
+    """A shell that forks a daemon and exits at once ends between the listing of its parent's
+    children and the listing of its own: the sweep must still find everything else."""
+    ends, stays = (subprocess.Popen(["sleep", SLEEP]) for _ in range(2))
+    listed = psutil.Process.children
+
+    def children(self: psutil.Process, recursive: bool = False) -> list[psutil.Process]:
+        if self.pid == ends.pid:
+            raise psutil.NoSuchProcess(self.pid)
+        return listed(self, recursive)
+
+    monkeypatch.setattr(psutil.Process, "children", children)
+    try:
+        found = {proc.pid for proc in processes._descendants(None, set())}
+        assert {ends.pid, stays.pid} <= found
+        monkeypatch.undo()
+        assert (
+            processes.kill_descendants(
+                spare={p.pid for p in psutil.Process().children()} - {ends.pid, stays.pid}
+            )
+            == 2
+        )
+    finally:
+        for proc in (ends, stays):
+            proc.kill()
+            proc.wait()
 
 
 def command_line(process: psutil.Process) -> list[str]:

@@ -73,13 +73,19 @@ _MAX_SWEEPS = 10  # each sweep kills a generation forked during the one before
 
 
 def _descendants(pid: int | None, spare: set[int]) -> list[psutil.Process]:
-    found: list[psutil.Process] = []
     try:
-        for child in psutil.Process(pid).children():
-            if child.pid not in spare:
-                found += [child, *child.children(recursive=True)]
+        children = psutil.Process(pid).children()
     except psutil.Error:
-        pass
+        return []
+    found: list[psutil.Process] = []
+    for child in children:
+        if child.pid in spare:
+            continue
+        found.append(child)
+        # A child that ended since the listing (a shell that forked a daemon and exited, say)
+        # has no children to list; its siblings, and the daemon, must still be found.
+        with contextlib.suppress(psutil.Error):
+            found += child.children(recursive=True)
     return found
 
 
