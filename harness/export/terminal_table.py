@@ -17,14 +17,15 @@ from harness.results.summary import (
     backend_label,
     fmt,
     label_columns,
+    skips_work,
     to_target_text,
     warnings,
     work_notes,
 )
 
 
-def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
-    rows = summary_table(frame, baseline)
+def build_table(rows: pd.DataFrame) -> Table:
+    """The table of ``summary_table``'s rows."""
     table = Table(title="mlp-bench summary (medians over ok runs; train/test = accuracy)")
     names = [backend_label(r.backend, r.algorithm) for r in rows.itertuples()]
     widest = max((len(name) for name in names), default=7)
@@ -35,7 +36,7 @@ def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
         table.add_column(heading, no_wrap=True)
     speed = f"vs {rows['baseline'].iloc[0]} [95 % CI]" if len(rows) else "speed"
     # The job's FLOP rate; beside it, where a backend skips work, the rate of what it executed.
-    executed = len(rows) > 0 and bool((rows["algorithm"] != "dense").any())
+    executed = skips_work(rows)
     rates = ("GFLOP/s", "exec GFLOP/s") if executed else ("GFLOP/s",)
     to_target = f"to {rows['target'].iloc[0]} s" if len(rows) else "to target"
     columns = ("time s", "CV", speed, to_target, "vs [95 % CI]", "CPU %", *rates)
@@ -72,7 +73,8 @@ def build_table(frame: pd.DataFrame, baseline: str | None = None) -> Table:
 
 def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = None) -> None:
     """The table and its warnings on ``console``; a file or pipe gets every column whole."""
-    table = build_table(frame, baseline)
+    summary = summary_table(frame, baseline)
+    table = build_table(summary)
     if console.is_terminal:
         console.print(table)
     else:  # a file or a pipe has no width to fit: never truncate a column there
@@ -83,7 +85,6 @@ def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = 
             console.print(table)
         finally:
             console.width = width
-    summary = summary_table(frame, baseline)
     for line in work_notes(summary):
         console.print(escape(line), soft_wrap=True)
     for line in warnings(summary):

@@ -29,6 +29,7 @@ def _items(lines: list[str]) -> str:
 def render_html(
     results: Results, frame: pd.DataFrame, chart_pngs: dict[str, Path], baseline: str | None = None
 ) -> str:
+    summary = summarize(frame, baseline)  # for the lines under the comparison table
     images = "\n".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"></figure>'
@@ -80,8 +81,8 @@ pre {{ background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }}
 machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
 (200 % = two busy cores).</p>
 {_table(tables.comparison_table(frame, baseline))}
-{_items(work_notes(summarize(frame, baseline)))}
-{_items(["⚠ " + line for line in warnings(summarize(frame, baseline))])}
+{_items(work_notes(summary))}
+{_items(["⚠ " + line for line in warnings(summary)])}
 {machines}<h2>GEMM rate and bound</h2>
 {_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}
 <h2>Thread audit</h2>

@@ -27,6 +27,7 @@ def _table(frame: pd.DataFrame) -> str:
 def render_markdown(
     results: Results, frame: pd.DataFrame, chart_names: list[str], baseline: str | None = None
 ) -> str:
+    summary = summarize(frame, baseline)
     lines = [
         "# mlp-bench report",
         "",
@@ -44,8 +45,8 @@ def render_markdown(
         "",
         _table(tables.comparison_table(frame, baseline)),
         "",
-        *[f"- {line}" for line in work_notes(summarize(frame, baseline))],
-        *[f"- ⚠ {line}" for line in warnings(summarize(frame, baseline))],
+        *[f"- {line}" for line in work_notes(summary)],
+        *[f"- ⚠ {line}" for line in warnings(summary)],
         "",
     ]
     side_by_side = tables.machines_side_by_side(frame)

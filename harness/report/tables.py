@@ -22,6 +22,7 @@ from harness.results.summary import (
     gemm_rates,
     groups,
     label_columns,
+    skips_work,
     summarize,
     to_target_text,
     variation,
@@ -73,11 +74,6 @@ def _key_cells(row: Any, frame: pd.DataFrame) -> dict[str, str]:
 
 def _share(gflops: Any, rate: Any) -> str:
     return fmt(gflops / rate * 100 if pd.notna(rate) and pd.notna(gflops) else None, ".0f", " %")
-
-
-def skips_work(summary: pd.DataFrame) -> bool:
-    """Whether any row ran an algorithm that does other work than the job's dense products."""
-    return bool(len(summary)) and bool((summary["algorithm"] != "dense").any())
 
 
 def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:

@@ -338,6 +338,11 @@ def backend_label(backend: str, algorithm: str) -> str:
     return backend if algorithm == "dense" else f"{backend} [{algorithm}]"
 
 
+def skips_work(summary: pd.DataFrame) -> bool:
+    """Whether any row ran an algorithm that does other work than the job's dense products."""
+    return bool(len(summary)) and bool((summary["algorithm"] != "dense").any())
+
+
 def work_notes(summary: pd.DataFrame) -> list[str]:
     """One line per backend and algorithm that skips work: what it skips, and how much of the
     job's FLOPs it executed where it declared them."""
