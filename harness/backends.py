@@ -1,15 +1,10 @@
-"""The Backend protocol and the plugin registry (the project's only global state).
+"""Finding, checking and choosing backends: the plugin registry (the project's only global state).
 
-A backend is a class with a no-argument constructor implementing the four methods of ``Backend``.
-It is found through the ``harness.backends`` entry-point group (built-ins register the same way)
-or given as ``module:Class`` with ``--backend-path``. The harness owns the seed, the initial
-parameters, the batch stream, the timer, the thread settings and the accuracy computation.
-
-Optional hooks, each a Protocol below (``HOOKS`` lists them; docs/writing-a-backend.md too):
-on the class, ``Versioned``, ``MaybeUnavailable``, ``DrawsOwnBatches``; on the instance,
-``ConfiguresThreads``, ``Describes``, ``Profiles`` (with ``NotesPhases``), ``DeclaresWork``,
-``Closes``. The harness looks for each with ``isinstance`` against its Protocol, so a hook is
-exactly what is declared here.
+A backend is a class with a no-argument constructor implementing the four methods of ``Backend``
+(harness.hooks, with the optional hooks). It is found through the ``harness.backends``
+entry-point group (built-ins register the same way) or given as ``module:Class`` with
+``--backend-path``. The harness owns the seed, the initial parameters, the batch stream, the
+timer, the thread settings and the accuracy computation.
 """
 
 from __future__ import annotations
@@ -22,13 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import Any
 
 from harness.errors import BackendError, HarnessError
+from harness.hooks import Describes, DrawsOwnBatches, MaybeUnavailable, Versioned
+from harness.plugin_shape import class_answer, shape_problem
 from harness.requests import BackendChoice
-from harness.spec import Spec
 
 ENTRY_POINT_GROUP = "harness.backends"
 # Names become file names (records, scratch files), so they are slugs: no "/", no leading ".".
@@ -43,147 +37,6 @@ def name_problem(name: object) -> str | None:
         f"{name!r} is not a valid backend name: use 1–64 letters, digits, '-', '_' or '.', "
         "not starting with '.'"
     )
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """The four methods a backend implements; the data contract is in each docstring.
-
-    Shapes use n = training rows (60,000 for MNIST), f = features per row (784), h = the spec's
-    ``hidden`` (50), c = classes (10), b = the spec's ``batch`` (100).
-    """
-
-    name: str
-
-    def setup(
-        self, spec: Spec, train_x: np.ndarray, train_y: np.ndarray, init: dict[str, np.ndarray]
-    ) -> None:
-        """Untimed: copy the data in, build the model, set its parameters to ``init``.
-
-        ``train_x``: (n, f) floats in the spec's dtype (float32 or float64), pixels scaled to
-        [0, 1] (raw byte ÷ 255), C-contiguous. ``train_y``: (n,) int64 class ids 0 … c−1, not
-        one-hot. ``init``: ``W1`` (f, h), ``b1`` (h,), ``W2`` (h, c), ``b2`` (c,), in the spec's
-        dtype; the net computes softmax(relu(x·W1 + b1)·W2 + b2). The arrays are the harness's,
-        handed over read-only (so are ``batch_indices`` and ``predict``'s ``x``): copy what you
-        change, e.g. ``np.array(init["W1"])``; a write into one raises and fails the run.
-        """
-
-    def train_steps(self, batch_indices: np.ndarray) -> float:
-        """Timed: one SGD step per row of ``batch_indices``; return the mean loss.
-
-        ``batch_indices``: (k, b) int32 row indices into ``train_x`` / ``train_y``, one row per
-        step, drawn with replacement by the harness (k = the steps until the next evaluation).
-        Each step: forward on those b rows, softmax cross-entropy averaged over the b rows,
-        backward, then W ← W − lr·∂loss/∂W for all four parameters. Return the mean over the k
-        steps of each step's batch-mean loss, as a real number (int, float, NumPy scalar or 0-d
-        array); anything else fails the run.
-        """
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class ids for inputs; the harness computes accuracy itself.
-
-        ``x``: (m, f) in the same dtype and scaling as ``train_x``. Return (m,) integer ids in
-        0 … c−1 (the argmax of the logits); probabilities, one-hot rows or ids out of range fail
-        the run.
-        """
-
-    def params(self) -> dict[str, np.ndarray]:
-        """Current ``W1``, ``b1``, ``W2``, ``b2`` as NumPy arrays of ``init``'s shapes.
-
-        ``harness verify`` compares them, step by step, with a float64 run of the book's code.
-        """
-
-
-@runtime_checkable
-class Versioned(Protocol):
-    """On the class: a version string for the record and ``harness list`` (default: the version
-    of the distribution that installed the backend)."""
-
-    @classmethod
-    def version(cls) -> str: ...
-
-
-@runtime_checkable
-class MaybeUnavailable(Protocol):
-    """On the class: why the backend cannot run here and what to install; None when it can.
-    Called by ``list`` and before a run; keep it cheap (no heavy imports)."""
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None: ...
-
-
-@runtime_checkable
-class DrawsOwnBatches(Protocol):
-    """On the class: ``follows_batch_stream = False`` for a backend that draws its own batches;
-    its runs are marked not comparable and ``verify`` skips it."""
-
-    follows_batch_stream: bool
-
-
-@runtime_checkable
-class ConfiguresThreads(Protocol):
-    """Apply the harness's thread budget in code (None: the library's default), before setup.
-    The thread environment variables are set before the worker starts either way."""
-
-    def configure_threads(self, threads: int | None) -> None: ...
-
-
-@runtime_checkable
-class Describes(Protocol):
-    """Extra facts for the record's ``build_info`` (build profile, kernels, …), read after
-    setup and again after training. A ``threads_told`` string says what the library was told
-    about threads, for the report's thread audit."""
-
-    def build_info(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class Profiles(Protocol):
-    """``run --profile``: ``enable_profiling()`` before setup; after training, ``phase_times()``
-    gives seconds per phase of a step (batch, forward, backward, update), summed over the run.
-    A subclass that cannot profile sets ``enable_profiling = None``."""
-
-    def enable_profiling(self) -> None: ...
-
-    def phase_times(self) -> dict[str, float]: ...
-
-
-@runtime_checkable
-class NotesPhases(Protocol):
-    """With ``Profiles``: ``phases_note``, a line on how the phase times were taken."""
-
-    phases_note: str | None
-
-
-@runtime_checkable
-class DeclaresWork(Protocol):
-    """After training: the work the backend executed, where it is not the job's dense products.
-    ``executed_work()`` returns ``{"algorithm": "sparse", "flops": F, "skips": "…"}``: a short
-    name for the algorithm, the FLOPs (2 per multiply-add) of all its timed steps, and one line
-    saying what it leaves out (None when nothing). Undeclared, a run is recorded as ``dense``,
-    executing the job's FLOPs. Runs of one backend under two algorithms never pool or pair."""
-
-    def executed_work(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class Closes(Protocol):
-    """Release what the backend holds (a child process, say) at the end of the run, ok or not."""
-
-    def close(self) -> None: ...
-
-
-HOOKS: tuple[type, ...] = (
-    Versioned,
-    MaybeUnavailable,
-    DrawsOwnBatches,
-    ConfiguresThreads,
-    Describes,
-    Profiles,
-    NotesPhases,
-    DeclaresWork,
-    Closes,
-)
 
 
 def follows_batch_stream(cls: type) -> bool:
@@ -216,12 +69,49 @@ class BackendStatus:
 
 @cache
 def registry() -> dict[str, BackendRef]:
-    """Every backend registered through entry points, by name."""
-    refs: dict[str, BackendRef] = {}
+    """Every backend registered through entry points, by name. A name registered twice (a
+    plugin that takes a built-in's name) is kept for neither: ``lookup`` names the clash."""
+    found: dict[str, list[BackendRef]] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist else "unknown distribution"
-        refs.setdefault(ep.name, BackendRef(ep.name, ep.value, f"entry point in {dist}"))
-    return dict(sorted(refs.items()))
+        refs = found.setdefault(ep.name, [])
+        if all(ref.target != ep.value for ref in refs):
+            refs.append(BackendRef(ep.name, ep.value, f"entry point in {dist}"))
+    chosen = {}
+    for name, refs in sorted(found.items()):
+        own = [ref for ref in refs if ref.source == f"entry point in {_OWN_DISTRIBUTION}"]
+        chosen[name] = refs[0] if len(refs) == 1 else own[0] if own else _clash(name, refs)
+    return chosen
+
+
+def name_clashes() -> list[str]:
+    """One line per plugin entry point refused for taking a name already registered."""
+    lines = []
+    by_name: dict[str, set[str]] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        by_name.setdefault(ep.name, set()).add(ep.value)
+    for name, targets in sorted(by_name.items()):
+        kept = registry()[name]
+        if kept.target.startswith(_CLASH_PREFIX):  # neither is kept; using it says why
+            continue
+        for target in sorted(targets - {kept.target}):
+            lines.append(
+                f"ignoring the plugin {target}: its name {name!r} is the built-in "
+                f"{kept.target}'s; a plugin may not take another backend's name: rename it"
+            )
+    return lines
+
+
+_OWN_DISTRIBUTION = "mlp-bench"  # the built-ins keep their names against any plugin
+
+
+_CLASH_PREFIX = "clash:"
+
+
+def _clash(name: str, refs: list[BackendRef]) -> BackendRef:
+    """A stand-in for a name two distributions register: it loads as neither, saying why."""
+    both = " and ".join(f"{ref.target} ({ref.source})" for ref in refs)
+    return BackendRef(name, f"{_CLASH_PREFIX}{name}", f"registered twice: {both}")
 
 
 def ref_from_path(target: str) -> BackendRef:
@@ -231,7 +121,22 @@ def ref_from_path(target: str) -> BackendRef:
     problem = name_problem(name)
     if problem:
         raise BackendError(f"backend path {target!r}: {problem}")
+    taken = registry().get(name)
+    if taken is not None and taken.target != target:
+        # Same name, same records and keys: its runs would pool and pair with the other's.
+        raise BackendError(
+            f"backend path {target!r}: its name {name!r} is taken by the registered backend "
+            f"{taken.target} ({taken.source}); give the class another name"
+        )
     return BackendRef(name, target, "--backend-path")
+
+
+# The book's NumPy code: run in float64, it is what verify and every run's proof compare with.
+REFERENCE_BACKEND = "numpy"
+
+
+def reference_target() -> str:
+    return lookup(REFERENCE_BACKEND).target
 
 
 def lookup(name: str) -> BackendRef:
@@ -254,6 +159,8 @@ def choose(choice: BackendChoice, warn: Callable[[str], None]) -> list[BackendRe
             "--backend-cmd NAME=COMMAND"
         )
     chosen: list[BackendRef] = []
+    for line in name_clashes():
+        warn(line)
     if choice.all:
         for ref in registry().values():
             state = status(ref)
@@ -304,6 +211,12 @@ def refs_from_commands(declared: Sequence[str], files: Sequence[Path]) -> list[B
 def load_class(target: str) -> type:
     from harness import process_backend
 
+    if target.startswith(_CLASH_PREFIX):
+        ref = registry()[target.removeprefix(_CLASH_PREFIX)]
+        raise BackendError(
+            f"backend name {ref.name!r} is {ref.source}; a plugin may not take another "
+            "backend's name: rename one entry point"
+        )
     if target.startswith(process_backend.TARGET_PREFIX):
         return process_backend.command_class(target)
     module_name, sep, attr = target.partition(":")
@@ -324,13 +237,16 @@ def load_class(target: str) -> type:
         raise BackendError(
             f"backend path {target!r}: {attr} lacks the Backend method(s) {', '.join(missing)}"
         )
+    problem = shape_problem(cls)
+    if problem:
+        raise BackendError(f"backend path {target!r}: {attr}'s {problem}")
     return cls
 
 
 def version_of(cls: Any) -> str:
     """The backend's ``version()``, else the version of the distribution that installed it."""
     if isinstance(cls, Versioned):
-        return str(cls.version())
+        return str(class_answer(cls, "version"))
     top = str(getattr(cls, "__module__", "")).split(".")[0]
     for dist in importlib.metadata.packages_distributions().get(top, []):
         try:
@@ -350,7 +266,10 @@ def status(ref: BackendRef) -> BackendStatus:
     except BackendError as exc:
         return BackendStatus(ref, "?", str(exc))
     try:
-        reason = cls.unavailable_reason() if isinstance(cls, MaybeUnavailable) else None
+        answer = None
+        if isinstance(cls, MaybeUnavailable):
+            answer = class_answer(cls, "unavailable_reason")
+        reason = None if answer is None else str(answer)
         version = version_of(cls) if reason is None else "?"
     except Exception as exc:  # a broken plugin shows as unavailable, it does not stop `list`
         return BackendStatus(ref, "?", f"checking it failed: {type(exc).__name__}: {exc}")

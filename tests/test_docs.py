@@ -39,7 +39,7 @@ def test_the_readme_stays_a_first_five_minutes_page():
 def test_the_backend_guide_lists_every_hook_with_its_members():
     import typing
 
-    from harness.backends import HOOKS
+    from harness.hooks import HOOKS
 
     guide = (REPO_ROOT / "docs" / "writing-a-backend.md").read_text()
     rows = {
