@@ -66,6 +66,15 @@ class Spec:
         ends = self.eval_points()
         return list(zip([0, *ends[:-1]], ends, strict=True))
 
+    def train_spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each ``train_steps`` call a run makes: the evaluation spans, the first
+        split after its first ``PROOF_STEPS`` steps so that the run can prove, from that short
+        call, that it started from the initial parameters and followed the batches."""
+        (start, end), *rest = self.eval_spans()
+        if end - start <= PROOF_STEPS:
+            return [(start, end), *rest]
+        return [(start, PROOF_STEPS), (PROOF_STEPS, end), *rest]
+
     def flops_per_iteration(self, n_features: int, n_classes: int) -> float:
         """Multiply-adds of the four matrix products of one SGD step, counted as 2 FLOP each.
 
@@ -82,6 +91,11 @@ def spec_hash(values: Mapping[str, Any]) -> str:
     canonical = json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+
+# The steps of a run's first ``train_steps`` call, checked against the float64 reference before
+# the run goes on (harness.work.proof): more than one, so a backend that skips steps within a
+# call is caught; few, so the check costs milliseconds.
+PROOF_STEPS = 4
 
 QUICK_PRESET: dict[str, Any] = {"iterations": 600, "eval_every": 200}
 

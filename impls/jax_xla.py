@@ -114,7 +114,7 @@ class JaxBackend:
 
         # Donating the weights lets XLA update them in place.
         self._jitted = jitted = jax.jit(train_chunk, donate_argnums=0)
-        lengths = sorted({end - start for start, end in spec.eval_spans()})
+        lengths = sorted({end - start for start, end in spec.train_spans()})
         # Ahead-of-time compilation for every chunk length: compiling is setup, not training.
         self._compiled = {
             k: jitted.lower(
@@ -135,6 +135,12 @@ class JaxBackend:
         compiled = self._compiled.get(len(batch_indices), self._jitted)
         self.weights, loss = compiled(self.weights, np.asarray(batch_indices, dtype=np.int32))
         return float(loss)  # waits for the device: the timed call covers the whole chunk
+
+    def synchronize(self) -> None:
+        """JAX dispatches asynchronously, on a GPU and on the CPU: wait for the weights too."""
+        import jax
+
+        jax.block_until_ready(self.weights)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         blocks = []

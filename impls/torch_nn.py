@@ -74,7 +74,9 @@ class TorchBackend:
 
         if self.threads is not None:  # before any parallel work, as the tuning guide says
             torch.set_num_threads(self.threads)
-            torch.set_num_interop_threads(self.threads)
+            # Settable once per process: a second instance in one worker (verify's) finds it set.
+            if torch.get_num_interop_threads() != self.threads:
+                torch.set_num_interop_threads(self.threads)
         dtype = getattr(torch, spec.dtype)
         self.dtype = spec.dtype
         device = torch.device(self.device)
@@ -125,6 +127,13 @@ class TorchBackend:
         for rows in steps:
             total += self.step(rows)
         return float(total) / len(steps)
+
+    def synchronize(self) -> None:
+        """CUDA runs kernels asynchronously: the timed region ends when the device is done."""
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
 
     def enable_profiling(self) -> None:
         self.phases = dict.fromkeys(("batch", "forward", "backward", "update"), 0.0)

@@ -19,13 +19,15 @@ class RaisesInSetup(NumpyBackend):
 
 
 class RaisesMidTraining(NumpyBackend):
+    """Trains until the first evaluation (20 steps in the tests' tiny job), then raises."""
+
     name = "raises-mid-training"
-    calls = 0
+    steps = 0
 
     def train_steps(self, batch_indices):
-        self.calls += 1
-        if self.calls == 2:
+        if self.steps >= 20:
             raise ValueError("step exploded on the second chunk")
+        self.steps += len(batch_indices)
         return super().train_steps(batch_indices)
 
 

@@ -106,6 +106,20 @@ class BypassesToLabels(NumpyBackend):
         return np.full(len(x), 3, dtype=np.int64)
 
 
+class BypassesToLabelsLate(BypassesToLabels):
+    """The same write, made in its first predict: after the proof, before any score."""
+
+    name = "bypasses-to-labels-late"
+
+    def setup(self, spec, train_x, train_y, init):
+        NumpyBackend.setup(self, spec, train_x, train_y, init)
+        self.labels = train_y
+
+    def predict(self, x):
+        writable_owner(self.labels)[:] = 3
+        return super().predict(x)
+
+
 class BypassesToInit(NumpyBackend):
     """Goes round the flag and scales the initial weights it was given before copying them."""
 

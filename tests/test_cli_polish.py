@@ -65,12 +65,19 @@ def test_run_json_and_quiet(idx_dir, tmp_path, capsys):
     assert "repeat 1" not in captured.err  # quiet: no per-run lines for runs that went well
 
 
-def test_more_threads_than_cores_is_warned_about(idx_dir, tmp_path, capsys):
+def test_more_threads_than_cores_are_refused_in_one_line(idx_dir, tmp_path, capsys):
+    """A huge count made BLAS start thousands of threads and grind to the timeout."""
     cores = len(os.sched_getaffinity(0))
     argv = ["run", "--data-dir", str(idx_dir), "--results-dir", str(tmp_path / "r"), *TINY]
-    assert main([*argv, "--backend", "numpy", "--threads", str(cores + 1)]) == 0
-    err = capsys.readouterr().err.replace("\n", "")
-    assert f"--threads {cores + 1} is more than the {cores} CPUs this process may use" in err
+    assert main([*argv, "--backend", "numpy", "--threads", f"1,{cores + 1}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: --threads {cores + 1} is more than the {cores} CPUs this process may use; "
+        f"give 1 to {cores}, 'all' (1…{cores}) or 'default' (each library's own)"
+    )
+    assert main([*argv, "--backend", "numpy", "--threads", "100000"]) == 2
+    assert "--threads 100000 is more than the" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
 def test_report_goes_next_to_the_session_by_default(tmp_path, capsys):

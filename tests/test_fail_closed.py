@@ -124,20 +124,22 @@ def test_going_round_the_flag_is_caught_and_fails_the_run(idx_dir, tmp_path, bac
 
 
 def test_accuracy_is_scored_on_the_harness_labels_not_the_ones_handed(idx_dir, tmp_path):
-    """Its labels rewritten to its constant prediction, the backend still scores ~10 %."""
-    run(idx_dir, tmp_path, *tampering("BypassesToLabels"))
+    """Its labels rewritten to its constant prediction (after its proof, in its first
+    predict), the backend still scores ~10 %; the changed input then fails the run."""
+    assert run(idx_dir, tmp_path, *tampering("BypassesToLabelsLate")) == 1
     record = _only_record(tmp_path)
     assert record["curve"], "evaluations before the end must have run"
     assert all(point["train_acc"] < 0.3 for point in record["curve"])
+    assert "changed its input train_y" in record["error"]
 
 
-def test_rewriting_the_batch_stream_reaches_no_later_step(idx_dir, tmp_path):
-    """Each chunk is a fresh copy: a backend that zeroes its chunk still gets real batches."""
-    assert run(idx_dir, tmp_path, *tampering("BypassesToBatches"), "--backend", "numpy") == 0
+def test_rewriting_the_batch_stream_fails_the_proof_and_harms_no_other_run(idx_dir, tmp_path):
+    """Each chunk is a fresh copy: a backend that zeroes its first chunk trained on rows it
+    was not given (its proof fails), and the next run gets the real batches."""
+    assert run(idx_dir, tmp_path, *tampering("BypassesToBatches"), "--backend", "numpy") == 1
     found = {r["backend"]: r for r in records(tmp_path).values()}
-    assert found["bypasses-to-batches"]["status"] == "ok"
-    # It trains on its own (zeroed) rows within a chunk, so its numbers are its own; the
-    # batches later chunks get are the harness's, as the record says.
+    assert "proof failed" in found["bypasses-to-batches"]["error"]
+    assert found["numpy"]["status"] == "ok" and found["numpy"]["proof"]["passed"]
     assert found["bypasses-to-batches"]["batches_sha256"] == found["numpy"]["batches_sha256"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -170,6 +171,13 @@ def test_a_program_template_builds_and_passes_verify_as_written(tmp_path, idx_di
     checked = harness(*words[3:], *tiny, "--steps", "20", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"x-{lang}: pass" in checked.stdout
+    # And a run of it: proven, its work inside the timer.
+    results = tmp_path / "r"
+    job = ["--set", "iterations=40", "--set", "eval_every=20", "--repeats", "1", "--no-gemm-rate"]
+    ran = harness("run", *words[4:], *tiny, *job, "--results-dir", str(results), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (record,) = [json.loads(p.read_text()) for p in results.glob(f"*/x-{lang}-*.json")]
+    assert record["proof"]["passed"] and record["flagged"] == []
 
 
 def test_an_unknown_template_language_is_one_line(tmp_path):

@@ -60,28 +60,26 @@ def test_c_example_and_numpy_do_the_same_work(idx_dir, tmp_path, c_backend):
 
 
 def test_cpu_time_counts_the_workers_children():
-    """A process backend computes in a child: its CPU seconds are the run's CPU seconds."""
-    import psutil
+    """A process backend computes in a child: its CPU seconds are the run's CPU seconds. The
+    child uses a known amount of its own CPU, so the machine's load cannot change the figure."""
+    from harness.runner.clock import TreeClock
 
-    from harness.runner.worker import _cpu_seconds
-
-    me = psutil.Process()
-    before = _cpu_seconds(me)
+    clock = TreeClock()
+    before = clock.start()
+    burn = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nt=time.time()\nwhile time.time()-t<0.6: pass\ninput()",
-        ],
+        [sys.executable, "-c", burn + "print('done', flush=True)\ninput()"],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        import time
-
-        time.sleep(0.8)
-        assert _cpu_seconds(me) - before > 0.4
+        assert child.stdout.readline() == "done\n"
+        assert clock.stop() - before >= 0.29  # alive: read from /proc, in 10 ms ticks
     finally:
-        child.communicate(b"\n")
+        child.communicate("\n")
+    # Ended and reaped: still counted, through RUSAGE_CHILDREN.
+    assert clock.stop() - before >= 0.29
 
 
 def test_python_program_speaks_the_protocol_too(idx_dir, tmp_path):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from harness.cli import main
+from harness.results.model import SCHEMA_VERSION
 from tests.helpers import fake, run
 
 
@@ -98,7 +99,7 @@ def test_a_session_file_from_a_newer_harness_is_one_line(idx_dir, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err == (
         f"error: unreadable: {session / 'session.json'}: schema version 999 is newer than this "
-        "harness reads (2); upgrade mlp-bench to read it"
+        f"harness reads ({SCHEMA_VERSION}); upgrade mlp-bench to read it"
     )
 
 

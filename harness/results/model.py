@@ -18,6 +18,12 @@ Schema versions:
      records read as ``dense``, or ``sparse`` where ``build_info.products`` names the sparse
      kernels, with the executed work unknown), and ``target``, ``time_to_target_s`` (the
      training time until the first evaluation at or above ``run --target``).
+  3: records say what the timed region left out and prove what it held: ``untimed`` (wall and
+     CPU seconds of every other kind of call into the backend: setup, params, predict, other),
+     ``untimed_excess_s``, ``proof`` (the first call checked against the float64 reference) or
+     ``proof_note`` (why not), ``cpu_budget`` and ``flagged`` (why an ok run's time is suspect).
+     CPU time now counts every descendant, also those that ended within a call. Version 2 files
+     load with these empty: their runs were neither proven nor judged.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 from harness.errors import SpecError
 from harness.spec import spec_from_dict, spec_hash
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SESSION_FILE = "session.json"
 STATUSES = ("ok", "failed", "timeout", "diverged")
 T = TypeVar("T")
@@ -87,6 +93,24 @@ class Roofline(TypedDict):
     size: int
 
 
+class UntimedCall(TypedDict):
+    """One kind of call into the backend outside the timed region, summed over the run."""
+
+    calls: Count
+    wall_s: Seconds
+    cpu_s: Seconds
+
+
+class ProofResult(TypedDict):
+    """The run's first call against the float64 reference (harness.work.proof)."""
+
+    steps: Count
+    passed: bool
+    tolerance_used: Annotated[float, Field(ge=0)] | None  # ≤ 1 passes; null: not measurable
+    closest_step: Count
+    cost_s: Seconds
+
+
 @dataclass(kw_only=True)
 class RunRecord:
     """One run: what was run (identity), how it was measured (flags) and what it measured."""
@@ -137,7 +161,7 @@ class RunRecord:
     iterations_done: Count = 0
     curve: Annotated[list[CurvePoint], FAIL_FAST] = field(default_factory=list)
     build_info: dict[str, Any] = field(default_factory=dict)
-    # The work the run executed, as the backend declared it (backends.DeclaresWork): "dense"
+    # The work the run executed, as the backend declared it (hooks.DeclaresWork): "dense"
     # (the job's products, and the job's FLOPs) unless it said otherwise.
     algorithm: str = "dense"
     executed_gflop: Annotated[float, Field(ge=0)] | None = None
@@ -148,6 +172,13 @@ class RunRecord:
     phases: Annotated[dict[str, Seconds], FAIL_FAST] | None = None
     phases_note: str | None = None  # how the phases were measured, or why there are none
     cpus_allowed: Ints | None = None  # what the worker could run on, as it saw it
+    # What the timed region left out, and why its time can be trusted (schema 3).
+    untimed: Annotated[dict[str, UntimedCall], FAIL_FAST] = field(default_factory=dict)
+    untimed_excess_s: Seconds | None = None  # first params() after a call over its repeat, summed
+    proof: ProofResult | None = None
+    proof_note: str | None = None  # why the run was not proven, when it was not
+    cpu_budget: Annotated[float, Field(gt=0)] | None = None  # CPUs it may use; null: no budget
+    flagged: Annotated[list[str], FAIL_FAST] = field(default_factory=list)  # why it is suspect
     stray_processes: Count = 0  # the backend's processes still alive at the end, killed then
     progress_junk: Count = 0  # malformed progress events the backend's process wrote, ignored
     exit_code: int | None = None

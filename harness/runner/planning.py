@@ -59,10 +59,13 @@ def new_matrix(request: RunRequest, warn: Callable[[str], None]) -> Matrix:
         threads = _sweep_threads(sweeps[SWEEP_THREADS])
     points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
     cores = len(os.sched_getaffinity(0))
-    for n in sorted({t for t in threads if t is not None and t > cores}):
-        warn(
-            f"--threads {n} is more than the {cores} CPUs this process may use: those runs "
-            "measure threads queueing for cores, not speed"
+    too_many = sorted({t for t in threads if t is not None and t > cores})
+    if too_many:
+        # Such runs measure threads queueing for cores (and a huge count makes BLAS start
+        # thousands of threads and grind to the timeout): refused before anything runs.
+        raise HarnessError(
+            f"--threads {too_many[-1]} is more than the {cores} CPUs this process may use; give "
+            f"1 to {cores}, 'all' (1…{cores}) or 'default' (each library's own)"
         )
     refs = backends.choose(work.backends, warn)
     check_baseline(request.baseline, [ref.name for ref in refs], "this matrix")

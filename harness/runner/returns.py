@@ -13,6 +13,7 @@ import numpy as np
 from harness import data
 from harness.backends import name_problem
 from harness.results.model import LOSS_FLOOR
+from harness.work.plan import PARAM_NAMES
 
 
 class BackendMisbehaved(Exception):
@@ -91,3 +92,35 @@ def phase_seconds(times: Any) -> dict[str, float]:
             )
         out[str(name)] = seconds
     return out
+
+
+def params_snapshot(params: Any) -> dict[str, np.ndarray]:
+    """The backend's parameters as copies: later training cannot change what was seen."""
+    if not isinstance(params, dict) or any(name not in params for name in PARAM_NAMES):
+        raise BackendMisbehaved(
+            f"params() returned {type(params).__name__}"
+            + (f" with keys {sorted(map(str, params))}" if isinstance(params, dict) else "")
+            + "; expected a dict of W1, b1, W2, b2"
+        )
+    return {name: np.array(params[name], copy=True) for name in PARAM_NAMES}
+
+
+def check_settled(
+    after: dict[str, np.ndarray], settled: dict[str, np.ndarray], start: int, end: int
+) -> None:
+    """Fail closed: parameters that change while no train_steps call runs were trained outside
+    the timed region (lazily, on a thread or in a process still running, on a device queue)."""
+    moved = [
+        name
+        for name in PARAM_NAMES
+        if after[name].shape != settled[name].shape
+        or not np.array_equal(after[name], settled[name], equal_nan=True)
+    ]
+    if moved:
+        raise BackendMisbehaved(
+            f"work outside the timed region: parameters {', '.join(moved)} changed after "
+            f"train_steps returned for iterations {start + 1}–{end}, while the harness only "
+            "read them and evaluated (training was deferred to predict() or params(), or left "
+            "running on a thread, a process or a device queue); finish the work before "
+            "train_steps returns, or wait for it in synchronize()"
+        )

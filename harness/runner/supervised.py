@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 
+from harness import backends
 from harness.data import DataFiles
 from harness.results.model import InvalidFile, RunRecord
 from harness.results.store import MAX_FILE_BYTES, parse_bounded
@@ -62,6 +63,8 @@ def supervised_run(
             "data": files.to_json(),
             "plan_path": str(plan_path),
             "profile": record.profile,
+            # The float64 reference each run's first call is proven against.
+            "reference_target": backends.reference_target(),
         }
         result = run_worker(
             job, scratch, record.threads, record.timeout_s, on_event, record.pinned_cpus
@@ -108,6 +111,8 @@ def _implausible(identity: RunRecord, record: RunRecord, wall_s: float) -> str |
             f"train_time_s {record.train_time_s:.3f} s exceeds the worker's whole life, "
             f"{wall_s:.3f} s as the runner measured it"
         )
+    if record.follows_batch_stream and not (record.proof and record.proof["passed"]):
+        return "status ok without a passing proof of its first call"
     return None
 
 

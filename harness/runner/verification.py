@@ -44,7 +44,7 @@ def verify_backends(
     timeout_s: float | None,
     on_start: Callable[[BackendRef], None] = lambda ref: None,
 ) -> list[Verdict]:
-    reference_target = backends.lookup("numpy").target
+    reference_target = backends.reference_target()
     verdicts = []
     for ref in refs:
         scratch = processes.scratch_dir()
@@ -77,12 +77,20 @@ def verify_backends(
                 continue
             try:
                 failure = outcome["first_failure"]
-                verdict = (
-                    "pass"
-                    if failure is None
-                    else f"FAIL: tolerance first broken at step {failure['step']} "
-                    f"({', '.join(failure['what'])})"
-                )
+                in_calls = outcome["in_calls"]["first_failure"]
+                if failure is not None:
+                    verdict = (
+                        f"FAIL: tolerance first broken at step {failure['step']} "
+                        f"({', '.join(failure['what'])})"
+                    )
+                elif in_calls is not None:
+                    verdict = (
+                        f"FAIL: right one step per call, but in calls of {in_calls['call_steps']} "
+                        f"steps, as runs make them, tolerance broken after step "
+                        f"{in_calls['after_step']} ({', '.join(in_calls['what'])})"
+                    )
+                else:
+                    verdict = "pass"
                 verdicts.append(Verdict(ref.name, verdict, list(outcome["checkpoints"])))
             except (KeyError, TypeError) as exc:
                 why = f"the worker's result is malformed ({type(exc).__name__}: {exc})"

@@ -19,7 +19,7 @@ either) agree to 1e-17.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +110,10 @@ def run_verification(
     handed_chunk: Callable[[int, int], np.ndarray],
     steps: int,
     checkpoints: list[int],
+    spans: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
-    """Step ``backend`` and the float64 ``reference`` (both set up) side by side.
+    """Step ``backend`` and the float64 ``reference`` (both set up) side by side; keep the
+    reference's parameters at the ends of ``spans`` (the calls of a run) for verify_in_chunks.
 
     ``plan`` is the harness's own copy: what the backend is compared with, and the batches the
     reference takes. The backend takes the same rows from ``handed_chunk(start, end)``, a
@@ -156,17 +158,50 @@ def run_verification(
 
     # Step 0: after setup the backend must hold exactly the harness's initial parameters.
     check(0, backend.params(), plan.init, None, None)
+    ends = {end for _, end in spans}
+    at_ends: dict[int, dict[str, np.ndarray]] = {}
     for step in range(1, steps + 1):
         loss = float(backend.train_steps(handed_chunk(step - 1, step)))
         want_loss = float(reference.train_steps(plan.batches[step - 1 : step]))
         plain_loss = _plain_loss(reference)
-        check(step, backend.params(), reference.params(), loss, want_loss)
+        want = reference.params()
+        check(step, backend.params(), want, loss, want_loss)
+        if step in ends:
+            at_ends[step] = {name: np.array(want[name], copy=True) for name in PARAM_NAMES}
     return {
         "passed": first_failure is None,
         "first_failure": first_failure,
         "checkpoints": rows,
         "tolerance": {"rtol": tolerance.rtol, "atol": tolerance.atol},
+        "reference_at": at_ends,  # for verify_in_chunks; taken out before the result is written
     }
+
+
+def verify_in_chunks(
+    backend: Any,
+    spec: Spec,
+    handed_chunk: Callable[[int, int], np.ndarray],
+    spans: list[tuple[int, int]],
+    reference_at: dict[int, dict[str, np.ndarray]],
+) -> dict[str, Any]:
+    """A fresh ``backend`` (set up) driven in the calls a run makes, several steps each: after
+    each call its parameters must be the reference's at that step. A backend right one step at
+    a time but wrong when a call holds more (skipped or merged steps) fails here."""
+    tolerance = TOLERANCES[spec.dtype]
+    for start, end in spans:
+        backend.train_steps(handed_chunk(start, end))
+        got = backend.params()
+        missing = _missing_params(got)
+        if missing:
+            raise ValueError(f"params() must return W1, b1, W2, b2; missing {', '.join(missing)}")
+        want = reference_at[end]
+        broken = [n for n in PARAM_NAMES if tolerance.breaks(got[n], want[n])]
+        if broken:
+            return {
+                "spans": [list(span) for span in spans],
+                "first_failure": {"after_step": end, "call_steps": end - start, "what": broken},
+            }
+    return {"spans": [list(span) for span in spans], "first_failure": None}
 
 
 def _plain_loss(reference: Any) -> float:

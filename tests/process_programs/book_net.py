@@ -13,6 +13,8 @@
   no-timing      a correct program that leaves out the optional seconds of its loss reply
   negative-loss  trains, then answers 'loss -1' (no cross-entropy is negative)
   negative-time  trains, then says its steps took -0.5 s
+  reply-early    answers each train request at once, then trains (and takes 0.1 s more) before
+                 it reads the next request: the work lands in whatever the harness asks next
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def main() -> int:
                 return 3
             steps, batch = map(int, args.split())
             indices = np.frombuffer(stdin.read(steps * batch * 4), "<i4").reshape(steps, batch)
+            if FAULT == "reply-early":
+                reply("loss 1.0")  # a loss it has not computed yet
+                for rows in indices:
+                    step(net, rows, float(conf["lr"]))
+                time.sleep(0.1)
+                continue
             started, total = time.perf_counter(), 0.0
             for rows in indices:
                 total += step(net, rows, float(conf["lr"]))
