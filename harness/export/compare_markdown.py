@@ -52,6 +52,14 @@ class CompareMarkdownExporter:
                 }
             )
             lines.append(table.to_markdown(index=False, disable_numparse=True))
+        flagged = [p for p in pairs if p.flagged_a or p.flagged_b]
+        if flagged:
+            lines += ["", "Flagged (ok runs whose time is suspect; no gate passes them):", ""]
+            lines += [
+                f"- {p.backend} @{p.threads}: A {p.flagged_a} of {p.runs_a}, B {p.flagged_b} of "
+                f"{p.runs_b}: {'; '.join(p.flags)}"
+                for p in flagged
+            ]
         if result.unpaired:
             lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
             lines += [f"- {describe(u)}" for u in result.unpaired]

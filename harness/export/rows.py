@@ -36,6 +36,12 @@ def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[di
             "runs": row.runs,
             "runs_ok": row.runs_ok,
             "statuses": row.statuses,
+            # Ok runs whose time is suspect, and one line per kind of reason (schema 3 records).
+            "flagged_runs": row.flagged_runs,
+            "flags": row.flag_lines,
+            # Median wall seconds outside the timed region, per kind of call, and the proof's.
+            "untimed_median_s": row.untimed_s,
+            "proof_cost_median_s": _number(row.proof_cost_s),
             "train_time_median_s": _number(row.train_time_s),
             "train_time_min_s": _number(row.train_time_min_s),
             "train_time_max_s": _number(row.train_time_max_s),
@@ -70,4 +76,10 @@ def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[di
 
 def flat_summary(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """The summary records with the key's fields as columns (CSV, Markdown)."""
-    return pd.DataFrame([{**r.pop("key"), **r} for r in summary_records(frame, baseline)])
+    rows = []
+    for record in summary_records(frame, baseline):
+        untimed = record.pop("untimed_median_s")
+        record["flags"] = "; ".join(record["flags"])
+        record.update({f"untimed_{kind}_median_s": s for kind, s in untimed.items()})
+        rows.append({**record.pop("key"), **record})
+    return pd.DataFrame(rows)

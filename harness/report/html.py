@@ -83,7 +83,10 @@ machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed 
 {_table(tables.comparison_table(frame, baseline))}
 {_items(work_notes(summary))}
 {_items(["⚠ " + line for line in warnings(summary)])}
-{machines}<h2>GEMM rate and bound</h2>
+{machines}<h2>Outside the timed region</h2>
+<p>{html.escape(tables.OUTSIDE_TIMER_NOTE)}</p>
+{_table(tables.outside_timer(frame, baseline))}
+<h2>GEMM rate and bound</h2>
 {_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}
 <h2>Thread audit</h2>
 {_table(tables.thread_audit(frame))}

@@ -61,6 +61,12 @@ def render_markdown(
             "",
         ]
     lines += [
+        "## Outside the timed region",
+        "",
+        tables.OUTSIDE_TIMER_NOTE,
+        "",
+        _table(tables.outside_timer(frame, baseline)),
+        "",
         "## GEMM rate and bound",
         "",
         *[f"- {line}" for line in tables.GEMM_DEFINITIONS],

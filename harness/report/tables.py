@@ -27,6 +27,7 @@ from harness.results.summary import (
     to_target_text,
     variation,
 )
+from harness.results.suspect import flag_kind
 
 
 def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
@@ -35,7 +36,15 @@ def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
     if summary.empty:
         return []
     ok = summary[summary["train_time_s"].notna()]
-    lines = []
+    # A key with flagged runs has a time that may not hold all of its work: never the answer.
+    flagged = ok[ok["flagged_runs"] > 0]
+    ok = ok[ok["flagged_runs"] == 0]
+    lines = [
+        f"not ranked: {backend_label(row.backend, row.algorithm)} @{row.threads}, "
+        f"{row.flagged_runs} of {row.runs_ok} runs flagged "
+        f"({', '.join(flag_kind(line) for line in row.flag_lines)})"
+        for row in flagged.itertuples()
+    ]
     extra = [column for _, column in label_columns(frame) if column != "session"]
     for _, group in ok.groupby(["threads", *extra], sort=False):
         best = group.sort_values("train_time_s").iloc[0]
@@ -48,7 +57,11 @@ def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
         )
         name = backend_label(best["backend"], best["algorithm"])
         lines.append(f"fastest at {where}: {name}, {best['train_time_s']:.2f} s ({versus})")
-    return sorted(lines, key=lambda line: _thread_order(line.split()[2]))
+    ranked = sorted(
+        (line for line in lines if line.startswith("fastest")),
+        key=lambda line: _thread_order(line.split()[2]),
+    )
+    return ranked + [line for line in lines if not line.startswith("fastest")]
 
 
 def what_differs(frame: pd.DataFrame) -> str:
@@ -118,6 +131,42 @@ def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.Dat
                 ),
                 "setup": fmt(row.setup_time_s, ".2f", " s"),
                 "runs ok": f"{row.runs_ok}/{row.runs}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+OUTSIDE_TIMER_NOTE = (
+    "Medians per run of the wall time each kind of call into the backend took outside the "
+    "timed region (predict: every evaluation's train and test predictions; params: two reads "
+    "after every train_steps call; other: construction, hooks, close), the proof of the first "
+    "call against the float64 reference, CPU use against the thread budget, and the runs "
+    "flagged as suspect."
+)
+
+
+def outside_timer(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """What each key's runs spent outside the timed region, and whether their time holds."""
+    rows = []
+    for row in summarize(frame, baseline).itertuples():
+        if not row.runs_ok:
+            continue
+        untimed = row.untimed_s
+        budget = frame.loc[frame["key"] == row.key, "cpu_budget"].dropna()
+        rows.append(
+            {
+                **_key_cells(row, frame),
+                "train s": fmt(row.train_time_s, ".2f"),
+                **{
+                    f"{kind} s": fmt(untimed.get(kind), ".2f" if kind != "params" else ".4f")
+                    for kind in ("setup", "predict", "params", "other")
+                },
+                "proof ms": fmt(
+                    None if row.proof_cost_s is None else row.proof_cost_s * 1e3, ".1f"
+                ),
+                "CPU use / budget": fmt(row.cpu_util * 100, ".0f", " %")
+                + (f" / {budget.iloc[0] * 100:.0f} %" if len(budget) else " / none"),
+                "flagged": f"{row.flagged_runs}/{row.runs_ok}",
             }
         )
     return pd.DataFrame(rows)

@@ -19,6 +19,7 @@ import pandas as pd
 from harness.results.key import RunKey, machine_differences, spec_differences, spec_label
 from harness.results.stats import ratio_of_medians, verdict
 from harness.results.summary import groups, matched
+from harness.results.suspect import flag_lines
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Comparison:
     ci_high: float = float("nan")
     n_a: int = 0
     n_b: int = 0
+    # Ok runs whose time is suspect on each side, and why (one line per kind).
+    flagged_a: int = 0
+    flagged_b: int = 0
+    flags: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         """JSON has no NaN: a ratio or bound that could not be had is null."""
@@ -171,6 +176,9 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, match: str = "exact") -> CompareRe
                 ci_high=ratio.high,
                 n_a=ratio.n_under,
                 n_b=ratio.n_over,
+                flagged_a=int(sum(bool(f) for f in group_a["flagged"])),
+                flagged_b=int(sum(bool(f) for f in group_b["flagged"])),
+                flags=tuple(flag_lines([*group_a["flagged"], *group_b["flagged"]])),
             )
         )
     labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
@@ -196,7 +204,7 @@ def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
 
 @dataclass(frozen=True)
 class GateFailure:
-    reason: str  # "slower", "missing", "accuracy" or "nothing paired"
+    reason: str  # "slower", "missing", "accuracy", "flagged" or "nothing paired"
     detail: str
 
     def __str__(self) -> str:
@@ -250,6 +258,15 @@ def gate(
         )
         for p in result.pairs
         if p.test_acc_delta < -accuracy_tolerance
+    ]
+    failures += [
+        GateFailure(
+            "flagged",
+            f"{_pair_name(p)}: {p.flagged_b} of B's {p.runs_b} ok runs are flagged, so their "
+            f"time is suspect: {'; '.join(p.flags)}",
+        )
+        for p in result.pairs
+        if p.flagged_b
     ]
     statuses = {key: group["status"] for key, group in groups(matched(b, match))}
     for unpaired in result.unpaired:

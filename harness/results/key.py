@@ -2,7 +2,7 @@
 
 Two runs are pooled (a median, a pyperf benchmark, a compare pair) only when every field of their
 ``RunKey`` is equal: the same job (spec hash and sweep point), backend and the algorithm it ran
-(a backend that skips work declares it: ``backends.DeclaresWork``), thread count, machine, and
+(a backend that skips work declares it: ``hooks.DeclaresWork``), thread count, machine, and
 measurement flags that change timings. The session is deliberately not part of it: repeats of
 one key from several sessions on one machine belong together.
 """

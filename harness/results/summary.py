@@ -22,6 +22,7 @@ from harness.results.key import (
 )
 from harness.results.model import RunRecord
 from harness.results.stats import Ratio, ratio_of_medians
+from harness.results.suspect import Flagged, flagged_status, proof_cost, untimed_medians
 from harness.results.target import common_target, time_to_target
 from harness.spec import spec_from_dict
 
@@ -215,6 +216,7 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         # A median over the runs that got there would flatter a key whose other runs did not.
         to_target_of[key] = reached if len(reached) == len(to_target) else []
         rate = _gemm_rate(ok, key.threads)
+        flags = Flagged.of(ok["flagged"])
         gflop = ok["job_gflop"].median()
         executed = ok["executed_gflop"].median()  # NaN unless the backend declared its work
         skipped = next((str(s) for s in group["skipped_work"] if isinstance(s, str)), None)
@@ -237,10 +239,10 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "test_acc": ok["test_acc"].median(),
                 "setup_time_s": ok["setup_time_s"].median(),
                 "peak_rss_bytes": ok["peak_rss_bytes"].median(),
-                "statuses": ", ".join(sorted(set(bad["status"]))) or "ok",
+                "statuses": flagged_status(", ".join(sorted(set(bad["status"]))) or "ok", flags),
                 "debug_build": debug,
                 # The job's FLOPs per second; and the FLOPs the backend declared it executed
-                # (backends.DeclaresWork), where it did: a sparse algorithm does less work.
+                # (hooks.DeclaresWork), where it did: a sparse algorithm does less work.
                 "gflops": gflop / times.median() if len(times) else None,
                 "executed_gflops": executed / times.median() if len(times) else None,
                 "skipped_work": skipped,
@@ -255,6 +257,12 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "target_reached": len(reached),
                 "time_to_target_s": median(to_target_of[key]),
                 "busy_runs": int(sum(is_busy(b) for b in group["cpu_busy_before"])),
+                # Ok runs whose time is suspect (harness.runner.flags), and why: one line a kind.
+                "flagged_runs": flags.runs,
+                "flag_lines": flags.lines,
+                # Outside the timed region: median seconds per kind of call, and the proof's.
+                "untimed_s": untimed_medians(ok["untimed"]),
+                "proof_cost_s": proof_cost(ok["proof"]),
             }
         )
     summary = pd.DataFrame(rows)
@@ -304,10 +312,13 @@ def thread_scaling(frame: pd.DataFrame, backend: str, threads: str) -> Ratio:
 
 
 def warnings(summary: pd.DataFrame) -> list[str]:
-    """Plain-text cautions for the rows of ``summarize``: noisy repeats, busy machine."""
+    """Plain-text cautions for the rows of ``summarize``: flagged runs, noisy repeats, busy
+    machine."""
     lines = []
     for row in summary.itertuples():
         where = f"{row.backend} @{row.threads}"
+        for line in row.flag_lines:
+            lines.append(f"flagged {where}: {row.flagged_runs} of {row.runs_ok} ok runs: {line}")
         if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
             lines.append(
                 f"noisy {where}: CV {row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the "
