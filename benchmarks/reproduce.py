@@ -9,8 +9,9 @@ The pages are README.md, rust_impl/README.md and docs/*.md. A generated block si
 - ``results/REFERENCE.json`` names the committed sessions: ``reference`` (``run --all
   --backend-cmd c=examples/c-backend/mlp-c --threads 1,2``), ``init_uniform`` (the same with
   ``--threads 1 --repeats 1 --set init=uniform``), and ``rust_speed`` and ``rust_profile``
-  (made by ``benchmarks/rust_speed.py --json results/benchmarks/rust_speed.json``), each made
-  from a clean tree;
+  (made by ``benchmarks/rust_speed.py --json results/benchmarks/rust_speed.json``), and
+  ``timed_region`` (``run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2 --repeats
+  1``: what each backend spends outside the timed region), each made from a clean tree;
 - ``results/benchmarks/*.json``, kept by the benchmarks' ``--json``;
 - ``benchmarks/published_port.json``, the accuracy the published Rust port reported.
 """
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.report.tables import comparison_table  # noqa: E402
+from harness.report.tables import outside_timer as outside_timer_table  # noqa: E402
 from harness.results.store import load_results  # noqa: E402
 from harness.results.summary import (  # noqa: E402
     NOISY_CV,
@@ -544,7 +546,37 @@ def phases_compared(data: Data) -> str:
     )
 
 
+TIMED_REGION_COMMAND = (
+    "python -m harness run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2 "
+    "--repeats 1"
+)
+
+
+def outside_timer(data: Data) -> str:
+    """Every built-in at 1 and 2 threads: what each spent outside the timed region, the
+    proof's cost, CPU use against the budget, and whether any run was flagged."""
+    frame = data.frames["timed_region"]
+    env = frame["env"].iloc[0]
+    table = outside_timer_table(frame, "numpy")
+    ok = int((frame["status"] == "ok").sum())
+    flagged = int(sum(bool(f) for f in frame["flagged"]))
+    proofs = [p["cost_s"] * 1e3 for p in frame["proof"] if isinstance(p, dict)]
+    rates = env.get("gemm_rates") or {}
+    return (
+        f"Session `results/{_session_id(data, 'timed_region')}` (`{TIMED_REGION_COMMAND}`, "
+        f"default spec, {env['cpu_model']}, {env['cores_logical']} cores, commit "
+        f"{str(env['git_commit'])[:7]}, NumPy's GEMM rate {rates.get('1', 0):.0f} GFLOP/s at 1 "
+        f"thread: compare its times with no other session's): {ok} of {len(frame)} runs ok, "
+        f"{flagged} flagged; "
+        f"the proof cost {min(proofs):.1f}–{max(proofs):.1f} ms a run "
+        f"({len(proofs)} proven; keras-fit draws its own batches).\n\n"
+        + table.to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
+
+
 GENERATORS: dict[str, Callable[[Data], str]] = {
+    "outside-timer": outside_timer,
     "reference-setup": reference_setup,
     "reference-table": reference_table,
     "reference-gemm": reference_gemm,
