@@ -1,7 +1,8 @@
 """Errors the CLI turns into one line on stderr and exit status 2 (user mistakes).
 
 The exit statuses of every command: 0 all ok; 1 a run failed, timed out or diverged (or verify
-failed, or compare's gate tripped); 2 a user mistake; 130 interrupted.
+failed, or compare's gate tripped); 2 a user mistake; 3 compare's gate cannot tell (its only
+reasons are intervals too wide or repeats too few to rule out the slowdown); 130 interrupted.
 """
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

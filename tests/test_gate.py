@@ -182,8 +182,83 @@ def test_json_of_a_passing_gate_says_passed(tmp_path, capsys):
     gate = json.loads(capsys.readouterr().out)["gate"]
     assert gate == {
         "passed": True,
+        "exit_status": 0,
         "fail_if_slower_percent": 5.0,
         "accuracy_tolerance": 0.002,
         "match": "exact",
         "failures": [],
     }
+
+
+# --- power: what a comparison could have seen, and "cannot tell" -----------------------------
+
+NOISY = [1.00, 1.12, 0.90, 1.08, 0.95]  # ±10 %: a 5-repeat gate cannot see 5 %
+
+
+def test_every_pair_states_the_smallest_slowdown_it_could_have_seen(tmp_path, capsys):
+    import json
+
+    _session(tmp_path, "a")
+    _session(tmp_path, "b")
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
+    (pair,) = json.loads(capsys.readouterr().out)
+    assert 0 < pair["min_detectable"] < 0.05  # ±2 % repeats see a 5 % change
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path)]) == 0
+    assert "could see" in capsys.readouterr().out
+
+
+def test_a_gate_that_cannot_tell_does_not_pass_and_says_how_many_repeats_would(tmp_path, capsys):
+    make_session(tmp_path, "a", [make_record("numpy", t, i) for i, t in enumerate(NOISY)])
+    make_session(tmp_path, "b", [make_record("numpy", t * 1.04, i) for i, t in enumerate(NOISY)])
+    code, err = _gate(tmp_path, capsys)
+    assert code == 3  # "cannot tell", told apart from a regression (1)
+    (line,) = err.strip().splitlines()
+    assert line.startswith("gate: cannot tell: numpy @1: B/A 1.040 [")
+    assert "could not rule out a slowdown of more than 5 %" in line
+    assert "repeats a side would tell" in line
+
+
+def test_too_few_repeats_cannot_pass_even_a_large_slowdown_silently(tmp_path, capsys):
+    make_session(tmp_path, "a", [make_record("numpy", t, i) for i, t in enumerate([1.0, 1.02])])
+    make_session(tmp_path, "b", [make_record("numpy", t, i) for i, t in enumerate([1.5, 1.6])])
+    code, err = _gate(tmp_path, capsys)
+    assert code == 3
+    assert "gate: cannot tell: numpy @1:" in err and "2 and 2 repeats; at least 3 a side" in err
+
+
+def test_injected_slowdowns_above_the_threshold_never_pass(tmp_path, capsys):
+    for factor in (1.10, 1.15, 1.25):
+        root = tmp_path / str(factor)
+        make_session(root, "a", [make_record("numpy", t, i) for i, t in enumerate(NOISY)])
+        make_session(
+            root, "b", [make_record("numpy", t * factor, i) for i, t in enumerate(NOISY)]
+        )
+        code, _ = _gate(root, capsys)
+        assert code in (1, 3), factor  # slower, or cannot tell: never a pass
+
+
+def test_comparing_a_session_with_itself_fails_the_gate(tmp_path, capsys):
+    _session(tmp_path, "a")
+    argv = ["compare", "a", "a", "--results-dir", str(tmp_path), "--fail-if-slower", "5"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "gate: same session: A and B are both" in err
+
+
+def test_runs_that_failed_in_b_fail_the_gate_even_when_one_is_ok(tmp_path, capsys):
+    _session(tmp_path, "a")
+    b = [make_record("numpy", t, i) for i, t in enumerate(TIMES[:3])]
+    b += [make_record("numpy", None, i, status="failed") for i in (3, 4)]
+    make_session(tmp_path, "b", b)
+    code, err = _gate(tmp_path, capsys)
+    assert code == 1
+    assert "gate: not ok in B: numpy @1: 2 of B's 5 runs did not finish ok (2 failed)" in err
+
+
+def test_a_passing_gate_says_what_it_checked(tmp_path, capsys):
+    _session(tmp_path, "a")
+    _session(tmp_path, "b")
+    code = main(["compare", "a", "b", "--results-dir", str(tmp_path), "--fail-if-slower", "5"])
+    assert code == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("gate passed: 1 pair, none slower by more than 5 %")

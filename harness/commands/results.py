@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from harness.commands.console import (
     EXIT_OK,
-    EXIT_RUN_FAILED,
     stdout_console,
     warn_unreadable,
     write_output,
@@ -60,6 +60,8 @@ def cmd_compare(request: CompareRequest) -> int:
         failures = compare.gate(
             result, frame_b, request.fail_if_slower, request.accuracy_tolerance, request.match
         )
+        if a.resolve() == b.resolve():
+            failures.insert(0, compare.GateFailure("same session", _same_session(a)))
         verdict = compare.GateResult(
             request.fail_if_slower, request.accuracy_tolerance, request.match, failures
         )
@@ -68,12 +70,23 @@ def cmd_compare(request: CompareRequest) -> int:
     if request.json and verdict is None:  # the pairs on stdout; what was not paired to stderr
         for unpaired in result.unpaired:
             print(f"warning: {compare.describe(unpaired)}", file=sys.stderr)
+    elif a.resolve() == b.resolve():
+        print(f"warning: {_same_session(a)}", file=sys.stderr)
     if verdict is not None:
         for failure in verdict.failures:
             print(failure, file=sys.stderr)
-        if verdict.failures:
-            return EXIT_RUN_FAILED
+        if not verdict.failures:
+            line = compare.passed_line(result, request.fail_if_slower, request.accuracy_tolerance)
+            print(line, file=sys.stderr)
+        return verdict.exit_status
     return EXIT_OK
+
+
+def _same_session(session: Path) -> str:
+    return (
+        f"A and B are both {session}: a session compared with itself says nothing about a "
+        "change (give two sessions)"
+    )
 
 
 def cmd_export(request: ExportRequest) -> int:

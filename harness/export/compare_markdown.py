@@ -47,6 +47,11 @@ class CompareMarkdownExporter:
                     "B median": [f"{p.median_b_s:.3f} s (n={p.runs_b})" for p in pairs],
                     "B / A [95 % CI]": [_ratio_text(p) for p in pairs],
                     "B is": [p.verdict for p in pairs],
+                    # The smallest slowdown the repeats' spread could tell from noise.
+                    "could see": [
+                        "–" if p.min_detectable is None else f"≥ {p.min_detectable:.1%}"
+                        for p in pairs
+                    ],
                     "Δ test acc": [f"{p.test_acc_delta:+.4f}" for p in pairs],
                     "Δ train acc": [f"{p.train_acc_delta:+.4f}" for p in pairs],
                 }

@@ -17,7 +17,14 @@ from typing import Any
 import pandas as pd
 
 from harness.results.key import RunKey, machine_differences, spec_differences, spec_label
-from harness.results.stats import ratio_of_medians, verdict
+from harness.results.stats import (
+    MIN_REPEATS,
+    Ratio,
+    min_detectable,
+    ratio_of_medians,
+    repeats_to_tell,
+    verdict,
+)
 from harness.results.summary import groups, matched
 from harness.results.suspect import flag_lines
 
@@ -46,6 +53,8 @@ class Comparison:
     flagged_a: int = 0
     flagged_b: int = 0
     flags: tuple[str, ...] = ()
+    # The smallest slowdown its repeats' spread could tell from noise; None: none at all.
+    min_detectable: float | None = None
 
     def to_json(self) -> dict:
         """JSON has no NaN: a ratio or bound that could not be had is null."""
@@ -179,6 +188,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, match: str = "exact") -> CompareRe
                 flagged_a=int(sum(bool(f) for f in group_a["flagged"])),
                 flagged_b=int(sum(bool(f) for f in group_b["flagged"])),
                 flags=tuple(flag_lines([*group_a["flagged"], *group_b["flagged"]])),
+                min_detectable=min_detectable(ratio),
             )
         )
     labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
@@ -204,7 +214,9 @@ def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
 
 @dataclass(frozen=True)
 class GateFailure:
-    reason: str  # "slower", "missing", "accuracy", "flagged" or "nothing paired"
+    # "slower", "cannot tell", "missing", "not ok in B", "accuracy", "flagged", "same session"
+    # or "nothing paired"
+    reason: str
     detail: str
 
     def __str__(self) -> str:
@@ -220,9 +232,17 @@ class GateResult:
     match: str
     failures: list[GateFailure]
 
+    @property
+    def exit_status(self) -> int:
+        """0 passed; 3 when the only reason is that it cannot tell; 1 for anything else."""
+        if not self.failures:
+            return 0
+        return 3 if all(f.reason == "cannot tell" for f in self.failures) else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": not self.failures,
+            "exit_status": self.exit_status,
             "fail_if_slower_percent": self.percent,
             "accuracy_tolerance": self.accuracy_tolerance,
             "match": self.match,
@@ -242,14 +262,17 @@ def gate(
 
     Fails closed: a gate with nothing to compare, or a backend that fails in B, does not pass.
     """
+    slower = slower_than(result.pairs, percent)
     failures = [
         GateFailure(
             "slower",
             f"{_pair_name(p)}: B/A {p.ratio:.3f} [{p.ci_low:.3f}–{p.ci_high:.3f}], more than "
             f"{percent:g} % slower",
         )
-        for p in slower_than(result.pairs, percent)
+        for p in slower
     ]
+    failures += [_cannot_tell(p, percent) for p in result.pairs if p not in slower]
+    failures = [f for f in failures if f is not None]
     failures += [
         GateFailure(
             "accuracy",
@@ -269,6 +292,18 @@ def gate(
         if p.flagged_b
     ]
     statuses = {key: group["status"] for key, group in groups(matched(b, match))}
+    for p in result.pairs:
+        in_b = next((v for k, v in statuses.items() if asdict(k) == p.key), None)
+        bad = in_b[in_b != "ok"] if in_b is not None else []
+        if len(bad):
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(bad.value_counts().items()))
+            failures.append(
+                GateFailure(
+                    "not ok in B",
+                    f"{_pair_name(p)}: {len(bad)} of B's {len(in_b)} runs did not finish ok "
+                    f"({counts})",
+                )
+            )
     for unpaired in result.unpaired:
         if unpaired.side != "A":
             continue
@@ -301,6 +336,45 @@ def gate(
             )
         )
     return failures
+
+
+def _cannot_tell(pair: Comparison, percent: float) -> GateFailure | None:
+    """Why the pair cannot show it is within ``percent`` % of A; None when it can."""
+    name = _pair_name(pair)
+    if min(pair.n_a, pair.n_b) < MIN_REPEATS or not math.isfinite(pair.ci_high):
+        return GateFailure(
+            "cannot tell",
+            f"{name}: B/A {pair.ratio:.3f} from {pair.n_a} and {pair.n_b} repeats; at least "
+            f"{MIN_REPEATS} a side (5 or more on a noisy machine) before a gate can tell",
+        )
+    bound = 1 + percent / 100
+    if pair.ci_high <= bound:
+        return None
+    ratio = Ratio(pair.ratio, pair.ci_low, pair.ci_high, pair.n_b, pair.n_a)
+    needed = repeats_to_tell(ratio, bound)
+    seen = pair.min_detectable
+    return GateFailure(
+        "cannot tell",
+        f"{name}: B/A {pair.ratio:.3f} [{pair.ci_low:.3f}–{pair.ci_high:.3f}] could not rule out "
+        f"a slowdown of more than {percent:g} % (its repeats could see "
+        + (f"{seen:.0%} or more" if seen is not None else "no change")
+        + "); "
+        + (
+            f"about {needed} repeats a side would tell"
+            if needed is not None
+            else "the ratio sits on the threshold: no number of repeats settles it"
+        ),
+    )
+
+
+def passed_line(result: CompareResult, percent: float, accuracy_tolerance: float) -> str:
+    """What a passing gate checked, in one line."""
+    pairs = len(result.pairs)
+    return (
+        f"gate passed: {pairs} pair{'s' if pairs != 1 else ''}, none slower by more than "
+        f"{percent:g} % (every interval's upper end within +{percent:g} %), test accuracy within "
+        f"{accuracy_tolerance:g}, every run of A's keys ok and unflagged in B"
+    )
 
 
 def _pair_name(pair: Comparison) -> str:

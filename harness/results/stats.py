@@ -103,6 +103,36 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return median, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def min_detectable(ratio: Ratio) -> float | None:
+    """The smallest slowdown (0.08 = 8 %) this comparison's spread lets it tell from noise.
+
+    The interval scales with the ratio, so were the truth 1 + d instead of ``value``, the
+    interval's lower end would be (1 + d)·low/value: it passes 1, and the slowdown shows, once
+    d > value/low − 1. None when the comparison cannot tell any (too few repeats, no interval).
+    """
+    if min(ratio.n_over, ratio.n_under) < MIN_REPEATS or not ratio.has_interval:
+        return None
+    if ratio.low <= 0:
+        return None
+    return max(ratio.value / ratio.low - 1.0, 0.0)
+
+
+def repeats_to_tell(ratio: Ratio, bound: float) -> int | None:
+    """Roughly how many repeats a side would put ``bound`` outside the interval, the interval's
+    half-width shrinking as 1/√n from what ``ratio``'s repeats gave. None: no estimate (no
+    interval), or the ratio sits on the bound, where no number of repeats settles it."""
+    if not ratio.has_interval:
+        return None
+    n = min(ratio.n_over, ratio.n_under)
+    if ratio.value < bound:  # to pass: the upper end below the bound
+        have, need = ratio.high - ratio.value, bound - ratio.value
+    else:  # to fail as slower: the lower end above 1
+        have, need = ratio.value - ratio.low, ratio.value - 1.0
+    if need <= 0:
+        return None
+    return max(MIN_REPEATS, math.ceil(n * (have / need) ** 2))
+
+
 def verdict(ratio: Ratio) -> str:
     """For a time ratio B/A: "faster", "slower", "same" or "inconclusive"."""
     if min(ratio.n_over, ratio.n_under) < MIN_REPEATS or not ratio.has_interval:
