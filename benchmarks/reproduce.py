@@ -36,13 +36,13 @@ from harness.report.tables import comparison_table  # noqa: E402
 from harness.report.tables import outside_timer as outside_timer_table  # noqa: E402
 from harness.results.store import load_results  # noqa: E402
 from harness.results.summary import (  # noqa: E402
-    NOISY_CV,
     backend_label,
     summarize,
     thread_scaling,
     to_frame,
     work_notes,
 )
+from harness.results.suspect import NOISY_CV  # noqa: E402
 
 BLOCK = re.compile(
     r"(<!-- reproduce: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /reproduce: (?P=name) -->)",

@@ -225,6 +225,8 @@ def make_session(root: Path, name: str, records: list[dict]) -> Path:
     session.mkdir(parents=True)
     (session / "session.json").write_text(json.dumps({"session": name, "env": {"cpu": "x"}}))
     for i, record in enumerate(records):
+        if record.get("session") == "s":  # make_record's default: the folder's name, as a run's
+            record = {**record, "session": name}
         (session / f"{record['backend']}-{i}.json").write_text(json.dumps(record))
     return session
 

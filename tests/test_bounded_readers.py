@@ -144,3 +144,19 @@ def test_a_session_file_that_is_a_fifo_is_refused_in_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert "not a regular file (a FIFO)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_copied_record_is_listed_and_counted_once(tmp_path, capsys):
+    import shutil
+
+    from harness.cli import main
+
+    runs = [make_record("numpy", t, i) for i, t in enumerate([1.0, 2.0])]
+    session = make_session(tmp_path, "s", runs)
+    shutil.copy(session / "numpy-0.json", session / "numpy-copy.json")
+    assert main(["export", "s", "--results-dir", str(tmp_path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["runs"] == 2  # not 3
+    assert "counted once:" in captured.err and "numpy-copy.json" in captured.err
+    assert "the same run as numpy-0.json" in captured.err

@@ -56,7 +56,8 @@ def test_noisy_groups_are_warned_about():
     console = Console(record=True, width=120)
     print_summary(console, to_frame(records))
     text = console.export_text()
-    assert "noisy noisy @1: CV" in text and "calm @1: CV" not in text
+    assert "noisy: 1 of 2 keys varied by more than 5% (CV) across repeats (noisy @1 " in text
+    assert "calm @1" not in text
 
 
 def test_percent_of_gemm_rate_uses_the_rate_of_the_runs_own_thread_count():
@@ -88,12 +89,13 @@ def test_runs_started_on_a_busy_machine_are_flagged_with_the_threshold(tmp_path)
     console = Console(record=True, width=200)
     print_summary(console, to_frame(records))
     text = console.export_text()
-    assert "busy busy @1: 2 of 3 runs started while other processes kept more than 20%" in text
-    assert "calm @1: " not in text
+    assert "busy: 2 of 6 runs started while other processes kept more than 20% of the CPUs" in text
+    assert "(busy @1: 2 of 3)" in text and "calm @1" not in text
     runs = [make_record("numpy", 1.0, i, cpu_busy_before=0.5) for i in range(2)]
     make_session(tmp_path / "r", "s", runs)
     assert main(["report", "--results-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
-    assert "⚠ busy numpy @1: 2 of 2 runs started" in (tmp_path / "o" / "report.md").read_text()
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "⚠ busy: 2 of 2 runs started while other processes" in report
 
 
 def test_chart_labels_name_the_flags_that_tell_keys_apart():
@@ -127,3 +129,23 @@ def test_thread_scaling_mixes_no_unlike_runs():
     sweep = two + [record("a", t, threads=2) for t in (6.0, 6.5)] + one
     assert math.isnan(thread_scaling(to_frame(sweep), "a", "2").value)
     assert math.isnan(thread_scaling(to_frame(one), "a", "2").value)
+
+
+def test_many_busy_or_noisy_keys_fold_into_one_line_each():
+    records = []
+    for name in ("a", "b", "c"):
+        records += [record(name, t, cpu_busy_before=0.5) for t in (10.0, 14.0, 7.0)]
+    console = Console(record=True, width=400)
+    print_summary(console, to_frame(records))
+    text = console.export_text()
+    assert text.count("busy:") == 1 and "busy: 9 of 9 runs started" in text
+    assert text.count("noisy:") == 1 and "noisy: 3 of 3 keys varied" in text
+
+
+def test_runs_of_two_commits_pooled_into_one_median_are_warned_about():
+    records = [record("numpy", 1.0, env={"git_commit": "aaaaaaa111"}) for _ in range(2)]
+    records += [record("numpy", 1.1, env={"git_commit": "bbbbbbb222"}) for _ in range(2)]
+    console = Console(record=True, width=300)
+    print_summary(console, to_frame(records))
+    text = " ".join(console.export_text().split())
+    assert "mixed numpy @1: its ok runs come from 2 commits (aaaaaaa, bbbbbbb)" in text

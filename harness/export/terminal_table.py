@@ -19,9 +19,9 @@ from harness.results.summary import (
     label_columns,
     skips_work,
     to_target_text,
-    warnings,
     work_notes,
 )
+from harness.results.suspect import warnings
 
 
 def build_table(rows: pd.DataFrame) -> Table:

@@ -12,7 +12,8 @@ import pandas as pd
 from harness.report import tables
 from harness.report.markdown import fact
 from harness.results.store import Results
-from harness.results.summary import summarize, warnings, work_notes
+from harness.results.summary import summarize, work_notes
+from harness.results.suspect import warnings
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -94,7 +95,7 @@ machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed 
 {_items(tables.same_work_check(frame))}
 <h2>Runs that did not finish ok</h2>
 {_table(tables.failures(frame))}
-{f"<h2>Records that could not be read</h2>{unreadable}" if unreadable else ""}
+{f"<h2>Records left out</h2>{unreadable}" if unreadable else ""}
 <h2>Charts</h2>
 {images}
 <h2>Environment</h2>

@@ -8,7 +8,8 @@ import pandas as pd
 
 from harness.report import tables
 from harness.results.store import Results
-from harness.results.summary import summarize, warnings, work_notes
+from harness.results.summary import summarize, work_notes
+from harness.results.suspect import warnings
 
 
 def fact(value: object) -> str:
@@ -86,7 +87,7 @@ def render_markdown(
         "",
     ]
     if results.unreadable:
-        lines += ["## Records that could not be read", ""]
+        lines += ["## Records left out (unreadable, or copies of a run counted once)", ""]
         lines += [f"- {problem}" for problem in results.unreadable] + [""]
     if chart_names:
         lines += ["## Charts", ""]

@@ -16,7 +16,6 @@ import pandas as pd
 from harness.errors import first_line
 from harness.results.key import machine_fingerprint, machine_label
 from harness.results.summary import (
-    NOISY_CV,
     backend_label,
     fmt,
     gemm_rates,
@@ -27,7 +26,7 @@ from harness.results.summary import (
     to_target_text,
     variation,
 )
-from harness.results.suspect import flag_kind
+from harness.results.suspect import NOISY_CV, flag_kind
 
 
 def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:

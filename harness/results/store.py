@@ -24,11 +24,14 @@ from harness.results.model import SESSION_FILE, InvalidFile, RunRecord, Session
 
 @dataclass(frozen=True)
 class Unreadable:
+    """A file left out of the runs: it could not be used (or, ``what``, was a copy)."""
+
     path: Path
     reason: str
+    what: str = "unreadable"
 
     def __str__(self) -> str:
-        return f"unreadable: {self.path}: {self.reason}"
+        return f"{self.what}: {self.path}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def read_session(session_dir: Path) -> Session:
 def load_results(sessions: Sequence[Path]) -> Results:
     """Every run record of ``sessions``; a file that fails validation is listed, not loaded."""
     records, unreadable = [], []
+    first_seen: dict[tuple, Path] = {}
     # The same session named twice ("report A A") is read once: runs are never counted twice.
     sessions = list({session.resolve(): session for session in sessions}.values())
     for session in sessions:
@@ -200,10 +204,40 @@ def load_results(sessions: Sequence[Path]) -> Results:
             if path.name == SESSION_FILE:
                 continue
             try:
-                records.append(read_record(path))
+                record = read_record(path)
             except InvalidFile as exc:
                 unreadable.append(Unreadable(path, str(exc)))
+                continue
+            # A run is counted once: a copied record file is listed, never pooled as a repeat.
+            identity = _identity(record)
+            if identity in first_seen:
+                unreadable.append(Unreadable(path, _copy_of(first_seen[identity]), "counted once"))
+                continue
+            first_seen[identity] = path
+            records.append(record)
     return Results(records, list(sessions), unreadable)
+
+
+def _identity(record: RunRecord) -> tuple:
+    """What makes a run itself: its session, place in the matrix, start time and machine (a
+    cluster session's runs of one cell on two machines are two runs)."""
+    return (
+        record.session,
+        record.backend,
+        record.threads,
+        record.repeat,
+        record.variant,
+        record.order,
+        record.started_at,
+        json.dumps(record.env, sort_keys=True, default=str),
+    )
+
+
+def _copy_of(path: Path) -> str:
+    return (
+        f"the same run as {path.name} (session, backend, threads, repeat, sweep point, start "
+        "time and machine): a copy, left out"
+    )
 
 
 def all_sessions(results_root: Path) -> list[Path]:

@@ -22,12 +22,15 @@ from harness.results.key import (
 )
 from harness.results.model import RunRecord
 from harness.results.stats import Ratio, ratio_of_medians
-from harness.results.suspect import Flagged, flagged_status, proof_cost, untimed_medians
+from harness.results.suspect import (
+    BUSY_ABOVE,
+    Flagged,
+    flagged_status,
+    proof_cost,
+    untimed_medians,
+)
 from harness.results.target import common_target, time_to_target
 from harness.spec import spec_from_dict
-
-NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
-BUSY_ABOVE = 0.20  # a run that started with more of the CPUs busy elsewhere is flagged
 
 
 def is_busy(cpu_busy_before: Any) -> bool:
@@ -257,6 +260,9 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
                 "target_reached": len(reached),
                 "time_to_target_s": median(to_target_of[key]),
                 "busy_runs": int(sum(is_busy(b) for b in group["cpu_busy_before"])),
+                # What one median pools: never silently more than one commit or version.
+                "commits": _distinct(str(env.get("git_commit"))[:7] for env in ok["env"]),
+                "versions": _distinct(ok["backend_version"]),
                 # Ok runs whose time is suspect (harness.runner.flags), and why: one line a kind.
                 "flagged_runs": flags.runs,
                 "flag_lines": flags.lines,
@@ -287,6 +293,10 @@ def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     return summary
 
 
+def _distinct(values: Any) -> list[str]:
+    return sorted({str(v) for v in values if v is not None and str(v) not in ("None", "nan")})
+
+
 def _baseline_times(times_of: dict[RunKey, list[float]], key: RunKey, baseline: str) -> list[float]:
     """The baseline's times for the same work as ``key`` (whatever algorithm the baseline ran,
     when it ran one only); none when it ran several there, which no single ratio can stand for."""
@@ -309,27 +319,6 @@ def thread_scaling(frame: pd.DataFrame, backend: str, threads: str) -> Ratio:
     if len(many) != 1:
         return ratio_of_medians([], [])
     return ratio_of_medians(times_of.get(replace(many[0], threads="1"), []), times_of[many[0]])
-
-
-def warnings(summary: pd.DataFrame) -> list[str]:
-    """Plain-text cautions for the rows of ``summarize``: flagged runs, noisy repeats, busy
-    machine."""
-    lines = []
-    for row in summary.itertuples():
-        where = f"{row.backend} @{row.threads}"
-        for line in row.flag_lines:
-            lines.append(f"flagged {where}: {row.flagged_runs} of {row.runs_ok} ok runs: {line}")
-        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV:
-            lines.append(
-                f"noisy {where}: CV {row.train_time_cv:.1%} > {NOISY_CV:.0%} across repeats; the "
-                "median is less precise than it looks (quieter machine, --pin, or more --repeats)"
-            )
-        if row.busy_runs:
-            lines.append(
-                f"busy {where}: {row.busy_runs} of {row.runs} runs started while other processes "
-                f"kept more than {BUSY_ABOVE:.0%} of the CPUs busy; their times are suspect"
-            )
-    return lines
 
 
 def to_target_text(row: Any, unit: str = "") -> str:

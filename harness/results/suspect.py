@@ -9,6 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+NOISY_CV = 0.05  # above this, tables warn that the machine was too noisy for precision
+BUSY_ABOVE = 0.20  # a run that started with more of the CPUs busy elsewhere is flagged
+
 
 def flag_kind(line: str) -> str:
     """A flag line's kind: the words before its first colon ("over budget")."""
@@ -58,3 +61,41 @@ def proof_cost(proofs: Iterable[Any]) -> float | None:
     """The median cost of the runs' proofs, in seconds; None when none was proven."""
     costs = [p["cost_s"] for p in proofs if isinstance(p, dict)]
     return float(pd.Series(costs).median()) if costs else None
+
+
+def warnings(summary: pd.DataFrame) -> list[str]:
+    """Plain-text cautions for the rows of ``summarize``, one line per kind when several keys
+    share it: flagged runs, runs of several commits or versions pooled, noisy repeats, a busy
+    machine."""
+    lines = []
+    for row in summary.itertuples():
+        where = f"{row.backend} @{row.threads}"
+        for line in row.flag_lines:
+            lines.append(f"flagged {where}: {row.flagged_runs} of {row.runs_ok} ok runs: {line}")
+        for what, values in (("commits", row.commits), ("versions", row.versions)):
+            if len(values) > 1:
+                lines.append(
+                    f"mixed {where}: its ok runs come from {len(values)} {what} "
+                    f"({', '.join(values)}) and one median pools them; report them apart"
+                )
+    noisy = [
+        row
+        for row in summary.itertuples()
+        if pd.notna(row.train_time_cv) and row.train_time_cv > NOISY_CV
+    ]
+    if noisy:
+        which = ", ".join(f"{r.backend} @{r.threads} {r.train_time_cv:.1%}" for r in noisy)
+        lines.append(
+            f"noisy: {len(noisy)} of {len(summary)} keys varied by more than {NOISY_CV:.0%} (CV) "
+            f"across repeats ({which}); their medians are less precise than they look (quieter "
+            "machine, --pin, or more --repeats)"
+        )
+    busy = [row for row in summary.itertuples() if row.busy_runs]
+    if busy:
+        which = ", ".join(f"{r.backend} @{r.threads}: {r.busy_runs} of {r.runs}" for r in busy)
+        lines.append(
+            f"busy: {sum(r.busy_runs for r in busy)} of {int(summary['runs'].sum())} runs "
+            f"started while other processes kept more than {BUSY_ABOVE:.0%} of the CPUs busy "
+            f"({which}); their times are suspect"
+        )
+    return lines
