@@ -347,3 +347,21 @@ def test_pyperf_compare_to_never_pairs_exports_of_different_specs(tmp_path):
     )
     assert compared.returncode == 1
     assert "no benchmark in common" in compared.stderr
+
+
+def test_the_headline_ranks_only_keys_that_did_the_job_and_says_when_it_cannot_tell(tmp_path):
+    records = [make_record("numpy", t, i) for i, t in enumerate([1.0, 1.1, 0.9])]
+    # Trains nothing, predicts one class: fast, and at chance accuracy.
+    records += [make_record("one-class", 0.01, i, test_acc=0.1) for i in range(3)]
+    records += [make_record("rust", 0.5, 0)]  # one run: no interval
+    make_session(tmp_path, "s", records)
+    out = tmp_path / "o"
+    assert main(["report", "s", "--results-dir", str(tmp_path), "--out", str(out)]) == 0
+    lines = (out / "report.md").read_text().splitlines()
+    assert lines[2] == (
+        "**fastest at 1 thread: rust, 0.50 s (2.00× numpy; too few repeats to say by how much)**  "
+    )
+    assert lines[3].startswith("**not ranked: one-class @1, test accuracy 0.1000, more than 0.01")
+    comparison = (out / "report.md").read_text().split("## Comparison")[1].split("##")[0]
+    rows = [line.split("|")[1].strip() for line in comparison.splitlines() if line[:2] == "| "]
+    assert rows[1:] == ["one-class", "rust", "numpy"]  # fastest first, the header aside
