@@ -132,3 +132,36 @@ def test_bad_options_are_one_line(tmp_path, capsys, args, message):
 def test_no_sessions_says_where_it_looked(tmp_path, capsys):
     assert main(["history", "--results-dir", str(tmp_path / "none")]) == 2
     assert "results directory" in capsys.readouterr().err
+
+
+def _one_run_sessions(root, times):
+    """One run per session, one commit each, as a CI job on each commit leaves them."""
+    for i, t in enumerate(times):
+        date = f"2026-12-{i + 1:02d}T00:00:00+00:00"
+        env = {**RUNNER, "hostname": "h", "machine_id": "m", "git_commit": f"{i:07d}",
+               "git_commit_date": date, "git_dirty": False}  # fmt: skip
+        record = make_record("numpy", t, 0, env=env, started_at=date)
+        record["session"] = f"s{i}"
+        make_session(root, f"s{i}", [record])
+
+
+def test_one_run_per_session_finds_a_step_from_the_noise_along_the_sequence(tmp_path, capsys):
+    _one_run_sessions(tmp_path, [1.00, 1.02, 0.99, 1.01, 1.68, 1.70])
+    (line,) = _history(tmp_path, capsys)
+    assert [p["step"] for p in line["points"]] == [None, None, None, None, "slower", None]
+    assert [p["judged"] for p in line["points"]] == [False, False, True, True, True, False]
+
+
+def test_one_run_per_session_within_the_noise_is_no_step(tmp_path, capsys):
+    # ±10 % noise: a 12 % move is within three noise widths, whatever the 5 % threshold says.
+    _one_run_sessions(tmp_path, [1.00, 1.10, 0.90, 1.05, 0.95, 1.12])
+    (line,) = _history(tmp_path, capsys)
+    assert [p["step"] for p in line["points"]] == [None] * 6
+
+
+def test_history_says_which_points_it_could_not_judge(tmp_path, capsys):
+    _one_run_sessions(tmp_path, [1.00, 1.68, 1.70])
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 step change(s) beyond ±5 % among the 1 point(s) it could judge" in out
+    assert "1 could not be judged (one run each" in out

@@ -68,9 +68,18 @@ def cmd_history(request: HistoryRequest) -> int:
         console = stdout_console()
         console.print(_table(lines))
         steps = sum(1 for line in lines for p in line.points if p.step)
+        later = [p for line in lines for p in line.points[1:]]
+        blind = sum(1 for p in later if not p.judged)
         console.print(
             f"{len(lines)} line(s) over {len(sessions)} session(s); {steps} step change(s) beyond "
-            f"±{request.threshold * 100:g} %",
+            f"±{request.threshold * 100:g} %"
+            + (
+                f" among the {len(later) - blind} point(s) it could judge; {blind} could not be "
+                "judged (one run each, and fewer than two runs before them to say what noise "
+                "is): a step there would not show"
+                if blind
+                else ""
+            ),
             soft_wrap=True,
         )
     if request.chart is not None:

@@ -40,6 +40,9 @@ class Point:
     high_s: float
     versus_before: Ratio | None  # this median ÷ the level before it; None for the first
     step: str | None = None  # "slower" or "faster" when a step change starts here
+    # Whether a step here could have been seen: False for a first point, and where neither an
+    # interval nor the spread of at least two earlier runs says what noise is.
+    judged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         def number(value: float) -> float | None:
@@ -60,6 +63,7 @@ class Point:
             "ratio_ci_low": None if ratio is None else number(ratio.low),
             "ratio_ci_high": None if ratio is None else number(ratio.high),
             "step": self.step,
+            "judged": self.judged,
         }
 
 
@@ -122,16 +126,52 @@ def history(
         for _, session, facts, times in sessions:
             median, low, high = median_interval(times)
             ratio = ratio_of_medians(times, level) if level else None
-            step = None
-            if ratio is not None and ratio.has_interval:
-                if ratio.low > 1 + threshold:
-                    step = "slower"
-                elif ratio.high < 1 - threshold:
-                    step = "faster"
+            step, judged = _step(ratio, level, threshold)
             level = list(times) if step else level + times
             points.append(
                 Point(session, runs=len(times), median_s=median, low_s=low, high_s=high,
-                      versus_before=ratio, step=step, **facts)
+                      versus_before=ratio, step=step, judged=judged, **facts)
             )  # fmt: skip
         lines.append(Line(key, labels.get(key, key.backend), points))
     return lines
+
+
+# Without an interval, a change counts as a step when it exceeds both the threshold and this
+# many noise widths, the noise being the spread of the level's own runs.
+NOISE_WIDTHS = 3.0
+
+
+def _step(ratio: Ratio | None, level: list[float], threshold: float) -> tuple[str | None, bool]:
+    """(the step that starts at this point, or None; whether one could have been seen).
+
+    With repeats on both sides, the ratio's 95 % interval decides, as before. With one run a
+    session (as a CI job on each commit leaves them), the noise is estimated along the sequence,
+    as asv does: from the spread of the runs since the last step (at least two of them)."""
+    if ratio is None or not math.isfinite(ratio.value):
+        return None, False
+    if ratio.has_interval:
+        if ratio.low > 1 + threshold:
+            return "slower", True
+        if ratio.high < 1 - threshold:
+            return "faster", True
+        return None, True
+    if len(level) < 2:
+        return None, False
+    bound = max(threshold, NOISE_WIDTHS * _relative_noise(level))
+    if ratio.value > 1 + bound:
+        return "slower", True
+    if ratio.value < 1 - bound:
+        return "faster", True
+    return None, True
+
+
+def _relative_noise(times: list[float]) -> float:
+    """A robust standard deviation of ``times`` over their median (1.4826·MAD; from two
+    values, their difference over √2)."""
+    series = pd.Series(times, dtype=float)
+    middle = float(series.median())
+    if middle <= 0:
+        return math.inf
+    if len(series) == 2:
+        return abs(times[0] - times[1]) / math.sqrt(2) / middle
+    return 1.4826 * float((series - middle).abs().median()) / middle
