@@ -262,3 +262,37 @@ def test_a_passing_gate_says_what_it_checked(tmp_path, capsys):
     assert code == 0
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("gate passed: 1 pair, none slower by more than 5 %")
+
+
+def test_runs_started_on_a_busy_machine_reach_compare_and_fail_the_gate(tmp_path, capsys):
+    _session(tmp_path, "a")
+    b = [make_record("numpy", t, i, cpu_busy_before=0.6 if i < 2 else 0.0) for i, t in
+         enumerate(TIMES)]  # fmt: skip
+    make_session(tmp_path, "b", b)
+    code, err = _gate(tmp_path, capsys)
+    assert code == 1
+    assert "gate: busy: numpy @1: 2 of B's 5 ok runs started while other processes" in err
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path)]) == 0
+    assert "- numpy @1: A 0 of 5, B 2 of 5" in capsys.readouterr().out
+
+
+def test_a_gemm_rate_taken_on_a_busy_machine_is_marked_and_judges_no_speed(tmp_path):
+    from harness.results.model import RunRecord
+    from harness.runner import flags
+    from harness.spec import Spec
+
+    env = {"gemm_rates": {"1": 10.0}, "gemm_busy": {"1": 0.6}, "gemm_size": 64}
+    record = RunRecord.from_json(
+        make_record("numpy", 0.01, 0, env=env, gemm_rate_gflops=10.0, cpu_time_s=0.01)
+    )
+    record.untimed_excess_s = 0.0
+    assert flags.flagged(record, Spec(), 784) == []  # 16,000 GFLOP/s, but the yardstick is bad
+    record.env = {**env, "gemm_busy": {"1": 0.0}}
+    (line,) = flags.flagged(record, Spec(), 784)
+    assert line.startswith("implausible speed:")
+    make_session(tmp_path, "s", [make_record("numpy", 1.0, 0, env=env)])
+    out = tmp_path / "o"
+    assert main(["report", "s", "--results-dir", str(tmp_path), "--out", str(out)]) == 0
+    assert "the rate was measured at 1 thread(s) with 60% of the CPUs busy" in (
+        out / "report.md"
+    ).read_text()

@@ -65,6 +65,14 @@ class CompareMarkdownExporter:
                 f"{p.runs_b}: {'; '.join(p.flags)}"
                 for p in flagged
             ]
+        busy = [p for p in pairs if p.busy_a or p.busy_b]
+        if busy:
+            lines += ["", "Started on a busy machine (suspect times; no gate passes B's):", ""]
+            lines += [
+                f"- {p.backend} @{p.threads}: A {p.busy_a} of {p.runs_a}, "
+                f"B {p.busy_b} of {p.runs_b}"
+                for p in busy
+            ]
         if result.unpaired:
             lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
             lines += [f"- {describe(u)}" for u in result.unpaired]

@@ -21,6 +21,7 @@ from harness.results.summary import (
     fmt,
     gemm_rates,
     groups,
+    is_busy,
     label_columns,
     skips_work,
     summarize,
@@ -299,6 +300,13 @@ def gemm_lines(frame: pd.DataFrame) -> list[str]:
                 for threads, rate in sorted(rates.items(), key=lambda kv: _thread_order(kv[0]))
             )
             lines.append(f"{prefix}session {session}: {size}² float32 product: {per_thread}")
+            suspect = {t: b for t, b in (env.get("gemm_busy") or {}).items() if is_busy(b)}
+            if suspect:
+                which = ", ".join(f"{t} thread(s) with {b:.0%}" for t, b in suspect.items())
+                lines.append(
+                    f"⚠ {prefix}session {session}: the rate was measured at {which} of the CPUs "
+                    "busy elsewhere: it, and every share of it, is suspect"
+                )
         if not measured:
             lines.append(f"{prefix}not measured (run without --no-gemm-rate)")
     return lines

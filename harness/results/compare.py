@@ -25,8 +25,8 @@ from harness.results.stats import (
     repeats_to_tell,
     verdict,
 )
-from harness.results.summary import groups, matched
-from harness.results.suspect import flag_lines
+from harness.results.summary import groups, is_busy, matched
+from harness.results.suspect import BUSY_ABOVE, flag_lines
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class Comparison:
     flags: tuple[str, ...] = ()
     # The smallest slowdown its repeats' spread could tell from noise; None: none at all.
     min_detectable: float | None = None
+    # Ok runs that started while other processes kept the CPUs busy (suspect times).
+    busy_a: int = 0
+    busy_b: int = 0
 
     def to_json(self) -> dict:
         """JSON has no NaN: a ratio or bound that could not be had is null."""
@@ -189,6 +192,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, match: str = "exact") -> CompareRe
                 flagged_b=int(sum(bool(f) for f in group_b["flagged"])),
                 flags=tuple(flag_lines([*group_a["flagged"], *group_b["flagged"]])),
                 min_detectable=min_detectable(ratio),
+                busy_a=int(sum(is_busy(b) for b in group_a["cpu_busy_before"])),
+                busy_b=int(sum(is_busy(b) for b in group_b["cpu_busy_before"])),
             )
         )
     labels = {key: label(group) for key, group in (*groups_a.items(), *groups_b.items())}
@@ -214,8 +219,8 @@ def slower_than(pairs: list[Comparison], percent: float) -> list[Comparison]:
 
 @dataclass(frozen=True)
 class GateFailure:
-    # "slower", "cannot tell", "missing", "not ok in B", "accuracy", "flagged", "same session"
-    # or "nothing paired"
+    # "slower", "cannot tell", "missing", "not ok in B", "accuracy", "flagged", "busy",
+    # "same session" or "nothing paired"
     reason: str
     detail: str
 
@@ -290,6 +295,15 @@ def gate(
         )
         for p in result.pairs
         if p.flagged_b
+    ]
+    failures += [
+        GateFailure(
+            "busy",
+            f"{_pair_name(p)}: {p.busy_b} of B's {p.runs_b} ok runs started while other "
+            f"processes kept more than {BUSY_ABOVE:.0%} of the CPUs busy: their times are suspect",
+        )
+        for p in result.pairs
+        if p.busy_b
     ]
     statuses = {key: group["status"] for key, group in groups(matched(b, match))}
     for p in result.pairs:

@@ -8,7 +8,9 @@ whose parameters prove work outside the timed region fail instead (harness.runne
 from __future__ import annotations
 
 from harness import data
+from harness.results.key import threads_label
 from harness.results.model import RunRecord
+from harness.results.suspect import BUSY_ABOVE
 from harness.spec import Spec
 
 # CPUs a run may use beyond its thread budget: a runtime's own bookkeeping (the interpreter,
@@ -79,11 +81,14 @@ def flagged(outcome: RunRecord, spec: Spec, n_features: int) -> list[str]:
     if executed is None:  # undeclared: the job's dense FLOPs
         executed = spec.flops_per_iteration(n_features, data.N_CLASSES) * spec.iterations / 1e9
     on_cpu = str(outcome.build_info.get("device", "cpu")).lower() in ("cpu", "")
+    # A rate measured on a busy machine is too low a yardstick to call a speed impossible.
+    rate_busy = (outcome.env.get("gemm_busy") or {}).get(threads_label(outcome.threads))
+    judge_speed = on_cpu and not (isinstance(rate_busy, float) and rate_busy > BUSY_ABOVE)
     found = [
         over_budget(outcome.threads, cpu_time, train_time),
         untimed_work(outcome.untimed_excess_s or 0.0, train_time),
         implausible_speed(executed, train_time, outcome.gemm_rate_gflops)
-        if on_cpu
+        if judge_speed
         else None,
     ]
     return [line for line in found if line is not None]

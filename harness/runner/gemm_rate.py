@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.results.key import threads_label
+from harness.runner import machine_state
 from harness.runner.threads import thread_env
 
 GEMM_SIZE = 2048
@@ -70,9 +71,14 @@ def measure_gemm_rates(
     """
     cores = len(os.sched_getaffinity(0))
     wanted = dict.fromkeys([1, cores, *thread_counts])
-    rates = {threads_label(t): gemm_gflops(t, size) for t in wanted}
+    rates, busy = {}, {}
+    for threads in wanted:
+        # Checked like a run: a rate taken while other processes held the CPUs is suspect.
+        busy[threads_label(threads)] = machine_state.before_run()["cpu_busy_before"]
+        rates[threads_label(threads)] = gemm_gflops(threads, size)
     return {
         "gemm_rates": rates,
+        "gemm_busy": busy,  # the share of the CPUs other processes kept busy just before
         "gemm_size": size,
         "roofline": {
             "gflops_1core": rates["1"],
