@@ -39,6 +39,14 @@ def percent(text: str) -> float:
     return value
 
 
+def precision_percent(text: str) -> float:
+    """``--precision``: a half-width in percent, above 0 (no interval is ever exactly a point)."""
+    value = percent(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a percentage above 0, e.g. 2")
+    return value
+
+
 def accuracy_delta(text: str) -> float:
     try:
         value = float(text)

@@ -21,6 +21,7 @@ from harness.argument_types import (
     accuracy_delta,
     percent,
     positive_int,
+    precision_percent,
     step_numbers,
     target,
     thread_counts,
@@ -29,6 +30,7 @@ from harness.errors import EXIT_USAGE
 from harness.export import SUMMARY_FORMATS
 from harness.requests import (
     DEFAULT_ACCURACY_TOLERANCE,
+    DEFAULT_MAX_REPEATS,
     DEFAULT_REPEATS,
     DEFAULT_RESULTS_DIR,
     DEFAULT_STEP_THRESHOLD,
@@ -78,6 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help=f"runs per backend and thread count, interleaved A B A B (default {DEFAULT_REPEATS})",
+    )
+    how.add_argument(
+        "--precision",
+        type=precision_percent,
+        default=None,
+        metavar="PCT",
+        help="after the repeats, add interleaved rounds until each backend and thread count's "
+        "median is known to ±PCT %% (95 %% interval), or --max-repeats stops it",
+    )
+    how.add_argument(
+        "--max-repeats",
+        type=positive_int,
+        default=DEFAULT_MAX_REPEATS,
+        metavar="N",
+        help=f"with --precision: at most N runs per backend and thread count "
+        f"(default {DEFAULT_MAX_REPEATS})",
     )
     how.add_argument(
         "--warmup", action="store_true", help="first one discarded run per backend and thread count"

@@ -66,6 +66,8 @@ def to_request(args: argparse.Namespace) -> Request:
             sweeps=tuple(args.sweep),
             threads=tuple(args.threads or ()),
             repeats=args.repeats,
+            precision=args.precision,
+            max_repeats=args.max_repeats,
         )
         return RunRequest(
             work=work,

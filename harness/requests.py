@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
+DEFAULT_MAX_REPEATS = 20  # run --precision stops adding rounds to a cell here
 DEFAULT_RESULTS_DIR = Path("results")
 # compare's gate: the most B's median test accuracy may fall below A's. float32 runs of one
 # backend on one machine agree to the digit; across libraries they differ by up to ~0.0005.
@@ -128,6 +129,9 @@ class WorkRequest:
     sweeps: tuple[str, ...] = ()  # KEY=V1,V2,…
     threads: tuple[int | None, ...] = ()  # empty: each library's default
     repeats: int | None = None  # None: DEFAULT_REPEATS
+    # run --precision PCT: rounds added until each cell's median is known to ±PCT % (95 %).
+    precision: float | None = None
+    max_repeats: int = DEFAULT_MAX_REPEATS
 
     def options_given(self) -> list[str]:
         """The options that chose this work; ``--resume`` takes the session's instead."""
@@ -138,6 +142,7 @@ class WorkRequest:
             "--sweep": self.sweeps,
             "--threads": self.threads,
             "--repeats": self.repeats,
+            "--precision": self.precision,
         }
         return self.backends.options_given() + [o for o, value in options.items() if value]
 

@@ -34,14 +34,15 @@ from harness.export.terminal_table import print_summary
 from harness.requests import Output, RunRequest
 from harness.results.key import threads_label
 from harness.results.model import SESSION_FILE, RunRecord
-from harness.results.store import load_results
+from harness.results.store import load_results, read_session
 from harness.results.summary import to_frame
+from harness.runner import precision
 from harness.runner.executor import Executor, LocalExecutor, execute
 from harness.runner.items import RunItem
-from harness.runner.matrix import Matrix
+from harness.runner.matrix import Matrix, extend
 from harness.runner.planning import new_matrix, resumed_matrix
 from harness.runner.processes import remove_stale_scratch
-from harness.runner.session import create_session
+from harness.runner.session import create_session, rewrite_session_file
 
 
 class Interrupted(Exception):
@@ -87,7 +88,20 @@ def cmd_run(request: RunRequest) -> int:
         matrix = resumed_matrix(request) if request.resume else new_matrix(request, warner(err))
         if request.cluster:  # a resumed session brings its own flags
             _refuse_warmup_on_cluster(matrix.flags.warmup, resumed=True)
-        _run_matrix(matrix, executor, request.output, err, recorded)
+        env = _run_matrix(matrix, executor, request.output, err, recorded)
+        work = request.work
+        if work.precision is not None and not request.resume:
+            firsts = {(i.backend, i.threads, i.variant): i for i in matrix.items if not i.warmup}
+            cells = list(firsts.values())
+            while extra := _precision_round(matrix, cells, work.precision, work.max_repeats):
+                matrix = extend(matrix, extra)
+                err.print(
+                    f"precision: {len(extra)} more run(s), one per backend and thread count "
+                    f"not yet within ±{work.precision:g} %",
+                    soft_wrap=True,
+                )
+                _run_items(matrix, executor, env, request.output, err, recorded)
+            _close_precision(matrix, cells, work.precision, work.max_repeats, err)
     except RunsStopped as exc:
         err.print(
             f"[red]{escape(str(exc))}[/]; once {exc.waiting_for} back: python -m harness run "
@@ -135,10 +149,37 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
+def _precision_round(
+    matrix: Matrix, cells: list[RunItem], percent: float, max_repeats: int
+) -> list[RunItem]:
+    records = load_results([matrix.session_dir]).records
+    first_order = max((r.order or 0 for r in records), default=0) + 1
+    return precision.next_round(
+        precision.standing(cells, records), percent, max_repeats, first_order
+    )
+
+
+def _close_precision(
+    matrix: Matrix, cells: list[RunItem], percent: float, max_repeats: int, err: Console
+) -> None:
+    """Say what each cell reached, and keep it in session.json."""
+    state = precision.standing(cells, load_results([matrix.session_dir]).records)
+    for line in precision.closing_lines(state, percent, max_repeats):
+        err.print(escape(line), soft_wrap=True)
+    session = read_session(matrix.session_dir)
+    session.precision = {
+        "asked_percent": percent,
+        "max_repeats": max_repeats,
+        "reached": {cell.label: cell.reached for cell in state},
+    }
+    rewrite_session_file(matrix.session_dir, session)
+
+
 def _run_matrix(
     matrix: Matrix, executor: Executor, output: Output, err: Console, recorded: list[RunItem]
-) -> None:
-    """The matrix with a bar for the runs done and one per run in flight."""
+) -> dict[str, Any]:
+    """The matrix with a bar for the runs done and one per run in flight; returns the session's
+    environment."""
     items = matrix.items
     if matrix.resumed is not None:
         done = matrix.total - matrix.runs_left
@@ -160,6 +201,20 @@ def _run_matrix(
     )
     with measuring:
         env = executor.environment(thread_counts)
+    _run_items(matrix, executor, env, output, err, recorded)
+    return env
+
+
+def _run_items(
+    matrix: Matrix,
+    executor: Executor,
+    env: dict[str, Any],
+    output: Output,
+    err: Console,
+    recorded: list[RunItem],
+) -> None:
+    """The matrix's items, with a bar for the runs done and one per run in flight."""
+    items = matrix.items
     with _progress(output.quiet) as progress:
         overall = progress.add_task("runs", total=len(items), note="")
         bars: dict[int, TaskID] = {}

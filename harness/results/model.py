@@ -264,6 +264,8 @@ class Session:
     profile: bool | None = None
     warmup: bool | None = None
     target: TargetSetting | None = None  # run --target, for the runs a resume adds
+    # run --precision: what was asked, and the half-width each cell's median reached.
+    precision: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

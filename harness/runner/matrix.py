@@ -5,16 +5,17 @@ Made by ``planning`` (a new session or the rest of a stored one); run by an ``ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.requests import Flags, Target
 from harness.results.key import threads_label
 from harness.results.model import RunRecord, Session, SweepPointInfo
+from harness.results.store import read_session
 from harness.runner.items import RunItem, pinned_cpus
 from harness.runner.job import Job
-from harness.runner.session import timestamp
+from harness.runner.session import rewrite_session_file, timestamp
 from harness.spec import Spec
 from harness.work.plan import Plan
 
@@ -102,3 +103,12 @@ class Matrix:
             warmup=self.flags.warmup,
             target=self.target.to_json() if self.target else None,  # type: ignore[typeddict-item]
         )
+
+
+def extend(matrix: Matrix, items: list[RunItem]) -> Matrix:
+    """``matrix`` with ``items`` added to its session, to run next: session.json's matrix gains
+    them first, so that an interrupted session resumes with them."""
+    session = read_session(matrix.session_dir)
+    session.matrix = [*session.matrix, *(item.entry() for item in items)]
+    rewrite_session_file(matrix.session_dir, session)
+    return replace(matrix, items=items, total=matrix.total + len(items), resumed=session)

@@ -45,6 +45,15 @@ def cannot_write(where: Path, exc: OSError) -> str:
     )
 
 
+def rewrite_session_file(directory: Path, session: Session) -> None:
+    """An existing session's session.json, replaced atomically; its records are never touched,
+    whether this succeeds or not."""
+    try:
+        write_json_atomic(directory / SESSION_FILE, session.to_json())
+    except OSError as exc:
+        raise ResultsError(cannot_write(directory.parent, exc)) from None
+
+
 def write_session_file(directory: Path, session: Session) -> None:
     """The new session's session.json; if it cannot be written, no session is left."""
     try:
