@@ -12,7 +12,8 @@ The pages are README.md, rust_impl/README.md and docs/*.md. A generated block si
   (made by ``benchmarks/rust_speed.py --json results/benchmarks/rust_speed.json``), and
   ``timed_region`` (``run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2 --repeats
   1``: what each backend spends outside the timed region), each made from a clean tree;
-- ``results/benchmarks/*.json``, kept by the benchmarks' ``--json``;
+- ``results/benchmarks/*.json``, kept by the benchmarks' ``--json`` (``gate_power.json`` by
+  ``benchmarks/gate_power.py --json results/benchmarks/gate_power.json``);
 - ``benchmarks/published_port.json``, the accuracy the published Rust port reported.
 """
 
@@ -575,7 +576,43 @@ def outside_timer(data: Data) -> str:
     )
 
 
+def gate_power(data: Data) -> str:
+    """The gate on identical sessions of this machine, as is and with injected slowdowns."""
+    kept = data.benchmarks["gate_power"]
+    n = kept["numbers"]
+    rows = ["| B's times × | comparisons | gate: slower | gate: cannot tell | passed |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for factor, counts in n["outcomes"].items():
+        total = sum(counts.values())
+        rows.append(
+            f"| {factor} | {total} | {counts['slower']} | {counts['cannot tell']} | "
+            f"{counts['passed'] + counts['other']} |"
+        )
+    same = n["outcomes"]["1.00"]
+    alarms = same["slower"]
+    total = sum(same.values())
+    backends = sorted(n["cv_median"])
+    return (
+        f"`{kept['command']}`: {len(n['sessions'])} identical sessions of {n['repeats']} "
+        f"repeats at 1 thread, {kept['created_at'][:10]} on {kept['env']['hostname']} "
+        f"({kept['env'].get('cpu_model', '?')}); every ordered pair gated at "
+        f"{n['threshold_percent']:g} %, backend by backend.\n\n"
+        + "\n".join(rows)
+        + f"\n\nFalse alarms on identical sessions: {alarms} of {total} "
+        f"({alarms / total:.0%}). Run-to-run CV within a session (median, max): "
+        + ", ".join(
+            f"{b} {n['cv_median'][b]:.1%} / {n['cv_max'][b]:.1%}" for b in backends
+        )
+        + ". The smallest slowdown a pair could see (median): "
+        + ", ".join(f"{b} {v:.1%}" for b, v in n["min_detectable_median"].items())
+        + f"; to see {n['threshold_percent']:g} % a gate on such a runner needs about "
+        + ", ".join(f"{v} ({b})" for b, v in n["repeats_needed"].items())
+        + " repeats a side.\n"
+    )
+
+
 GENERATORS: dict[str, Callable[[Data], str]] = {
+    "gate-power": gate_power,
     "outside-timer": outside_timer,
     "reference-setup": reference_setup,
     "reference-table": reference_table,

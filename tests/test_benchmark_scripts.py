@@ -26,3 +26,30 @@ def test_help_gives_the_whole_summary_sentence(script: Path):
     )
     assert result.returncode == 0, result.stderr
     assert " ".join(summary.split()) in " ".join(result.stdout.split())
+
+
+def test_gate_power_counts_false_alarms_and_injected_slowdowns(tmp_path):
+    """On three quiet identical sessions: no false alarm, and no injected slowdown of 10 % or
+    more passes."""
+    import json
+
+    from tests.helpers import make_record, make_session
+
+    times = [1.00, 1.01, 0.99, 1.02, 0.98]
+    sessions = [
+        make_session(tmp_path, f"s{k}", [make_record("numpy", t, i) for i, t in enumerate(times)])
+        for k in range(3)
+    ]
+    kept = tmp_path / "power.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gate_power.py"), "--from", *map(str, sessions),
+         "--json", str(kept)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(kept.read_text())["numbers"]
+    outcomes = numbers["outcomes"]
+    assert outcomes["1.00"] == {"slower": 0, "cannot tell": 0, "passed": 6, "other": 0}
+    for factor in ("1.10", "1.15", "1.25"):
+        assert outcomes[factor]["passed"] == 0 and outcomes[factor]["slower"] == 6
+    assert numbers["repeats"] == 5 and 0 < numbers["cv_median"]["numpy"] < 0.02

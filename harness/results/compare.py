@@ -276,7 +276,7 @@ def gate(
         )
         for p in slower
     ]
-    failures += [_cannot_tell(p, percent) for p in result.pairs if p not in slower]
+    failures += [cannot_tell(p, percent) for p in result.pairs if p not in slower]
     failures = [f for f in failures if f is not None]
     failures += [
         GateFailure(
@@ -352,7 +352,7 @@ def gate(
     return failures
 
 
-def _cannot_tell(pair: Comparison, percent: float) -> GateFailure | None:
+def cannot_tell(pair: Comparison, percent: float) -> GateFailure | None:
     """Why the pair cannot show it is within ``percent`` % of A; None when it can."""
     name = _pair_name(pair)
     if min(pair.n_a, pair.n_b) < MIN_REPEATS or not math.isfinite(pair.ci_high):
