@@ -365,3 +365,34 @@ def test_the_headline_ranks_only_keys_that_did_the_job_and_says_when_it_cannot_t
     comparison = (out / "report.md").read_text().split("## Comparison")[1].split("##")[0]
     rows = [line.split("|")[1].strip() for line in comparison.splitlines() if line[:2] == "| "]
     assert rows[1:] == ["one-class", "rust", "numpy"]  # fastest first, the header aside
+
+
+def test_a_report_summarises_its_runs_once(tmp_path, monkeypatch, capsys):
+    """The files and the terminal table are rendered from one summary, not one each."""
+    from harness.results import summary
+
+    calls = []
+    real = summary.summarize
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    import importlib
+    import sys
+
+    for name in ("commands.results", "report.write", "report.html", "export.terminal_table"):
+        importlib.import_module(f"harness.{name}")  # with everything they import
+    # Every module that holds the name, so that no renderer can summarise on its own unseen.
+    holders = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("harness") and getattr(module, "summarize", None) is real
+    ]
+    assert "harness.report.tables" in holders and "harness.export.rows" in holders
+    for name in holders:
+        monkeypatch.setattr(f"{name}.summarize", counting)
+    records = [make_record(b, t, i) for b, t in (("numpy", 1.0), ("rust", 0.5)) for i in range(3)]
+    make_session(tmp_path, "s", records)
+    assert main(["report", "s", "--results-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert len(calls) == 1

@@ -18,7 +18,13 @@ from harness.report.write import write_report
 from harness.requests import CompareRequest, ExportRequest, ReportRequest
 from harness.results import compare
 from harness.results.store import load_results, resolve_sessions
-from harness.results.summary import check_baseline, to_frame, variation
+from harness.results.summary import (
+    Summarized,
+    check_baseline,
+    summarize,
+    to_frame,
+    variation,
+)
 
 
 def cmd_report(request: ReportRequest) -> int:
@@ -33,10 +39,11 @@ def cmd_report(request: ReportRequest) -> int:
     frame = to_frame(results.records, request.target)
     baseline = request.baseline
     check_baseline(baseline, list(frame["backend"]), "these results")
-    written = write_report(results, out, baseline, request.target)
+    summary = summarize(frame, baseline)  # once, for the files and the terminal alike
+    written = write_report(results, out, baseline, request.target, Summarized(frame, summary))
     console = stdout_console()
     console.print(variation(frame).sentence(), soft_wrap=True)
-    print_summary(console, frame, baseline)
+    print_summary(console, frame, baseline, summary)
     print(f"report: {out / 'index.html'} ({len(written)} files in {out})")
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from harness.export import ExportData
-from harness.export.rows import summary_table
+from harness.export.rows import fastest_first, summary_table
 from harness.results.summary import (
     backend_label,
     fmt,
@@ -71,9 +71,15 @@ def build_table(rows: pd.DataFrame) -> Table:
     return table
 
 
-def print_summary(console: Console, frame: pd.DataFrame, baseline: str | None = None) -> None:
-    """The table and its warnings on ``console``; a file or pipe gets every column whole."""
-    summary = summary_table(frame, baseline)
+def print_summary(
+    console: Console,
+    frame: pd.DataFrame,
+    baseline: str | None = None,
+    summary: pd.DataFrame | None = None,
+) -> None:
+    """The table and its warnings on ``console``; a file or pipe gets every column whole.
+    ``summary``: ``summarize``'s rows when the caller has them already."""
+    summary = summary_table(frame, baseline) if summary is None else fastest_first(summary)
     table = build_table(summary)
     if console.is_terminal:
         console.print(table)

@@ -28,9 +28,14 @@ def _items(lines: list[str]) -> str:
 
 
 def render_html(
-    results: Results, frame: pd.DataFrame, chart_pngs: dict[str, Path], baseline: str | None = None
+    results: Results,
+    frame: pd.DataFrame,
+    chart_pngs: dict[str, Path],
+    baseline: str | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> str:
-    summary = summarize(frame, baseline)  # for the lines under the comparison table
+    summary = summarize(frame, baseline) if summary is None else summary
+    answers = tables.headline(frame, baseline, summary)
     images = "\n".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"></figure>'
@@ -49,7 +54,7 @@ def render_html(
         f"<pre>{html.escape(json.dumps(s, indent=1))}</pre>" for s in tables.specs(frame)
     )
     unreadable = _items([str(p) for p in results.unreadable]) if results.unreadable else ""
-    side_by_side = tables.machines_side_by_side(frame)
+    side_by_side = tables.machines_side_by_side(frame, summary)
     machines = (
         "<h2>Machines side by side</h2><p>Median training time of the same work on each "
         f"machine.</p>{_table(side_by_side)}"
@@ -74,19 +79,19 @@ pre {{ background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }}
 .answer {{ font-size: 1.15rem; font-weight: 600; }}
 </style></head><body>
 <h1>mlp-bench report</h1>
-{"".join(f'<p class="answer">{html.escape(line)}</p>' for line in tables.headline(frame, baseline))}
+{"".join(f'<p class="answer">{html.escape(line)}</p>' for line in answers)}
 <p>Sessions: {html.escape(", ".join(s.name for s in results.sessions))}</p>
 <p class="differs">{html.escape(tables.what_differs(frame))}</p>
 <h2>Comparison</h2>
 <p>Medians over the ok runs of each comparability key (spec, sweep point, backend, threads,
 machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training
 (200 % = two busy cores).</p>
-{_table(tables.comparison_table(frame, baseline))}
+{_table(tables.comparison_table(frame, baseline, summary))}
 {_items(work_notes(summary))}
 {_items(["⚠ " + line for line in warnings(summary)])}
 {machines}<h2>Outside the timed region</h2>
 <p>{html.escape(tables.OUTSIDE_TIMER_NOTE)}</p>
-{_table(tables.outside_timer(frame, baseline))}
+{_table(tables.outside_timer(frame, baseline, summary))}
 <h2>GEMM rate and bound</h2>
 {_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)])}
 <h2>Thread audit</h2>

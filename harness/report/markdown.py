@@ -26,13 +26,17 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def render_markdown(
-    results: Results, frame: pd.DataFrame, chart_names: list[str], baseline: str | None = None
+    results: Results,
+    frame: pd.DataFrame,
+    chart_names: list[str],
+    baseline: str | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> str:
-    summary = summarize(frame, baseline)
+    summary = summarize(frame, baseline) if summary is None else summary
     lines = [
         "# mlp-bench report",
         "",
-        *[f"**{line}**  " for line in tables.headline(frame, baseline)],
+        *[f"**{line}**  " for line in tables.headline(frame, baseline, summary)],
         "",
         f"Sessions: {', '.join(s.name for s in results.sessions)}",
         "",
@@ -44,13 +48,13 @@ def render_markdown(
         "machine, measurement flags). CPU use = CPU seconds ÷ wall seconds of the timed training "
         "(200 % = two busy cores). GFLOP/s = the job's FLOPs ÷ median training time.",
         "",
-        _table(tables.comparison_table(frame, baseline)),
+        _table(tables.comparison_table(frame, baseline, summary)),
         "",
         *[f"- {line}" for line in work_notes(summary)],
         *[f"- ⚠ {line}" for line in warnings(summary)],
         "",
     ]
-    side_by_side = tables.machines_side_by_side(frame)
+    side_by_side = tables.machines_side_by_side(frame, summary)
     if not side_by_side.empty:
         lines += [
             "## Machines side by side",
@@ -66,7 +70,7 @@ def render_markdown(
         "",
         tables.OUTSIDE_TIMER_NOTE,
         "",
-        _table(tables.outside_timer(frame, baseline)),
+        _table(tables.outside_timer(frame, baseline, summary)),
         "",
         "## GEMM rate and bound",
         "",

@@ -37,11 +37,13 @@ HEADLINE_ACCURACY_TOLERANCE = 0.01
 WIDE_INTERVAL = 1.5
 
 
-def headline(frame: pd.DataFrame, baseline: str | None = None) -> list[str]:
+def headline(
+    frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
+) -> list[str]:
     """The one-line answers: the fastest backend at each thread count (and spec, machine, …),
     ranked among the keys whose runs are unflagged and whose accuracy shows they did the job;
     the others follow, each with why it was not ranked."""
-    summary = summarize(frame, baseline)
+    summary = summarize(frame, baseline) if summary is None else summary
     if summary.empty:
         return []
     ok = summary[summary["train_time_s"].notna()]
@@ -118,12 +120,14 @@ def _share(gflops: Any, rate: Any) -> str:
     return fmt(gflops / rate * 100 if pd.notna(rate) and pd.notna(gflops) else None, ".0f", " %")
 
 
-def comparison_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+def comparison_table(
+    frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The published comparison's columns, one row per comparability key. Where a backend skips
     work, each GEMM-rate share of the job's work has the share of the work it executed beside
     it (``work_notes`` says what it skips)."""
     rows = []
-    summary = fastest_first(summarize(frame, baseline))
+    summary = fastest_first(summarize(frame, baseline) if summary is None else summary)
     speed = f"speed vs {summary['baseline'].iloc[0]} [95 % CI]" if len(summary) else "speed"
     executed_columns = skips_work(summary)
     for row in summary.itertuples():
@@ -174,10 +178,12 @@ OUTSIDE_TIMER_NOTE = (
 )
 
 
-def outside_timer(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+def outside_timer(
+    frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """What each key's runs spent outside the timed region, and whether their time holds."""
     rows = []
-    for row in summarize(frame, baseline).itertuples():
+    for row in (summarize(frame, baseline) if summary is None else summary).itertuples():
         if not row.runs_ok:
             continue
         untimed = row.untimed_s
@@ -245,7 +251,9 @@ def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFra
     return out
 
 
-def machines_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+def machines_side_by_side(
+    frame: pd.DataFrame, summary: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Median training time per backend, threads and spec (rows) on each machine (columns).
 
     Empty unless the runs come from more than one machine (a cluster session, or several
@@ -253,7 +261,7 @@ def machines_side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if frame["machine"].nunique() < 2:
         return pd.DataFrame()
-    summary = summarize(frame)
+    summary = summarize(frame) if summary is None else summary
     labels = {m: machine_label(env) for m, env in zip(frame["machine"], frame["env"], strict=True)}
     rows: dict[tuple[str, ...], dict[str, str]] = {}
     for row in summary.itertuples():

@@ -20,14 +20,19 @@ from harness.report.markdown import render_markdown
 from harness.requests import Target
 from harness.results.history import history
 from harness.results.store import Results
-from harness.results.summary import to_frame
+from harness.results.summary import Summarized, summarize, to_frame
 
 
 def write_report(
-    results: Results, out_dir: Path, baseline: str | None = None, target: Target | None = None
+    results: Results,
+    out_dir: Path,
+    baseline: str | None = None,
+    target: Target | None = None,
+    summary: Summarized | None = None,
 ) -> list[Path]:
     """Render everything into a scratch directory, then move the files into ``out_dir``;
-    times to accuracy against ``target`` (None: the runs' own, else the default)."""
+    times to accuracy against ``target`` (None: the runs' own, else the default). ``summary``:
+    the runs' frame and its summary when the caller has them, so they are made once."""
     if not results.records:
         damaged = f"; {len(results.unreadable)} unreadable" if results.unreadable else ""
         raise ResultsError(
@@ -41,7 +46,10 @@ def write_report(
         _remove_if_empty(out_dir, created)
         raise ResultsError(_cannot_write(out_dir, exc)) from None
     try:
-        return _render(results, out_dir, scratch, baseline, target)
+        if summary is None:
+            frame = to_frame(results.records, target)
+            summary = Summarized(frame, summarize(frame, baseline))
+        return _render(results, out_dir, scratch, baseline, summary)
     except OSError as exc:  # a full disk, say, part-way through a chart
         shutil.rmtree(scratch, ignore_errors=True)
         _remove_if_empty(out_dir, created)
@@ -64,17 +72,18 @@ def _remove_if_empty(out_dir: Path, created: bool) -> None:
 
 
 def _render(
-    results: Results, out_dir: Path, scratch: Path, baseline: str | None, target: Target | None
+    results: Results, out_dir: Path, scratch: Path, baseline: str | None, summary: Summarized
 ) -> list[Path]:
     """Every file into ``scratch``, then each moved into ``out_dir``."""
-    frame = to_frame(results.records, target)
+    frame, rows = summary
     rendered = charts.render_all(frame, scratch)
     lines = history(frame)
     if spans_commits(lines):
         rendered["history"] = render_history(lines, scratch)
-    (scratch / "report.md").write_text(render_markdown(results, frame, list(rendered), baseline))
+    markdown = render_markdown(results, frame, list(rendered), baseline, rows)
+    (scratch / "report.md").write_text(markdown)
     pngs = {name: paths[0] for name, paths in rendered.items()}
-    (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline))
+    (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline, rows))
     written = []
     for path in sorted(scratch.iterdir()):
         os.replace(path, out_dir / path.name)

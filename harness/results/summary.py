@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -194,6 +194,13 @@ def target_of(frame: pd.DataFrame) -> Target:
 def _times_to_target(ok: pd.DataFrame, target: Target) -> list[float | None]:
     """Each ok run's training time to ``target``, from its curve (None: not reached)."""
     return [time_to_target(curve or [], target) for curve in ok["curve"]]
+
+
+class Summarized(NamedTuple):
+    """The runs' frame and its summary, made once per command and handed to every renderer."""
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
 
 
 def summarize(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
