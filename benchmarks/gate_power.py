@@ -50,7 +50,7 @@ def run_sessions(args: argparse.Namespace) -> list[Path]:
 
 
 def analyse(sessions: list[Path]) -> dict:
-    from harness.results import compare
+    from harness.results import compare, gate
     from harness.results.store import load_results
     from harness.results.summary import to_frame
 
@@ -63,14 +63,14 @@ def analyse(sessions: list[Path]) -> dict:
             b = frames[j].copy()
             b["train_time_s"] = b["train_time_s"] * factor
             result = compare.compare(frames[i], b)
-            others = {f.detail.split(":")[0] for f in compare.gate(result, b, THRESHOLD, 1.0)
+            others = {f.detail.split(":")[0] for f in gate.gate(result, b, THRESHOLD, 1.0)
                       if f.reason not in ("slower", "cannot tell")}  # fmt: skip
             slower = compare.slower_than(result.pairs, THRESHOLD)
             for pair in result.pairs:
                 name = f"{pair.backend} @{pair.threads}"
                 if pair in slower:
                     outcome = "slower"
-                elif compare.cannot_tell(pair, THRESHOLD) is not None:
+                elif gate.cannot_tell(pair, THRESHOLD) is not None:
                     outcome = "cannot tell"
                 elif name in others:
                     outcome = "other"

@@ -16,7 +16,7 @@ from harness.export import ExportData, export
 from harness.export.terminal_table import print_summary
 from harness.report.write import write_report
 from harness.requests import CompareRequest, ExportRequest, ReportRequest
-from harness.results import compare
+from harness.results import compare, gate
 from harness.results.store import load_results, resolve_sessions
 from harness.results.summary import (
     Summarized,
@@ -64,12 +64,12 @@ def cmd_compare(request: CompareRequest) -> int:
     result = compare.compare(to_frame(results_a.records), frame_b, request.match)
     verdict = None
     if request.fail_if_slower is not None:
-        failures = compare.gate(
+        failures = gate.gate(
             result, frame_b, request.fail_if_slower, request.accuracy_tolerance, request.match
         )
         if a.resolve() == b.resolve():
-            failures.insert(0, compare.GateFailure("same session", _same_session(a)))
-        verdict = compare.GateResult(
+            failures.insert(0, gate.GateFailure("same session", _same_session(a)))
+        verdict = gate.GateResult(
             request.fail_if_slower, request.accuracy_tolerance, request.match, failures
         )
     data = ExportData(frame_b, comparison=result, names=(str(a), str(b)), gate=verdict)
@@ -83,7 +83,7 @@ def cmd_compare(request: CompareRequest) -> int:
         for failure in verdict.failures:
             print(failure, file=sys.stderr)
         if not verdict.failures:
-            line = compare.passed_line(result, request.fail_if_slower, request.accuracy_tolerance)
+            line = gate.passed_line(result, request.fail_if_slower, request.accuracy_tolerance)
             print(line, file=sys.stderr)
         return verdict.exit_status
     return EXIT_OK

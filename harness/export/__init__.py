@@ -18,7 +18,8 @@ from harness.errors import ResultsError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.results.compare import CompareResult, GateResult
+    from harness.results.compare import CompareResult
+    from harness.results.gate import GateResult
 
 
 @dataclass(frozen=True)

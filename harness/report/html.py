@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report import tables
+from harness.report.headline import headline
 from harness.report.markdown import fact
 from harness.results.store import Results
 from harness.results.summary import summarize, work_notes
@@ -35,7 +36,7 @@ def render_html(
     summary: pd.DataFrame | None = None,
 ) -> str:
     summary = summarize(frame, baseline) if summary is None else summary
-    answers = tables.headline(frame, baseline, summary)
+    answers = headline(frame, baseline, summary)
     images = "\n".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"></figure>'

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from harness.report import tables
+from harness.report.headline import headline
 from harness.results.store import Results
 from harness.results.summary import summarize, work_notes
 from harness.results.suspect import warnings
@@ -36,7 +37,7 @@ def render_markdown(
     lines = [
         "# mlp-bench report",
         "",
-        *[f"**{line}**  " for line in tables.headline(frame, baseline, summary)],
+        *[f"**{line}**  " for line in headline(frame, baseline, summary)],
         "",
         f"Sessions: {', '.join(s.name for s in results.sessions)}",
         "",
