@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -57,23 +58,31 @@ class CompareMarkdownExporter:
                 }
             )
             lines.append(table.to_markdown(index=False, disable_numparse=True))
-        flagged = [p for p in pairs if p.flagged_a or p.flagged_b]
-        if flagged:
-            lines += ["", "Flagged (ok runs whose time is suspect; no gate passes them):", ""]
-            lines += [
-                f"- {p.backend} @{p.threads}: A {p.flagged_a} of {p.runs_a}, B {p.flagged_b} of "
-                f"{p.runs_b}: {'; '.join(p.flags)}"
-                for p in flagged
-            ]
-        busy = [p for p in pairs if p.busy_a or p.busy_b]
-        if busy:
-            lines += ["", "Started on a busy machine (suspect times; no gate passes B's):", ""]
-            lines += [
-                f"- {p.backend} @{p.threads}: A {p.busy_a} of {p.runs_a}, "
-                f"B {p.busy_b} of {p.runs_b}"
-                for p in busy
-            ]
+        lines += _suspect_runs(
+            pairs,
+            "Flagged (ok runs whose time is suspect; no gate passes them):",
+            lambda p: (p.flagged_a, p.flagged_b, f": {'; '.join(p.flags)}"),
+        )
+        lines += _suspect_runs(
+            pairs,
+            "Started on a busy machine (suspect times; no gate passes B's):",
+            lambda p: (p.busy_a, p.busy_b, ""),
+        )
         if result.unpaired:
             lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
             lines += [f"- {describe(u)}" for u in result.unpaired]
         return ("\n".join(lines) + "\n").encode()
+
+
+def _suspect_runs(
+    pairs: list[Comparison], title: str, counts: Callable[[Comparison], tuple[int, int, str]]
+) -> list[str]:
+    """A titled list of the pairs with suspect runs on either side: how many of each side's."""
+    lines = []
+    for p in pairs:
+        a, b, why = counts(p)
+        if a or b:
+            lines.append(
+                f"- {p.backend} @{p.threads}: A {a} of {p.runs_a}, B {b} of {p.runs_b}{why}"
+            )
+    return ["", title, "", *lines] if lines else []
