@@ -14,7 +14,7 @@ from harness.results.suspect import BUSY_ABOVE
 from harness.spec import Spec
 
 # CPUs a run may use beyond its thread budget: a runtime's own bookkeeping (the interpreter,
-# a library's housekeeping thread). Measured: built-ins at 1 thread use 0.99–1.12 CPUs.
+# a library's housekeeping thread). docs/measuring.md's outside-timer table shows the built-ins'.
 BUDGET_SLACK_CPUS = 0.25
 # Below this much training, CPU ticks (10 ms, for descendants) make a CPU-use ratio meaningless.
 MIN_JUDGED_S = 0.25
