@@ -136,7 +136,8 @@ def reference_table(data: Data) -> str:
         "backend",
         "threads",
         "CPU use",
-        "train time (median [min–max])",
+        "train time s",
+        "min–max s",
         "CV",
         "train acc",
         "test acc",
@@ -548,8 +549,7 @@ def phases_compared(data: Data) -> str:
 
 
 TIMED_REGION_COMMAND = (
-    "python -m harness run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2 "
-    "--repeats 1"
+    "python -m harness run --all --backend-cmd c=examples/c-backend/mlp-c --threads 1,2 --repeats 1"
 )
 
 
@@ -600,9 +600,7 @@ def gate_power(data: Data) -> str:
         + "\n".join(rows)
         + f"\n\nFalse alarms on identical sessions: {alarms} of {total} "
         f"({alarms / total:.0%}). Run-to-run CV within a session (median, max): "
-        + ", ".join(
-            f"{b} {n['cv_median'][b]:.1%} / {n['cv_max'][b]:.1%}" for b in backends
-        )
+        + ", ".join(f"{b} {n['cv_median'][b]:.1%} / {n['cv_max'][b]:.1%}" for b in backends)
         + ". The smallest slowdown a pair could see (median): "
         + ", ".join(f"{b} {v:.1%}" for b, v in n["min_detectable_median"].items())
         + f"; to see {n['threshold_percent']:g} % a gate on such a runner needs about "

@@ -235,3 +235,18 @@ def run_record(backend: str, time_s: float | None, repeat: int = 0, **extra) -> 
     """The same record as a RunRecord, validated as a reader would load it."""
     status = extra.pop("status", "ok")
     return RunRecord.from_json(make_record(backend, time_s, repeat, status=status, **extra))
+
+
+def first_html_table(page: str) -> list[list[str]]:
+    """The text of the first ``<table>`` in ``page``, row by row, entities decoded."""
+    import html
+    import re
+
+    table = page.split("<table", 1)[1].split("</table>", 1)[0]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        ]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    ]

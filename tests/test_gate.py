@@ -230,9 +230,7 @@ def test_injected_slowdowns_above_the_threshold_never_pass(tmp_path, capsys):
     for factor in (1.10, 1.15, 1.25):
         root = tmp_path / str(factor)
         make_session(root, "a", [make_record("numpy", t, i) for i, t in enumerate(NOISY)])
-        make_session(
-            root, "b", [make_record("numpy", t * factor, i) for i, t in enumerate(NOISY)]
-        )
+        make_session(root, "b", [make_record("numpy", t * factor, i) for i, t in enumerate(NOISY)])
         code, _ = _gate(root, capsys)
         assert code in (1, 3), factor  # slower, or cannot tell: never a pass
 
@@ -293,6 +291,7 @@ def test_a_gemm_rate_taken_on_a_busy_machine_is_marked_and_judges_no_speed(tmp_p
     make_session(tmp_path, "s", [make_record("numpy", 1.0, 0, env=env)])
     out = tmp_path / "o"
     assert main(["report", "s", "--results-dir", str(tmp_path), "--out", str(out)]) == 0
-    assert "the rate was measured at 1 thread(s) with 60% of the CPUs busy" in (
-        out / "report.md"
-    ).read_text()
+    assert (
+        "the rate was measured at 1 thread(s) with 60% of the CPUs busy"
+        in (out / "report.md").read_text()
+    )

@@ -35,8 +35,8 @@ def test_debug_build_is_flagged_in_the_table():
     console = Console(record=True, width=120)
     print_summary(console, to_frame(records))
     text = console.export_text()
-    assert "rust (debug)" in text
-    assert "numpy (debug)" not in text
+    assert "rust (debug build)" in text
+    assert "numpy (debug build)" not in text
 
 
 def test_spread_statistics_against_hand_computed_values():

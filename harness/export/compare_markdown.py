@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from harness.export import ExportData
+from harness.export.escape import markdown, markdown_table
 from harness.results.compare import CompareResult, Comparison, describe
 
 
@@ -30,7 +31,7 @@ class CompareMarkdownExporter:
     def serialize(self, data: ExportData) -> bytes:
         result = comparison_of(data)
         name_a, name_b = data.names
-        lines = [f"A = {name_a}, B = {name_b}", ""]
+        lines = [markdown(f"A = {name_a}, B = {name_b}"), ""]
         pairs = result.pairs
         if not pairs:
             lines.append(
@@ -57,7 +58,7 @@ class CompareMarkdownExporter:
                     "Δ train acc": [f"{p.train_acc_delta:+.4f}" for p in pairs],
                 }
             )
-            lines.append(table.to_markdown(index=False, disable_numparse=True))
+            lines.append(markdown_table(table))
         lines += _suspect_runs(
             pairs,
             "Flagged (ok runs whose time is suspect; no gate passes them):",
@@ -70,7 +71,7 @@ class CompareMarkdownExporter:
         )
         if result.unpaired:
             lines += ["", "Not paired (only runs with equal comparability keys are compared):", ""]
-            lines += [f"- {describe(u)}" for u in result.unpaired]
+            lines += [f"- {markdown(describe(u))}" for u in result.unpaired]
         return ("\n".join(lines) + "\n").encode()
 
 
@@ -83,6 +84,9 @@ def _suspect_runs(
         a, b, why = counts(p)
         if a or b:
             lines.append(
-                f"- {p.backend} @{p.threads}: A {a} of {p.runs_a}, B {b} of {p.runs_b}{why}"
+                "- "
+                + markdown(
+                    f"{p.backend} @{p.threads}: A {a} of {p.runs_a}, B {b} of {p.runs_b}{why}"
+                )
             )
     return ["", title, "", *lines] if lines else []

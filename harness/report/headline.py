@@ -54,9 +54,7 @@ def headline(
         where = f"{best.threads} thread{'s' if best.threads != '1' else ''}"
         where += "".join(f", {getattr(best, c)}" for c in extra)
         name = backend_label(best.backend, best.algorithm)
-        ranked.append(
-            f"fastest at {where}: {name}, {best.train_time_s:.2f} s ({_versus(best)})"
-        )
+        ranked.append(f"fastest at {where}: {name}, {best.train_time_s:.2f} s ({_versus(best)})")
     ranked.sort(key=lambda line: thread_order(line.split()[2]))
     return ranked + unranked
 

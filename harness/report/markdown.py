@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from harness.export.escape import fence, markdown, markdown_table
 from harness.report import tables
 from harness.report.headline import headline
 from harness.results.store import Results
@@ -23,7 +24,11 @@ def fact(value: object) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "None."
+    return markdown_table(frame)
+
+
+def _items(lines: list[str], mark: str = "") -> list[str]:
+    return [f"- {mark}{markdown(line)}" for line in lines]
 
 
 def render_markdown(
@@ -37,11 +42,11 @@ def render_markdown(
     lines = [
         "# mlp-bench report",
         "",
-        *[f"**{line}**  " for line in headline(frame, baseline, summary)],
+        *[f"**{markdown(line)}**  " for line in headline(frame, baseline, summary)],
         "",
-        f"Sessions: {', '.join(s.name for s in results.sessions)}",
+        f"Sessions: {markdown(', '.join(s.name for s in results.sessions))}",
         "",
-        tables.what_differs(frame),
+        markdown(tables.what_differs(frame)),
         "",
         "## Comparison",
         "",
@@ -51,8 +56,8 @@ def render_markdown(
         "",
         _table(tables.comparison_table(frame, baseline, summary)),
         "",
-        *[f"- {line}" for line in work_notes(summary)],
-        *[f"- ⚠ {line}" for line in warnings(summary)],
+        *_items(work_notes(summary)),
+        *_items(warnings(summary), "⚠ "),
         "",
     ]
     side_by_side = tables.machines_side_by_side(frame, summary)
@@ -75,8 +80,7 @@ def render_markdown(
         "",
         "## GEMM rate and bound",
         "",
-        *[f"- {line}" for line in tables.GEMM_DEFINITIONS],
-        *[f"- {line}" for line in tables.gemm_lines(frame)],
+        *_items([*tables.GEMM_DEFINITIONS, *tables.gemm_lines(frame)]),
         "",
         "## Thread audit",
         "",
@@ -84,7 +88,7 @@ def render_markdown(
         "",
         "## Same work?",
         "",
-        *[f"- {line}" for line in tables.same_work_check(frame)],
+        *_items(tables.same_work_check(frame)),
         "",
         "## Runs that did not finish ok",
         "",
@@ -93,15 +97,16 @@ def render_markdown(
     ]
     if results.unreadable:
         lines += ["## Records left out (unreadable, or copies of a run counted once)", ""]
-        lines += [f"- {problem}" for problem in results.unreadable] + [""]
+        lines += [*_items([str(problem) for problem in results.unreadable]), ""]
     if chart_names:
         lines += ["## Charts", ""]
         lines += [f"![{name}]({name}.png)" for name in chart_names] + [""]
     lines += ["## Environment", ""]
     for title, facts in tables.environments(frame):
-        lines += [f"### {title}", ""]
-        lines += [f"- **{k}**: {fact(v)}" for k, v in facts.items()] + [""]
+        lines += [f"### {markdown(title)}", ""]
+        lines += [f"- **{markdown(str(k))}**: {markdown(fact(v))}" for k, v in facts.items()]
+        lines += [""]
     lines += ["## Spec", ""]
     for spec in tables.specs(frame):
-        lines += ["```json", json.dumps(spec, indent=1), "```", ""]
+        lines += [*fence(json.dumps(spec, indent=1), "json"), ""]
     return "\n".join(lines)

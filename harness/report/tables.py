@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import first_line
+from harness.export import columns
 from harness.export.rows import fastest_first
 from harness.results.key import machine_fingerprint, machine_label
 from harness.results.summary import (
@@ -23,23 +24,13 @@ from harness.results.summary import (
     groups,
     is_busy,
     label_columns,
-    skips_work,
     summarize,
-    to_target_text,
     variation,
 )
-from harness.results.suspect import NOISY_CV
 
 
 def what_differs(frame: pd.DataFrame) -> str:
     return variation(frame).sentence()
-
-
-def _cv(cv: float | None) -> str:
-    """Coefficient of variation of the repeats, flagged when the machine was too noisy."""
-    if cv is None or pd.isna(cv):
-        return "–"
-    return f"{cv * 100:.1f} %" + (" ⚠" if cv > NOISY_CV else "")
 
 
 def _key_cells(row: Any, frame: pd.DataFrame) -> dict[str, str]:
@@ -52,57 +43,14 @@ def _key_cells(row: Any, frame: pd.DataFrame) -> dict[str, str]:
     return cells
 
 
-def _share(gflops: Any, rate: Any) -> str:
-    return fmt(gflops / rate * 100 if pd.notna(rate) and pd.notna(gflops) else None, ".0f", " %")
-
-
 def comparison_table(
     frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """The published comparison's columns, one row per comparability key. Where a backend skips
-    work, each GEMM-rate share of the job's work has the share of the work it executed beside
-    it (``work_notes`` says what it skips)."""
-    rows = []
+    """Every column of the one row model (``export.columns``), fastest first. Where a backend
+    skips work, the executed-work columns stand beside the job's (``work_notes`` says what it
+    skips)."""
     summary = fastest_first(summarize(frame, baseline) if summary is None else summary)
-    speed = f"speed vs {summary['baseline'].iloc[0]} [95 % CI]" if len(summary) else "speed"
-    executed_columns = skips_work(summary)
-    for row in summary.itertuples():
-        dense = row.algorithm == "dense"
-        executed_rate = {"executed GFLOP/s": "= job" if dense else fmt(row.executed_gflops, ".1f")}
-        executed_share = {
-            "% of GEMM rate, executed": "= job"
-            if dense
-            else _share(row.executed_gflops, row.gemm_rate_gflops)
-        }
-        rows.append(
-            {
-                **_key_cells(row, frame),
-                "CPU use": fmt(row.cpu_util * 100 if pd.notna(row.cpu_util) else None, ".0f", " %"),
-                "train time (median [min–max])": (
-                    f"{fmt(row.train_time_s, '.2f')} s [{fmt(row.train_time_min_s, '.2f')}–"
-                    f"{fmt(row.train_time_max_s, '.2f')}]"
-                ),
-                "train acc": fmt(row.train_acc, ".4f"),
-                "test acc": fmt(row.test_acc, ".4f"),
-                "CV": _cv(row.train_time_cv),
-                speed: row.speedup.text(),
-                f"time to {row.target}": to_target_text(row, " s"),
-                f"speed to {row.target} [95 % CI]": row.target_speedup.text(),
-                "GFLOP/s": fmt(row.gflops, ".1f"),
-                **(executed_rate if executed_columns else {}),
-                "GEMM-rate bound": fmt(row.gemm_bound_s, ".2f", " s"),
-                "% of GEMM rate": _share(row.gflops, row.gemm_rate_gflops),
-                **(executed_share if executed_columns else {}),
-                "peak RSS": fmt(
-                    row.peak_rss_bytes / 2**20 if pd.notna(row.peak_rss_bytes) else None,
-                    ".0f",
-                    " MiB",
-                ),
-                "setup": fmt(row.setup_time_s, ".2f", " s"),
-                "runs ok": f"{row.runs_ok}/{row.runs}",
-            }
-        )
-    return pd.DataFrame(rows)
+    return columns.cells(summary).frame()
 
 
 OUTSIDE_TIMER_NOTE = (
@@ -187,9 +135,7 @@ def _machines(frame: pd.DataFrame) -> list[tuple[str, dict[str, Any], pd.DataFra
     return out
 
 
-def machines_side_by_side(
-    frame: pd.DataFrame, summary: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def machines_side_by_side(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Median training time per backend, threads and spec (rows) on each machine (columns).
 
     Empty unless the runs come from more than one machine (a cluster session, or several

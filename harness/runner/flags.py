@@ -87,8 +87,6 @@ def flagged(outcome: RunRecord, spec: Spec, n_features: int) -> list[str]:
     found = [
         over_budget(outcome.threads, cpu_time, train_time),
         untimed_work(outcome.untimed_excess_s or 0.0, train_time),
-        implausible_speed(executed, train_time, outcome.gemm_rate_gflops)
-        if judge_speed
-        else None,
+        implausible_speed(executed, train_time, outcome.gemm_rate_gflops) if judge_speed else None,
     ]
     return [line for line in found if line is not None]

@@ -64,9 +64,7 @@ def standing(cells: Sequence[RunItem], records: Sequence[RunRecord]) -> list[Cel
         )
         times = [r.train_time_s for r in mine if r.status == "ok" and r.train_time_s is not None]
         out.append(
-            CellPrecision(
-                cell, len(mine), reached(times), bool(mine) and mine[-1].status == "ok"
-            )
+            CellPrecision(cell, len(mine), reached(times), bool(mine) and mine[-1].status == "ok")
         )
     return out
 
