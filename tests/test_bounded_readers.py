@@ -160,3 +160,64 @@ def test_a_copied_record_is_listed_and_counted_once(tmp_path, capsys):
     assert row["runs"] == 2  # not 3
     assert "counted once:" in captured.err and "numpy-copy.json" in captured.err
     assert "the same run as numpy-0.json" in captured.err
+
+
+def _bomb(path: Path, header: bytes, expanded: int) -> None:
+    """A gzip file of ``header`` and then zeros to about ``expanded`` bytes, made of one member
+    compressed once and repeated (gzip readers join members): 2.3 GB in about 2.3 MB."""
+    import gzip
+
+    zeros = gzip.compress(bytes(2**24), compresslevel=9)
+    with path.open("wb") as out:
+        out.write(gzip.compress(header))
+        for _ in range(expanded // 2**24):
+            out.write(zeros)
+
+
+MNIST_IMAGES_HEADER = bytes.fromhex("00000803") + b"".join(
+    n.to_bytes(4, "big") for n in (60_000, 28, 28)
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        # The header MNIST's training images have, then far more bytes than it declares.
+        (MNIST_IMAGES_HEADER, "has trailing bytes: it runs past the 47,040,016 bytes"),
+        # A header that declares the whole bomb.
+        (
+            bytes.fromhex("00000803") + b"".join(n.to_bytes(4, "big") for n in (3_000_000, 28, 28)),
+            "its IDX header declares 2,352,000,016 bytes (3000000, 28, 28), more than the "
+            "47,040,016",
+        ),
+        (b"", "wrong magic number 0x00000000"),  # zeros all the way
+    ],
+    ids=["past-its-header", "header-declares-it", "no-header"],
+)
+def test_a_gzip_bomb_in_the_data_folder_is_refused_in_bounded_time_and_memory(
+    tmp_path, header, message
+):
+    """The bomb of the issue (2.2 MB expanding to 2.3 GB, named like MNIST's training images)
+    is refused before it is expanded: in under a second and within a few MB of an intact file."""
+    import time
+    import tracemalloc
+
+    from harness import data
+    from harness.errors import DataError
+    from tests.helpers import write_dataset
+
+    write_dataset(tmp_path, gz=True)
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    _bomb(bomb, header, 2_300_000_000 if header else 200 * 2**20)
+    tracemalloc.start()
+    started = time.process_time()
+    try:
+        with pytest.raises(DataError) as refused:
+            data.locate("mnist", tmp_path, download=False)
+        spent = time.process_time() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value).startswith(f"{bomb}: ") and message in str(refused.value)
+    assert spent < 2.0  # CPU seconds: the bound is the declared size, never the expansion
+    assert peak < 47_040_016 + 16 * 2**20  # an intact file's bytes and a few MB

@@ -85,14 +85,14 @@ def test_unreadable_file(tmp_path, monkeypatch):
     write_dataset(tmp_path)
     target = tmp_path / NAMES["train_images"]
     if os.geteuid() == 0:  # root reads files whatever their mode; make the read fail instead
-        real_read = type(target).read_bytes
+        real_open = type(target).open
 
-        def read_bytes(path):
+        def open_path(path, *args, **kwargs):
             if path == target:
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_read(path)
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(type(target), "read_bytes", read_bytes)
+        monkeypatch.setattr(type(target), "open", open_path)
     else:
         target.chmod(0)
     with pytest.raises(DataError, match="train-images-idx3-ubyte: permission denied"):

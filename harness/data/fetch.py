@@ -12,7 +12,6 @@ both verify; it would need a second set of hashes per mirror file and still this
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import sys
@@ -26,7 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.idx import Dataset, arrays_from_bytes, parse_pair, read_idx_bytes
+from harness.data.idx import (
+    MAX_IDX_BYTES,
+    Dataset,
+    arrays_from_bytes,
+    parse_pair,
+    read_idx_file,
+)
 from harness.errors import DataError
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -42,7 +47,13 @@ class DatasetInfo:
     sha256: dict[str, str] | None  # None: user-supplied IDX files, nothing to verify against
     mirrors: tuple[str, ...] = ()
     system_dirs: tuple[Path, ...] = ()
+    # The most one of its files may expand to: a file whose header declares more is refused
+    # before it is read (a gzip bomb costs no more than an intact file).
+    max_bytes: int = MAX_IDX_BYTES
 
+
+# 60,000 images of 28 × 28 bytes and their 16-byte header: the largest file of either MNIST.
+MNIST_LARGEST = 16 + 60_000 * 28 * 28
 
 _STANDARD_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -62,6 +73,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
         # The mirrors torchvision and TensorFlow Datasets use, in that order.
+        max_bytes=MNIST_LARGEST,
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -79,6 +91,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
+        max_bytes=MNIST_LARGEST,
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
@@ -137,8 +150,7 @@ def _candidates(directory: Path, filename: str) -> list[Path]:
     return [directory / filename, directory / f"{filename}.gz"]
 
 
-def _verify(path: Path, raw: bytes, expected: str | None) -> str:
-    actual = hashlib.sha256(raw).hexdigest()
+def _verify(path: Path, actual: str, expected: str | None) -> str:
     if expected is not None and actual != expected:
         raise DataError(
             f"{path}: checksum mismatch, refusing it: expected SHA-256 {expected}, got {actual}; "
@@ -170,7 +182,7 @@ def _download(
         url = base.rstrip("/") + "/" + filename
         try:
             payload = fetch(url)
-            raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
+            raw = _bounded_gunzip(payload, info.max_bytes)
             actual = hashlib.sha256(raw).hexdigest()
         except (urllib.error.URLError, OSError, EOFError, zlib.error, ValueError) as exc:
             failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
@@ -191,6 +203,19 @@ def _download(
         print(f"downloaded {url} (SHA-256 verified) to {target}", file=sys.stderr)
         return target, raw
     return "; ".join(failures) or "no mirrors configured"
+
+
+def _bounded_gunzip(payload: bytes, limit: int) -> bytes:
+    """A download's bytes, decompressed to at most ``limit``: a bomb is refused, not expanded."""
+    if payload[:2] != b"\x1f\x8b":
+        return payload
+    inflate = zlib.decompressobj(wbits=31)
+    raw = inflate.decompress(payload, limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"expands past {limit:,} bytes, more than any file of the dataset")
+    if not inflate.eof:
+        raise EOFError("truncated gzip stream")
+    return raw
 
 
 def _mirrors(info: DatasetInfo) -> tuple[str, ...]:
@@ -244,8 +269,8 @@ def locate(
             None,
         )
         if found is not None:
-            raws[role] = read_idx_bytes(found)
-            hashes[role] = _verify(found, raws[role], expected)
+            raws[role], actual = read_idx_file(found, info.max_bytes)
+            hashes[role] = _verify(found, actual, expected)
             paths[role] = found.absolute()  # workers run in a scratch folder of their own
             continue
         mirrors = _mirrors(info) if download and expected else ()
@@ -253,7 +278,8 @@ def locate(
             outcome = _download(info, role, expected, mirrors, target, fetch)
             if not isinstance(outcome, str):
                 paths[role], raws[role] = outcome[0].absolute(), outcome[1]
-                hashes[role] = _verify(paths[role], raws[role], expected)
+                actual = hashlib.sha256(raws[role]).hexdigest()
+                hashes[role] = _verify(paths[role], actual, expected)
                 continue
             missing[role] = outcome
         else:
@@ -305,8 +331,8 @@ def load(files: DataFiles, dtype: str = "float32") -> Dataset:
     """
     raws = {}
     for role, path in files.paths.items():
-        raw = read_idx_bytes(path)
-        actual = hashlib.sha256(raw).hexdigest()
+        info = DATASETS.get(files.dataset)
+        raw, actual = read_idx_file(path, info.max_bytes if info else MAX_IDX_BYTES)
         expected = files.sha256[role]
         if actual != expected:
             raise DataError(

@@ -8,9 +8,12 @@ these datasets, so only they are accepted; anything else is a DataError naming t
 from __future__ import annotations
 
 import gzip
+import hashlib
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -31,24 +34,76 @@ class Dataset:
     n_classes: int = field(default=N_CLASSES)
 
 
-def read_idx_bytes(path: Path) -> bytes:
-    """The decompressed bytes of ``path`` (gzip detected by its magic, not its name)."""
+# The most any IDX file may expand to. MNIST's largest is 47 MB; a file whose header declares
+# more, or whose stream runs past what its header declares, is refused without reading on.
+MAX_IDX_BYTES = 2**30
+_CHUNK = 2**20
+
+
+def read_idx_file(path: Path, limit: int = MAX_IDX_BYTES) -> tuple[bytes, str]:
+    """The decompressed bytes of ``path`` (gzip detected by its magic, not its name) and their
+    SHA-256, hashed as they stream.
+
+    Bounded whatever the file holds (a gzip bomb, a header that lies): the header is read first,
+    and no more is decompressed than the size it declares, which may not exceed ``limit``; the
+    file is refused as soon as its header or its length cannot match. Time and memory are those
+    of the declared size, never of what the file would expand to.
+    """
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected an IDX file")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            packed = file.read(2) == b"\x1f\x8b"
+            file.seek(0)
+            stream = gzip.GzipFile(fileobj=file) if packed else file
+            return _read_declared(stream, path, limit)
     except PermissionError:
         raise DataError(f"{path}: permission denied; make it readable") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
     except EOFError:
         raise DataError(f"{path}: truncated gzip file; download it again") from None
     except (gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: corrupt gzip file ({exc}); download it again") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _read_declared(stream: BinaryIO, path: Path, limit: int) -> tuple[bytes, str]:
+    digest = hashlib.sha256()
+    raw = bytearray(stream.read(4))
+    if len(raw) == 4:
+        if raw[:2] != b"\x00\x00" or raw[2] != _UBYTE or not 1 <= raw[3] <= 4:
+            raise DataError(
+                f"{path}: wrong magic number 0x{bytes(raw).hex()}; expected an unsigned-byte IDX "
+                "file (0x0000080N); replace it with an intact copy"
+            )
+        raw += stream.read(4 * raw[3])
+        digest.update(raw)
+        dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(raw[3])]
+        declared = 4 + 4 * raw[3] + math.prod(dims)
+        if declared > limit:
+            raise DataError(
+                f"{path}: its IDX header declares {declared:,} bytes {tuple(dims)}, more than the "
+                f"{limit:,} such a file may hold; replace it with an intact copy"
+            )
+        while len(raw) < declared:
+            chunk = stream.read(min(_CHUNK, declared - len(raw)))
+            if not chunk:
+                break  # shorter than declared: parse_idx names how much is missing
+            raw += chunk
+            digest.update(chunk)
+        if len(raw) == declared and stream.read(1):
+            raise DataError(
+                f"{path}: has trailing bytes: it runs past the {declared:,} bytes its IDX header "
+                "declares; replace it with an intact copy"
+            )
+    else:
+        digest.update(raw)  # too short for a header: parse_idx says so
+    return bytes(raw), digest.hexdigest()
+
+
+def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """``read_idx_file``'s bytes alone."""
+    return read_idx_file(path, limit)[0]
 
 
 def parse_idx(raw: bytes, name: str, ndim: int) -> np.ndarray:
