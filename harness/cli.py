@@ -2,7 +2,9 @@
 
 Exit status: 0 every run ok; 1 at least one run failed, timed out or diverged (or verify failed,
 or compare --fail-if-slower tripped); 2 a user mistake (bad option, spec, data or backend),
-reported in one line; 130 interrupted.
+reported in one line; 130 interrupted. A reader of standard output that goes away (``| head``)
+ends the command quietly with the status it would have had; a closed standard stream (``>&-``)
+reads as /dev/null.
 
 Parsing needs only the grammar (harness.arguments) and the request types; the commands, and
 pandas, SciPy and matplotlib with them, load after it, so ``--help``, ``--version`` and mistakes
@@ -12,6 +14,8 @@ answer at once. The parsed arguments stop here: the commands get a frozen reques
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,10 +38,28 @@ from harness.requests import (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _open_closed_streams()
     request = to_request(build_parser().parse_args(argv))
     from harness import commands
 
     return commands.execute(request)
+
+
+def _open_closed_streams() -> None:
+    """/dev/null on each standard descriptor that was closed (``>&-``, a service with none).
+
+    Left closed, the descriptor would be handed to the next file opened, a record among them,
+    and whatever a worker process printed would land in it.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 – kept for the run
 
 
 def _backends(args: argparse.Namespace) -> BackendChoice:

@@ -44,9 +44,12 @@ COMMANDS: dict[type, str] = {
 def execute(request: Request) -> int:
     """Run the request's command; a user mistake becomes one line and exit 2."""
     module, _, name = COMMANDS[type(request)].partition(":")
+    status: int | None = None
     try:
         command = getattr(importlib.import_module(f"harness.commands.{module}"), name)
-        return command(request)
+        status = command(request)
+        sys.stdout.flush()  # here, where a reader that went away can still be answered
+        return status
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -54,8 +57,16 @@ def execute(request: Request) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # "| head": the reader has what it wanted
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
-        return EXIT_OK
+        _discard_stdout()
+        return EXIT_OK if status is None else status
+
+
+def _discard_stdout() -> None:
+    """/dev/null under standard output: what is still buffered there has no reader, and the
+    interpreter's last flush must not fail on it again (a traceback, exit status 120)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
 
 
 def __getattr__(name: str) -> Any:

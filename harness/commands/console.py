@@ -16,10 +16,18 @@ from harness.results.store import Results, write_bytes_atomic
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_USAGE"]
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits with status 1 here; the harness ends "| head" the same way for every
+        # output, quietly and with the status the command would have had (commands.execute).
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     """Rich's console, but 100 columns wide when writing to a file or pipe (80 truncates)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=100)
+    console = _StdoutConsole()
+    return console if console.is_terminal else _StdoutConsole(width=100)
 
 
 def warner(err: Console) -> Callable[[str], None]:
