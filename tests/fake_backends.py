@@ -173,3 +173,12 @@ class AlwaysZero(NumpyBackend):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.zeros(len(x), dtype=np.int64)
+
+
+class RaisesHostileText(NumpyBackend):
+    """Fails with a message made to break whatever renders it (tests/test_hostile_text.py)."""
+
+    name = "raises-hostile-text"
+
+    def setup(self, spec, train_x, train_y, init):
+        raise RuntimeError("| <script>x</script> \x1b[2J\u202e\n## injected")

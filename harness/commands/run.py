@@ -30,6 +30,7 @@ from harness.commands.console import (
 )
 from harness.errors import HarnessError, RunsStopped, first_line
 from harness.export import ExportData, export
+from harness.export.escape import terminal
 from harness.export.terminal_table import print_summary
 from harness.requests import Output, RunRequest
 from harness.results.key import threads_label
@@ -269,7 +270,7 @@ def _print_outcome(
         line += f", {record.train_time_s:.2f} s, test acc {record.test_acc:.4f}"
     else:
         line += f" — {record.error if output.verbose else first_line(record.error)}"
-    progress.console.print(escape(line), soft_wrap=True, highlight=False)
+    progress.console.print(escape(terminal(line, lines=True)), soft_wrap=True, highlight=False)
 
 
 def _close_session(matrix: Matrix | None, err: Console, request: RunRequest) -> int:

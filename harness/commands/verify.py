@@ -9,6 +9,7 @@ from rich.table import Table
 from harness import backends
 from harness.commands.console import EXIT_OK, EXIT_RUN_FAILED, stdout_console, warner
 from harness.errors import HarnessError
+from harness.export.escape import terminal
 from harness.requests import DEFAULT_TIMEOUT_S, VerifyRequest, resolve_timeout
 from harness.runner.job import prepare_job
 from harness.runner.verification import verify_backends
@@ -75,5 +76,6 @@ def cmd_verify(request: VerifyRequest) -> int:
     for verdict in verdicts:
         text = verdict.verdict
         style = "red" if verdict.failed else "green" if text == "pass" else "yellow"
-        console.print(f"{escape(verdict.backend)}: [{style}]{escape(text)}[/]", soft_wrap=True)
+        text = escape(terminal(text, lines=True))  # it may quote the backend's own error
+        console.print(f"{escape(verdict.backend)}: [{style}]{text}[/]", soft_wrap=True)
     return EXIT_RUN_FAILED if any(v.failed for v in verdicts) else EXIT_OK

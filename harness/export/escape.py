@@ -35,10 +35,12 @@ def _is_control(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cf") and char not in "\t"
 
 
-def terminal(text: str) -> str:
-    """``text`` with every control character shown as ``\\x1b`` and the like, on one line."""
+def terminal(text: str, lines: bool = False) -> str:
+    """``text`` with every control character shown as ``\\x1b`` and the like, on one line
+    (or, with ``lines``, keeping its line breaks: a traceback)."""
     text = text.replace("\r\n", "\n")
-    return "".join(" " if c == "\n" else _visible(c) if _is_control(c) else c for c in text)
+    newline = "\n" if lines else " "
+    return "".join(newline if c == "\n" else _visible(c) if _is_control(c) else c for c in text)
 
 
 def markdown(text: str) -> str:

@@ -12,6 +12,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from harness.export import ExportData, columns
+from harness.export.escape import terminal
 from harness.export.rows import fastest_first, summary_table
 from harness.results.summary import work_notes
 from harness.results.suspect import warnings
@@ -24,14 +25,14 @@ def build_table(rows: pd.DataFrame) -> Table:
     for at, heading in enumerate(shown.headings):
         widest = max((len(texts[at]) for texts in shown.rows), default=len(heading))
         table.add_column(
-            escape(heading),
+            escape(terminal(heading)),
             justify="left" if heading in shown.left else "right",
             no_wrap=True,
             # The backend's name is what every other cell is read by: never cut it.
             min_width=widest if at == 0 else None,
         )
     for texts in shown.rows:
-        table.add_row(*(escape(text) for text in texts))
+        table.add_row(*(escape(terminal(text)) for text in texts))
     return table
 
 
@@ -56,9 +57,9 @@ def print_summary(
         finally:
             console.width = width
     for line in work_notes(summary):
-        console.print(escape(line), soft_wrap=True)
+        console.print(escape(terminal(line)), soft_wrap=True)
     for line in warnings(summary):
-        kind, rest = line.split(" ", 1)
+        kind, rest = terminal(line).split(" ", 1)
         console.print(f"[yellow]{kind}[/] {escape(rest)}", soft_wrap=True)
 
 
