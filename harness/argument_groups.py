@@ -85,3 +85,19 @@ def add_match(command: argparse.ArgumentParser) -> None:
         "machines of one CPU model, core count and memory, as CI runners of one type are; any, "
         "whatever the machine (the ratio then compares the machines too)",
     )
+
+
+def add_resume_options(command: argparse.ArgumentParser) -> None:
+    """How ``run --resume`` treats another harness on the session and runs that did not end ok."""
+    command.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --resume: wait for another "
+        "harness running SESSION to finish (else: one line naming it, exit 2)",
+    )
+    command.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: redo failed, "
+        "timed-out and diverged runs too, not only lost ones (the old record stays)",
+    )

@@ -14,6 +14,7 @@ from harness.argument_groups import (
     add_backend_choice,
     add_command_backends,
     add_match,
+    add_resume_options,
     add_spec_and_data,
     add_timeout,
 )
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only the runs missing from SESSION (default: the latest), with its spec, seed, "
         "backends and measurement flags (--timeout may change)",
     )
+    add_resume_options(run)
     for sub in (run, report_cmd):
         sub.add_argument(
             "--baseline",

@@ -94,6 +94,8 @@ def to_request(args: argparse.Namespace) -> Request:
         return RunRequest(
             work=work,
             resume=args.resume,
+            wait=args.wait,
+            retry_failed=args.retry_failed,
             data_dir=args.data_dir,
             results_dir=args.results_dir,
             timeout_s=args.timeout,

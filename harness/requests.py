@@ -151,6 +151,8 @@ class WorkRequest:
 class RunRequest:
     work: WorkRequest = field(default_factory=WorkRequest)
     resume: str | None = None  # a session to finish instead of a new one
+    wait: bool = False  # --resume of a session another harness holds: wait for it
+    retry_failed: bool = False  # --resume redoes failed runs too, not only lost ones
     data_dir: Path | None = None
     results_dir: Path = DEFAULT_RESULTS_DIR
     timeout_s: float | None = None  # as given: None default, 0 none

@@ -181,7 +181,7 @@ def test_cluster_records_equal_a_local_runs_in_work_done(cluster, idx_dir, tmp_p
     assert "@ " + platform.node() in remote.stderr  # progress names where each run ran
 
 
-def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tmp_path):
+def test_a_killed_worker_loses_its_run_and_resume_redoes_it(cluster, idx_dir, tmp_path):
     marker = tmp_path / "hung"
     worker = cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
     results = tmp_path / "results"
@@ -194,7 +194,7 @@ def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tm
     assert f"--resume {results}" in err and "Traceback" not in err
     session, records = session_records(results)
     lost = records["hangs-once-td-r0"]
-    assert lost["status"] == "failed"
+    assert lost["status"] == "lost" and lost["attempt"] == 1
     assert lost["error"].startswith("worker lost: tcp://")
     assert "left the cluster during the run" in lost["error"]
     assert records["numpy-td-r0"]["status"] == "ok"
@@ -202,10 +202,20 @@ def test_a_killed_worker_fails_its_run_and_resume_completes(cluster, idx_dir, tm
 
     cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
     resumed = harness("run", "--resume", str(session), "--cluster", cluster.address)
-    assert resumed.returncode == 1  # the lost run stays failed
+    assert resumed.returncode == 0, resumed.stderr  # the lost run was redone, and ended ok
+    assert "3 to go" in resumed.stderr  # the lost run and the two never started
     _, records = session_records(results)
-    assert len(records) == 4
+    assert len(records) == 5  # the lost record stays, beside the attempt that redid it
+    assert records["hangs-once-td-r0"]["status"] == "lost"
+    redone = records["hangs-once-td-r0.attempt2"]
+    assert redone["status"] == "ok" and redone["attempt"] == 2
     assert records["numpy-td-r1"]["status"] == records["hangs-once-td-r1"]["status"] == "ok"
+    exported = harness("export", str(session), "--format", "json")
+    rows = {row["key"]["backend"]: row for row in json.loads(exported.stdout)}
+    assert rows["hangs-once"]["runs"] == rows["hangs-once"]["runs_ok"] == 2  # counted once
+    assert "superseded: " in exported.stderr and "redone as hangs-once-td-r0.attempt2" in (
+        exported.stderr
+    )
 
 
 def test_a_lost_scheduler_fails_the_runs_in_flight_and_says_how_to_resume(
@@ -223,7 +233,7 @@ def test_a_lost_scheduler_fails_the_runs_in_flight_and_says_how_to_resume(
     assert "lost the Dask scheduler" in err
     assert f"--resume {results}" in err and f"--cluster {cluster.address}" in err
     _, records = session_records(results)
-    assert records["hangs-once-td-r0"]["status"] == "failed"
+    assert records["hangs-once-td-r0"]["status"] == "lost"
     assert records["hangs-once-td-r0"]["error"].startswith("lost the Dask scheduler")
     assert records["numpy-td-r0"]["status"] == "ok"
     assert len(records) == 2  # the second repeats never started: left for --resume
@@ -343,3 +353,23 @@ def test_a_worker_derives_the_sessions_plan_or_refuses(idx_dir):
     derived = _plan_for(record, files)
     assert derived is not None and derived.batches_sha256 == plan.batches_sha256
     assert _plan_for(replace(record, init_sha256="0" * 64), files) is None
+
+
+def test_a_run_lost_while_other_workers_go_on_ends_with_the_resume_line(cluster, idx_dir, tmp_path):
+    marker = tmp_path / "hung"
+    first = cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
+    results = tmp_path / "results"
+    run = hangs_once_on(cluster, idx_dir, results)
+    _wait_for(marker, 120)  # hangs-once's first run is in flight on the first worker
+    cluster.add_worker(HANGS_ONCE_MARKER=str(marker))  # the marker is there: it never hangs
+    os.killpg(first.pid, signal.SIGKILL)
+    _, err = run.communicate(timeout=180)
+    assert run.returncode == 1, err
+    assert "Traceback" not in err
+    session, records = session_records(results)
+    assert records["hangs-once-td-r0"]["status"] == "lost"
+    assert sorted(r["status"] for r in records.values()) == ["lost", "ok", "ok", "ok"]
+    assert (
+        "1 run(s) lost with their machine, not failed by their backend; redo them with: "
+        f"python -m harness run --resume {session} --cluster {cluster.address}"
+    ) in " ".join(err.split())

@@ -35,14 +35,14 @@ def test_segfault_is_recorded_and_the_matrix_carries_on(idx_dir, tmp_path):
 def test_unwritable_record_names_the_path_and_keeps_the_numbers(
     idx_dir, tmp_path, monkeypatch, capsys
 ):
-    real_write = store.write_json_atomic
+    real_write = store.write_bytes_atomic
 
-    def failing_write(path: Path, payload) -> None:
+    def failing_write(path: Path, payload, replace: bool = True) -> None:
         if path.name.startswith("numpy-"):
             raise OSError(28, "No space left on device")
-        real_write(path, payload)
+        real_write(path, payload, replace)
 
-    monkeypatch.setattr("harness.runner.session.write_json_atomic", failing_write)
+    monkeypatch.setattr("harness.runner.session.write_bytes_atomic", failing_write)
     assert run(idx_dir, tmp_path, "--backend", "numpy") == 2
     err = capsys.readouterr().err
     assert "could not write" in err and "numpy-td-r0.json" in err

@@ -35,11 +35,12 @@ from harness.export.terminal_table import print_summary
 from harness.requests import Output, RunRequest
 from harness.results.key import threads_label
 from harness.results.model import SESSION_FILE, RunRecord
-from harness.results.store import load_results, read_session
+from harness.results.store import load_results, read_session, resolve_sessions
 from harness.results.summary import to_frame
 from harness.runner import precision
 from harness.runner.executor import Executor, LocalExecutor, execute
 from harness.runner.items import RunItem
+from harness.runner.lock import session_lock
 from harness.runner.matrix import Matrix, extend
 from harness.runner.planning import new_matrix, resumed_matrix
 from harness.runner.processes import remove_stale_scratch
@@ -75,6 +76,20 @@ def _executor(request: RunRequest, err: Console) -> Executor:
 
 
 def cmd_run(request: RunRequest) -> int:
+    # The session's lock is held from before its runs are planned until its table is printed.
+    with contextlib.ExitStack() as holds:
+        return _run(request, holds)
+
+
+def _lock_resumed(request: RunRequest, holds: contextlib.ExitStack, err: Console) -> None:
+    """Lock the session to resume before its missing runs are counted: a second resume of it
+    then finds them done, or is told who is doing them."""
+    (session_dir,) = resolve_sessions([request.resume or "latest"], request.results_dir)
+    if (session_dir / SESSION_FILE).is_file():  # else resumed_matrix says what it is not
+        holds.enter_context(session_lock(session_dir, request.wait, warner(err)))
+
+
+def _run(request: RunRequest, holds: contextlib.ExitStack) -> int:
     err = Console(stderr=True)
     for stale in remove_stale_scratch():
         err.print(f"removed {escape(str(stale))}, left behind by a harness that was killed")
@@ -86,7 +101,18 @@ def cmd_run(request: RunRequest) -> int:
         if request.cluster:  # before anything is found, fetched or connected to
             _refuse_warmup_on_cluster(request.flags.warmup, resumed=False)
         executor = _executor(request, err)  # before the session exists: no cluster, no session
-        matrix = resumed_matrix(request) if request.resume else new_matrix(request, warner(err))
+        if request.resume:
+            _lock_resumed(request, holds, err)
+            matrix = resumed_matrix(request)
+        else:
+            if request.wait or request.retry_failed:
+                given = "--wait" if request.wait else "--retry-failed"
+                raise HarnessError(
+                    f"{given} applies to run --resume SESSION; add --resume or drop it"
+                )
+            matrix = new_matrix(request, warner(err))
+            create_session(matrix.session_dir)
+            holds.enter_context(session_lock(matrix.session_dir))
         if request.cluster:  # a resumed session brings its own flags
             _refuse_warmup_on_cluster(matrix.flags.warmup, resumed=True)
         env = _run_matrix(matrix, executor, request.output, err, recorded)
@@ -189,8 +215,6 @@ def _run_matrix(
             f"already recorded, {matrix.total - done} to go",
             soft_wrap=True,
         )
-    else:
-        create_session(matrix.session_dir)
     thread_counts = list(dict.fromkeys(item.threads for item in items))
     measuring = (
         err.status(
@@ -290,5 +314,20 @@ def _close_session(matrix: Matrix | None, err: Console, request: RunRequest) -> 
     missing = matrix.total - len(results.records)
     if failed or missing:
         err.print(f"[red]{len(failed) + missing} of {matrix.total} runs did not finish ok[/]")
+        lost = sum(r.status == "lost" for r in failed)
+        where = escape(str(matrix.session_dir))
+        cluster = f" --cluster {escape(request.cluster)}" if request.cluster else ""
+        if lost:
+            err.print(
+                f"{lost} run(s) lost with their machine, not failed by their backend; redo them "
+                f"with: python -m harness run --resume {where}{cluster}",
+                soft_wrap=True,
+            )
+        if len(failed) > lost:
+            err.print(
+                f"to redo the {len(failed) - lost} that failed too: python -m harness run "
+                f"--resume {where}{cluster} --retry-failed",
+                soft_wrap=True,
+            )
         return EXIT_RUN_FAILED
     return EXIT_OK

@@ -96,7 +96,10 @@ def render_markdown(
         "",
     ]
     if results.unreadable:
-        lines += ["## Records left out (unreadable, or copies of a run counted once)", ""]
+        lines += [
+            "## Records left out (unreadable, copies of a run counted once, attempts redone)",
+            "",
+        ]
         lines += [*_items([str(problem) for problem in results.unreadable]), ""]
     if chart_names:
         lines += ["## Charts", ""]

@@ -24,6 +24,10 @@ Schema versions:
      ``proof_note`` (why not), ``cpu_budget`` and ``flagged`` (why an ok run's time is suspect).
      CPU time now counts every descendant, also those that ended within a call. Version 2 files
      load with these empty: their runs were neither proven nor judged.
+  4: a run can be ``lost`` (its machine, Dask worker or scheduler went away: not the backend's
+     doing) and redone by ``run --resume``; each record has an ``attempt`` (1 unless it redoes
+     an earlier record of the same run, which stays beside it, never pooled with it). Files of
+     versions 1–3 load as first attempts.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 from harness.errors import SpecError
 from harness.spec import spec_from_dict, spec_hash
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SESSION_FILE = "session.json"
-STATUSES = ("ok", "failed", "timeout", "diverged")
+STATUSES = ("ok", "failed", "timeout", "diverged", "lost")
 T = TypeVar("T")
 # Ranges a measurement cannot leave; outside them a record was damaged or forged.
 Seconds = Annotated[float, Field(ge=0)]
@@ -62,7 +66,7 @@ class _FailFast(FailFast):
 FAIL_FAST = _FailFast()
 Ints = Annotated[list[int], FAIL_FAST]
 Count = Annotated[int, Field(ge=0)]
-Status = Literal["ok", "failed", "timeout", "diverged"]
+Status = Literal["ok", "failed", "timeout", "diverged", "lost"]
 
 
 class InvalidFile(ValueError):
@@ -131,6 +135,9 @@ class RunRecord:
     backend_target: str = ""
     variant: str = ""  # the sweep point ("batch=50,hidden=100"); "" without --sweep
     order: int | None = None  # position in the session's run order (interleaved)
+    # 2, 3, …: this record redoes the run's earlier record (lost, or failed with --retry-failed),
+    # which stays beside it; readers count the latest attempt only (schema 4).
+    attempt: Annotated[int, Field(ge=1)] = 1
     data: dict[str, Any] = field(default_factory=dict)
     env: dict[str, Any] = field(default_factory=dict)  # machine, versions, git, "blas" pools
     # Measurement flags: runs that differ in these are never pooled (see results.key).
@@ -275,11 +282,15 @@ class Session:
         return _validate(cls, _check_version(data))
 
 
-def record_filename(backend: str, threads: int | None, repeat: int, variant: str = "") -> str:
-    """``<backend>-t<threads>-r<repeat>[-<sweep point>].json``: fixed, users' scripts glob it."""
+def record_filename(
+    backend: str, threads: int | None, repeat: int, variant: str = "", attempt: int = 1
+) -> str:
+    """``<backend>-t<threads>-r<repeat>[-<sweep point>][.attempt<N>].json``: fixed, users'
+    scripts glob it; a first attempt has no suffix."""
     threads_part = "d" if threads is None else str(threads)
     point = "-" + variant.replace(",", "-").replace("=", "") if variant else ""
-    return f"{backend}-t{threads_part}-r{repeat}{point}.json"
+    again = f".attempt{attempt}" if attempt > 1 else ""
+    return f"{backend}-t{threads_part}-r{repeat}{point}{again}.json"
 
 
 @cache

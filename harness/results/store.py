@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ResultsError
+from harness.errors import ResultsError, first_line
 from harness.results.model import SESSION_FILE, InvalidFile, RunRecord, Session
 
 
@@ -57,7 +57,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
+def write_bytes_atomic(path: Path, payload: bytes, replace: bool = True) -> None:
+    """``payload`` at ``path``, whole or not at all. ``replace=False``: FileExistsError rather
+    than overwrite a file already there (a record: no measured run is ever written over)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes it private; records are not
@@ -65,7 +67,11 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and fails where a file exists: rename would not
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -214,8 +220,41 @@ def load_results(sessions: Sequence[Path]) -> Results:
                 unreadable.append(Unreadable(path, _copy_of(first_seen[identity]), "counted once"))
                 continue
             first_seen[identity] = path
-            records.append(record)
-    return Results(records, list(sessions), unreadable)
+            records.append((path, record))
+    counted, superseded = latest_attempts(records)
+    return Results([record for _, record in counted], list(sessions), unreadable + superseded)
+
+
+def _run_of(record: RunRecord) -> tuple:
+    """The run in its session's matrix a record is an attempt at."""
+    return (record.session, record.backend, record.threads, record.repeat, record.variant)
+
+
+def latest_attempts(
+    records: list[tuple[Path, RunRecord]],
+) -> tuple[list[tuple[Path, RunRecord]], list[Unreadable]]:
+    """Each run's latest attempt; an earlier one (lost, or failed and retried) is listed as
+    superseded, kept on disk but never pooled with the attempt that redid it."""
+    latest: dict[tuple, tuple[Path, RunRecord]] = {}
+    for path, record in records:
+        run = _run_of(record)
+        if run not in latest or record.attempt > latest[run][1].attempt:
+            latest[run] = (path, record)
+    counted, superseded = [], []
+    for path, record in records:
+        newer_path, newer = latest[_run_of(record)]
+        if record.attempt < newer.attempt:
+            why = f"{record.status}: {first_line(record.error)}" if record.error else record.status
+            superseded.append(
+                Unreadable(
+                    path,
+                    f"attempt {record.attempt} ({why}), redone as {newer_path.name}, which counts",
+                    "superseded",
+                )
+            )
+        else:
+            counted.append((path, record))
+    return counted, superseded
 
 
 def _identity(record: RunRecord) -> tuple:

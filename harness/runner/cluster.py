@@ -52,7 +52,7 @@ class ClusterStalled(RunsStopped):
 
 
 class SchedulerLost(RunsStopped):
-    """The Dask scheduler stopped answering; the runs in flight were recorded as failed."""
+    """The Dask scheduler stopped answering; the runs in flight were recorded as lost."""
 
     waiting_for = "the scheduler is"
 
@@ -74,7 +74,7 @@ def connect(address: str, warn: Callable[[str], None]) -> Any:
     except ImportError:
         raise HarnessError(INSTALL_HINT) from None
     # Dask logs its reconnection attempts with tracebacks; the harness says what happened itself
-    # (a lost worker or scheduler is a failed record and a resume line).
+    # (a lost worker or scheduler is a lost record and a resume line).
     for name in ["distributed", *logging.root.manager.loggerDict]:
         if name.partition(".")[0] == "distributed":  # Dask sets some children's levels itself
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -229,6 +229,12 @@ def _failed(identity: RunRecord, error: str) -> RunRecord:
     return replace(identity, status="failed", error=error, finished_at=timestamp())
 
 
+def _lost(identity: RunRecord, error: str) -> RunRecord:
+    """A run that ended with its machine, its Dask worker or the scheduler, not by its backend's
+    doing: ``run --resume`` redoes it."""
+    return replace(identity, status="lost", error=error, finished_at=timestamp())
+
+
 @dataclass
 class DaskExecutor:
     """Every run submitted at once; one at a time per worker machine (resource ``bench=1``)."""
@@ -249,7 +255,7 @@ class DaskExecutor:
         """Submit every run; yield each record as it comes home; fail the runs of lost workers.
 
         Stops with ClusterStalled when no worker offering ``bench`` has been there for
-        ``wait_s``, and with SchedulerLost (after yielding the runs in flight as failed) when
+        ``wait_s``, and with SchedulerLost (after yielding the runs in flight as lost) when
         the scheduler goes.
         """
         from distributed import wait
@@ -312,7 +318,7 @@ class DaskExecutor:
                         future.cancel()
                         pending.discard(future)
                         why = f"worker lost: {address} left the cluster during the run"
-                        yield job, _failed(job.identity, why)
+                        yield job, _lost(job.identity, why)
                 able = [w for w in workers.values() if w.get("resources", {}).get("bench", 0) >= 1]
                 if able or not pending:
                     idle_since = None
@@ -327,9 +333,9 @@ class DaskExecutor:
             in_flight = [futures[f] for f in pending if futures[f].item.order in running_on]
             for job in in_flight:
                 address = running_on[job.item.order]
-                yield job, _failed(job.identity, f"{exc} while the run was on {address}")
+                yield job, _lost(job.identity, f"{exc} while the run was on {address}")
             raise SchedulerLost(
-                f"{exc}; {len(in_flight)} run(s) in flight recorded as failed, "
+                f"{exc}; {len(in_flight)} run(s) in flight recorded as lost, "
                 f"{len(pending) - len(in_flight)} not started"
             ) from None
         finally:
@@ -351,5 +357,5 @@ def _collect(future: Any, identity: RunRecord) -> RunRecord:
     except Exception as exc:  # the task's exception, re-raised here; never ends the matrix
         name = type(exc).__name__
         if name == "KilledWorker":
-            return _failed(identity, f"worker lost: {exc}")
+            return _lost(identity, f"worker lost: {exc}")
         return _failed(identity, f"the run could not be done on the Dask worker: {name}: {exc}")

@@ -105,5 +105,5 @@ def execute(
     ]
     for job, record in executor.run(jobs, on_event):
         if not job.item.warmup:  # a warm-up is run, then discarded
-            store_record(matrix.session_dir, job.item.filename, record)
+            store_record(matrix.session_dir, record)
         on_record(job.item, record)

@@ -19,16 +19,20 @@ class RunItem:
     order: int = 0  # position in the matrix as run
     warmup: bool = False  # run, then discarded: nothing is stored
     variant: str = ""  # the sweep point, e.g. "batch=50,hidden=100"; "" without --sweep
+    attempt: int = 1  # 2, 3, …: run --resume redoing a lost (or, asked, failed) record
 
     @property
     def label(self) -> str:
         which = "warm-up" if self.warmup else f"repeat {self.repeat + 1}"
+        which += f", attempt {self.attempt}" if self.attempt > 1 else ""
         point = f" · {self.variant}" if self.variant else ""
         return f"{self.backend.name} · threads {threads_label(self.threads)}{point} · {which}"
 
     @property
     def filename(self) -> str:
-        return record_filename(self.backend.name, self.threads, self.repeat, self.variant)
+        return record_filename(
+            self.backend.name, self.threads, self.repeat, self.variant, self.attempt
+        )
 
     def entry(self) -> MatrixEntry:
         return MatrixEntry(

@@ -67,6 +67,7 @@ class Matrix:
             data={**self.job.files.to_json(), "verified": False},
             env=env,
             order=item.order,
+            attempt=item.attempt,
             pin=self.flags.pin,
             profile=self.flags.profile,
             warmup=self.flags.warmup,

@@ -25,7 +25,7 @@ from harness.requests import (
     resolve_timeout,
 )
 from harness.results.model import Session
-from harness.results.store import read_session, resolve_sessions
+from harness.results.store import load_results, read_session, resolve_sessions
 from harness.results.summary import check_baseline
 from harness.runner.items import RunItem, interleaved, warmups_for
 from harness.runner.job import Job, plan_for, prepare_job, sweep_plans
@@ -142,17 +142,28 @@ def resumed_matrix(request: RunRequest) -> Matrix:
                 f"cannot resume {session_dir}: {which} derives a different plan from its seed, "
                 "so the runs would not do the same work"
             )
-    missing = [
-        RunItem(
-            BackendRef(m.backend, m.target, "session"),
-            m.threads,
-            m.repeat,
-            m.order,
-            variant=m.variant,
+    # Each run's latest record: none, or one lost with its machine, means the run is to do (or,
+    # with --retry-failed, one that did not end ok); a redo is the record's next attempt.
+    latest = {
+        (r.backend, r.threads, r.repeat, r.variant): r for r in load_results([session_dir]).records
+    }
+    missing = []
+    for m in stored.matrix:
+        before = latest.get((m.backend, m.threads, m.repeat, m.variant))
+        redo = before is not None and (
+            before.status == "lost" or (request.retry_failed and before.status != "ok")
         )
-        for m in stored.matrix
-        if not (session_dir / m.filename).exists()
-    ]
+        if before is None or redo:
+            missing.append(
+                RunItem(
+                    BackendRef(m.backend, m.target, "session"),
+                    m.threads,
+                    m.repeat,
+                    m.order,
+                    variant=m.variant,
+                    attempt=before.attempt + 1 if before is not None else 1,
+                )
+            )
     if flags.warmup:  # the resumed runs get their warm-ups too, one per cell still to run
         missing = warmups_for(missing) + missing
     return Matrix(

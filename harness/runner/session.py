@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import ResultsError
-from harness.results.model import SESSION_FILE, RunRecord, Session
-from harness.results.store import write_json_atomic
+from harness.results.model import SESSION_FILE, RunRecord, Session, record_filename
+from harness.results.store import dumps_json, write_bytes_atomic, write_json_atomic
 
 
 def timestamp() -> str:
@@ -63,17 +64,26 @@ def write_session_file(directory: Path, session: Session) -> None:
         raise ResultsError(cannot_write(directory.parent, exc)) from None
 
 
-def store_record(directory: Path, filename: str, record: RunRecord) -> None:
-    """Write one run's record atomically; if it cannot be, say what it measured."""
-    try:
-        write_json_atomic(directory / filename, record.to_json())
-    except OSError as exc:
-        summary = {
-            k: getattr(record, k)
-            for k in ("status", "train_time_s", "train_acc", "test_acc", "cpu_util")
-        }
-        raise ResultsError(
-            f"could not write {directory / filename}: {exc}; "
-            f"the run's numbers were {summary}; once there is room, finish the session "
-            f"with: python -m harness run --resume {directory}"
-        ) from None
+def store_record(directory: Path, record: RunRecord) -> Path:
+    """Write one run's record atomically, never over another file: where one is already at its
+    name (a run written by another harness), it becomes the next attempt. If it cannot be
+    written at all, say what it measured."""
+    while True:
+        path = directory / record_filename(
+            record.backend, record.threads, record.repeat, record.variant, record.attempt
+        )
+        try:
+            write_bytes_atomic(path, dumps_json(record.to_json()).encode(), replace=False)
+            return path
+        except FileExistsError:
+            record = replace(record, attempt=record.attempt + 1)
+        except OSError as exc:
+            summary = {
+                k: getattr(record, k)
+                for k in ("status", "train_time_s", "train_acc", "test_acc", "cpu_util")
+            }
+            raise ResultsError(
+                f"could not write {path}: {exc}; "
+                f"the run's numbers were {summary}; once there is room, finish the session "
+                f"with: python -m harness run --resume {directory}"
+            ) from None
