@@ -11,7 +11,6 @@ such commands (``--backend-cmds FILE``), or an entry point to a subclass that se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from typing import IO, Any, ClassVar
 import numpy as np
 
 from harness.errors import BackendError
+from harness.files import FileRefused, read_small_text, sha256_of
 from harness.spec import Spec
 
 PROTOCOL_VERSION = 1
@@ -64,7 +64,7 @@ class ProcessBackend:
         exe = resolve_executable(cls.command[0]) if cls.command else None
         if exe is None:
             return "?"
-        digest = hashlib.sha256(Path(exe).read_bytes()).hexdigest()
+        digest = sha256_of(Path(exe))
         return f"{Path(exe).name} sha256:{digest[:12]}"
 
     @classmethod
@@ -354,8 +354,8 @@ def read_declarations(path: Path) -> list[tuple[str, list[str]]]:
     Relative program paths are taken relative to the file's folder.
     """
     try:
-        table = tomllib.loads(path.read_text()).get("backend-cmd")
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        table = tomllib.loads(read_small_text(path)).get("backend-cmd")
+    except (FileRefused, tomllib.TOMLDecodeError) as exc:
         raise BackendError(f"--backend-cmds {path}: {exc}") from None
     if not isinstance(table, dict) or not table:
         raise BackendError(f'--backend-cmds {path}: no [backend-cmd] table of NAME = "COMMAND"')

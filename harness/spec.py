@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.files import FileRefused, read_small_text
 
 DTYPES = ("float32", "float64")
 INITS = ("book", "uniform")
@@ -179,12 +180,12 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
 
 def load_spec_file(path: Path) -> dict[str, Any]:
     """Read a TOML spec file: top-level ``key = value`` pairs, the same keys as ``--set``."""
+    if not path.exists():
+        raise SpecError(f"--spec {path}: file not found")
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"--spec {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"--spec {path}: cannot read it ({exc})") from None
+        data = tomllib.loads(read_small_text(path))
+    except FileRefused as exc:
+        raise SpecError(f"--spec {path}: {exc}; a spec is a small TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"--spec {path}: not valid TOML ({exc})") from None
     return {key: _coerce(key, value, f"--spec {path}") for key, value in data.items()}

@@ -221,3 +221,31 @@ def test_a_gzip_bomb_in_the_data_folder_is_refused_in_bounded_time_and_memory(
     assert str(refused.value).startswith(f"{bomb}: ") and message in str(refused.value)
     assert spent < 2.0  # CPU seconds: the bound is the declared size, never the expansion
     assert peak < 47_040_016 + 16 * 2**20  # an intact file's bytes and a few MB
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.symlink_to("/dev/zero"), "not a regular file (a character device)"),
+        (lambda p: os.mkfifo(p), "not a regular file (a FIFO)"),
+        (lambda p: p.write_bytes(b"# " + b"x" * 2**21 + b"\n"), "larger than 1,048,576 bytes"),
+        (lambda p: p.write_bytes(b"lr = 0.1\n\xff\xfe"), "not UTF-8 text"),
+    ],
+    ids=["dev-zero", "fifo", "huge", "not-utf8"],
+)
+@pytest.mark.parametrize("option", ["--spec", "--backend-cmds"])
+def test_a_small_file_the_user_names_is_read_at_bounded_cost(
+    tmp_path, capsys, make, message, option
+):
+    """--spec and --backend-cmds pointed at /dev/zero, a FIFO or a huge file: one line at once."""
+    from harness.cli import main
+
+    path = tmp_path / "job.toml"
+    make(path)
+    args = ["run", option, str(path), "--results-dir", str(tmp_path / "r")]
+    if option == "--spec":
+        args += ["--backend", "numpy"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {option} {path}: {message}"), err
+    assert len(err.splitlines()) == 1

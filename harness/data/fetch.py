@@ -162,9 +162,16 @@ def _verify(path: Path, actual: str, expected: str | None) -> str:
 Fetcher = Callable[[str], bytes]
 
 
+# The most a download may be: MNIST's largest file is 9.9 MB gzipped, 47 MB raw.
+DOWNLOAD_LIMIT = 128 * 2**20
+
+
 def _urlopen_fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read()
+        payload = response.read(DOWNLOAD_LIMIT + 1)
+    if len(payload) > DOWNLOAD_LIMIT:
+        raise ValueError(f"more than {DOWNLOAD_LIMIT // 2**20} MiB: no dataset file is that large")
+    return payload
 
 
 def _download(

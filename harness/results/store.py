@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ResultsError, first_line
+from harness.files import FileRefused, TooLarge, read_regular_file
 from harness.results.model import SESSION_FILE, InvalidFile, RunRecord, Session
 
 
@@ -107,6 +107,7 @@ def _jsonable(value: Any) -> Any:
 MAX_FILE_BYTES = 8 * 2**20
 MAX_DEPTH = 32
 MAX_VALUES = 250_000
+_TOO_LARGE = f"larger than {MAX_FILE_BYTES // 2**20} MiB, the most a results file may be"
 
 
 def _read_json(path: Path) -> Any:
@@ -122,9 +123,7 @@ def _read_json(path: Path) -> Any:
 def parse_bounded(raw: bytes) -> Any:
     """JSON from bytes within the limits on a results file; InvalidFile saying which broke."""
     if len(raw) > MAX_FILE_BYTES:
-        raise InvalidFile(
-            f"larger than {MAX_FILE_BYTES // 2**20} MiB, the most a results file may be"
-        )
+        raise InvalidFile(_TOO_LARGE)
     try:
         data = json.loads(raw.decode())
     except UnicodeDecodeError:
@@ -139,32 +138,14 @@ def parse_bounded(raw: bytes) -> Any:
 
 def _read_regular_file(path: Path) -> bytes:
     try:
-        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise InvalidFile(f"cannot read it ({exc.strerror or exc})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InvalidFile(f"not a regular file ({_kind(mode)}); a results file is plain JSON")
-        with os.fdopen(os.dup(fd), "rb") as file:
-            raw = file.read(MAX_FILE_BYTES + 1)  # st_size is not trusted: /proc files say 0
-    except OSError as exc:
-        raise InvalidFile(f"cannot read it ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
-    return raw
-
-
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISDIR: "a directory",
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except TooLarge:
+        raise InvalidFile(_TOO_LARGE) from None
+    except FileRefused as exc:
+        reason = str(exc)
+        if reason.startswith("not a regular file"):
+            reason += "; a results file is plain JSON"
+        raise InvalidFile(reason) from None
 
 
 def _check_size(data: Any) -> None:
