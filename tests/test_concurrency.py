@@ -18,7 +18,7 @@ import pytest
 from harness.cli import main
 from harness.results.model import RunRecord
 from harness.results.store import load_results, read_record
-from harness.runner.lock import LOCK_FILE, session_lock
+from harness.runner.lock import LOCK_FILE, folder_lock
 from harness.runner.session import store_record
 from tests.helpers import REPO_ROOT, harness, run
 
@@ -58,7 +58,7 @@ def _resume(session: Path, *args: str) -> subprocess.Popen:
 def test_a_second_resume_of_a_held_session_says_who_holds_it(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path)
     (session / "numpy-td-r1.json").unlink()
-    with session_lock(session):
+    with folder_lock(session):
         held = _resume(session)
         _, err = held.communicate(timeout=120)
     assert held.returncode == 2
@@ -72,7 +72,7 @@ def test_a_second_resume_of_a_held_session_says_who_holds_it(idx_dir, tmp_path):
 def test_resume_wait_waits_for_the_holder_then_finds_the_work_done(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path)
     (session / "numpy-td-r1.json").unlink()
-    with session_lock(session):
+    with folder_lock(session):
         waiting = _resume(session, "--wait")
         time.sleep(2)
         assert waiting.poll() is None  # still waiting
@@ -107,7 +107,7 @@ def test_a_lock_dies_with_its_holder(idx_dir, tmp_path):
             sys.executable,
             "-c",
             "import sys, time\nfrom pathlib import Path\nfrom harness.runner.lock import "
-            "session_lock\nwith session_lock(Path(sys.argv[1])):\n    print('held', flush=True)"
+            "folder_lock\nwith folder_lock(Path(sys.argv[1])):\n    print('held', flush=True)"
             "\n    time.sleep(600)\n",
             str(session),
         ],
@@ -210,9 +210,37 @@ def test_a_session_that_cannot_be_locked_is_one_line(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(lock.os, "open", refused)
-    with pytest.raises(HarnessError) as caught, session_lock(tmp_path):
+    with pytest.raises(HarnessError) as caught, folder_lock(tmp_path):
         pass
     assert str(caught.value) == (
         f"cannot lock {tmp_path} (Permission denied): a session is written by one harness at a "
         "time; make the folder writable, or copy the session elsewhere"
     )
+
+
+def test_a_report_moves_its_files_in_only_while_no_other_report_does(tmp_path):
+    """Two reports into one folder never leave one's report.md beside the other's index.html:
+    each moves its files in under the folder's lock; a second waits its turn."""
+    from tests.helpers import make_record, make_session
+
+    make_session(tmp_path / "results", "a", [make_record("numpy", 1.0, r) for r in range(2)])
+    out = tmp_path / "report"
+    out.mkdir()
+    command = ["report", "a", "--out", str(out), "--results-dir", str(tmp_path / "results")]
+    with folder_lock(out):
+        report = subprocess.Popen(
+            [sys.executable, "-m", "harness", *command],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".report-*/index.html")):  # rendered, and waiting to move in
+            assert time.monotonic() < deadline and report.poll() is None
+            time.sleep(0.1)
+        assert not (out / "report.md").exists()
+    _, err = report.communicate(timeout=120)
+    assert report.returncode == 0, err
+    assert (out / "report.md").exists() and (out / "index.html").exists()
+    assert not list(out.glob(".*"))  # no scratch folder, no lock file left

@@ -40,7 +40,7 @@ from harness.results.summary import to_frame
 from harness.runner import precision
 from harness.runner.executor import Executor, LocalExecutor, execute
 from harness.runner.items import RunItem
-from harness.runner.lock import session_lock
+from harness.runner.lock import folder_lock
 from harness.runner.matrix import Matrix, extend
 from harness.runner.planning import new_matrix, resumed_matrix
 from harness.runner.processes import remove_stale_scratch
@@ -86,7 +86,7 @@ def _lock_resumed(request: RunRequest, holds: contextlib.ExitStack, err: Console
     then finds them done, or is told who is doing them."""
     (session_dir,) = resolve_sessions([request.resume or "latest"], request.results_dir)
     if (session_dir / SESSION_FILE).is_file():  # else resumed_matrix says what it is not
-        holds.enter_context(session_lock(session_dir, request.wait, warner(err)))
+        holds.enter_context(folder_lock(session_dir, request.wait, warner(err)))
 
 
 def _run(request: RunRequest, holds: contextlib.ExitStack) -> int:
@@ -112,7 +112,7 @@ def _run(request: RunRequest, holds: contextlib.ExitStack) -> int:
                 )
             matrix = new_matrix(request, warner(err))
             create_session(matrix.session_dir)
-            holds.enter_context(session_lock(matrix.session_dir))
+            holds.enter_context(folder_lock(matrix.session_dir))
         if request.cluster:  # a resumed session brings its own flags
             _refuse_warmup_on_cluster(matrix.flags.warmup, resumed=True)
         env = _run_matrix(matrix, executor, request.output, err, recorded)

@@ -21,6 +21,7 @@ from harness.requests import Target
 from harness.results.history import history
 from harness.results.store import Results
 from harness.results.summary import Summarized, summarize, to_frame
+from harness.runner.lock import folder_lock
 
 
 def write_report(
@@ -85,7 +86,10 @@ def _render(
     pngs = {name: paths[0] for name, paths in rendered.items()}
     (scratch / "index.html").write_text(render_html(results, frame, pngs, baseline, rows))
     written = []
-    for path in sorted(scratch.iterdir()):
-        os.replace(path, out_dir / path.name)
-        written.append(out_dir / path.name)
+    # Two reports into one folder: each moves all of its files in before the other starts, so
+    # the folder never ends up with one's report.md beside the other's index.html.
+    with folder_lock(out_dir, wait=True):
+        for path in sorted(scratch.iterdir()):
+            os.replace(path, out_dir / path.name)
+            written.append(out_dir / path.name)
     return written

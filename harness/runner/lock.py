@@ -1,4 +1,5 @@
-"""One writer per session: an OS file lock on the session folder while a run or resume writes it.
+"""One writer per folder: an OS file lock on a session folder while a run or resume writes it,
+and on a report's folder while a report moves its files in.
 
 ``flock`` locks die with their holder, so a harness that crashed or was killed leaves no lock
 behind to clear by hand. The lock file names its holder (host, pid, since when) for the one line
@@ -45,11 +46,12 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 @contextmanager
-def session_lock(
+def folder_lock(
     directory: Path, wait: bool = False, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold ``directory``'s lock for the block. Taken: SessionBusy naming the holder, or with
-    ``wait``, block until it is free (``on_wait`` hears who is being waited for)."""
+    ``wait``, block until it is free (``on_wait`` hears who is being waited for). The message
+    is a session's: only a resume is refused; a report waits its turn."""
     path = directory / LOCK_FILE
     while True:
         try:
