@@ -26,7 +26,13 @@ def thread_counts(text: str) -> list[int | None]:
         return [None]
     if text == "all":
         return list(range(1, len(os.sched_getaffinity(0)) + 1))
-    return [positive_int(part) for part in text.split(",")]
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give thread counts ≥ 1 (1,2), 'all' (1 up to every CPU allowed) or "
+            "'default' (each library's own setting)"
+        ) from None
 
 
 def percent(text: str) -> float:

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BackendError, HarnessError
+from harness.errors import BackendError, HarnessError, did_you_mean
 from harness.hooks import Describes, DrawsOwnBatches, MaybeUnavailable, Versioned
 from harness.plugin_shape import class_answer, shape_problem
 from harness.requests import BackendChoice
@@ -143,7 +143,9 @@ def lookup(name: str) -> BackendRef:
     refs = registry()
     if name not in refs:
         known = ", ".join(refs) or "none registered (is the project installed with pip?)"
-        raise BackendError(f"unknown backend {name!r}; known backends: {known}")
+        raise BackendError(
+            f"unknown backend {name!r}{did_you_mean(name, refs)} known backends: {known}"
+        )
     problem = name_problem(name)
     if problem:
         raise BackendError(f"backend entry point {refs[name].target!r}: {problem}")

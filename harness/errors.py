@@ -5,7 +5,19 @@ failed, or compare's gate tripped); 2 a user mistake; 3 compare's gate cannot te
 reasons are intervals too wide or repeats too few to rule out the slowdown); 130 interrupted.
 """
 
+import difflib
+from collections.abc import Iterable
+
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """What follows an unknown name before the list of known ones: ``; did you mean 'numpy'?``
+    for a name close to one of them (a typo), else ``;``."""
+    close = difflib.get_close_matches(
+        name, list(known), n=1, cutoff=0.7
+    )  # typos: 'numpyy', 'kears', 'jsno'
+    return f"; did you mean {close[0]!r}?" if close else ";"
 
 
 class HarnessError(Exception):

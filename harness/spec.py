@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpecError
+from harness.errors import SpecError, did_you_mean
 from harness.files import FileRefused, read_small_text
 
 DTYPES = ("float32", "float64")
@@ -147,7 +147,10 @@ def _field_types() -> dict[str, str]:
 def _coerce(key: str, raw: Any, source: str) -> Any:
     types = _field_types()
     if key not in types:
-        raise SpecError(f"{source}: unknown spec key {key!r}; known keys: {', '.join(types)}")
+        raise SpecError(
+            f"{source}: unknown spec key {key!r}{did_you_mean(key, types)} known keys: "
+            f"{', '.join(types)}"
+        )
     kind = types[key]
     if not isinstance(raw, str):
         if kind == "float" and isinstance(raw, int) and not isinstance(raw, bool):

@@ -184,6 +184,8 @@ class JaxGpuBackend(JaxBackend):
 
         if importlib.util.find_spec("jax") is None:
             return INSTALL_HINT
+        if not nvidia_driver_present():  # before any advice to install for a GPU there is not
+            return "no NVIDIA GPU driver on this machine"
         plugins = [
             d.metadata["Name"]
             for d in importlib.metadata.distributions()
@@ -191,4 +193,4 @@ class JaxGpuBackend(JaxBackend):
         ]
         if not plugins:
             return "JAX has no CUDA plugin here; install it with: pip install 'jax[cuda12]'"
-        return None if nvidia_driver_present() else "no NVIDIA GPU driver on this machine"
+        return None

@@ -59,7 +59,16 @@ def test_list_shows_numpy_available():
         (["run", "--backend", "numpy", "--repeats", "0"], "argument --repeats: '0' must be ≥ 1"),
         (
             ["run", "--backend", "numpy", "--threads", "two"],
-            "argument --threads: 'two' is not an integer",
+            "argument --threads: 'two': give thread counts ≥ 1 (1,2), 'all' (1 up to every CPU "
+            "allowed) or 'default' (each library's own setting)",
+        ),
+        (
+            ["run", "--backend", "numpyy"],
+            "unknown backend 'numpyy'; did you mean 'numpy'? known backends: jax, jax-gpu, ",
+        ),
+        (
+            ["run", "--backend", "numpy", "--set", "hiden=3"],
+            "--set: unknown spec key 'hiden'; did you mean 'hidden'? known keys: dataset",
         ),
         (["run", "--backend", "numpy", "--timeout", "-1"], "argument --timeout: '-1' must be"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),

@@ -274,3 +274,48 @@ def test_records_carry_the_cpu_state_pyperf_reads(idx_dir, tmp_path):
     assert main(["report", "--results-dir", str(tmp_path / "r"), "--out", str(out)]) == 0
     if expected.get("cpu_config"):
         assert expected["cpu_config"] in (out / "report.md").read_text()
+
+
+def test_resume_of_a_folder_that_is_no_session_says_so(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["run", "--resume", str(empty), "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {empty} is not a session folder (no session.json in it); give a folder 'run' "
+        f"made, a session id under {tmp_path}, or 'latest'"
+    )
+    assert list(empty.iterdir()) == []  # no lock file left in a folder that is not a session
+
+
+def test_no_sessions_says_what_to_do_without_repeating_the_option_given(tmp_path, capsys):
+    assert main(["report", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no sessions in {tmp_path}; run 'python -m harness run' to make one, or point "
+        "--results-dir at the folder your sessions are in"
+    )
+
+
+def test_a_baseline_close_to_a_backend_gets_did_you_mean(tmp_path, capsys):
+    make_session(tmp_path, "s", [make_record("numpy", 1.0, 0)])
+    assert main(["report", "--results-dir", str(tmp_path), "--baseline", "nunpy"]) == 2
+    err = capsys.readouterr().err
+    assert "--baseline nunpy: no nunpy runs in" in err and "did you mean 'numpy'?" in err
+
+
+def test_nothing_paired_by_spec_does_not_suggest_match(tmp_path, capsys):
+    from harness.spec import Spec
+
+    quick = {**Spec().to_dict(), "iterations": 600, "eval_every": 200}
+    make_session(tmp_path, "a", [make_record("numpy", 1.0 + r / 10, r) for r in range(3)])
+    make_session(
+        tmp_path,
+        "b",
+        [
+            make_record("numpy", 1.0 + r / 10, r, spec=quick, spec_hash=Spec(**quick).hash)
+            for r in range(3)
+        ],
+    )
+    code = main(["compare", "a", "b", "--results-dir", str(tmp_path), "--fail-if-slower", "5"])
+    err = capsys.readouterr().err
+    assert code != 0 and "gate: nothing paired:" in err
+    assert "--match" not in err  # the spec differed, which no --match can pair

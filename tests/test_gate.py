@@ -51,7 +51,7 @@ def test_a_backend_absent_from_b_fails_the_gate_while_the_others_pair(tmp_path, 
     code, err = _gate(tmp_path, capsys)
     assert code == 1
     assert (
-        "gate: missing: rust @1: no ok runs in B to compare (no ok rust runs at 1 threads in B)"
+        "gate: missing: rust @1: no ok runs in B to compare (no ok rust runs at 1 thread in B)"
         in err
     )
     assert "numpy" not in err and "nothing paired" not in err
@@ -107,7 +107,7 @@ def test_exact_does_not_pair_two_ci_runners_and_suggests_match_cpu(tmp_path, cap
     code, err = _gate(tmp_path, capsys)
     assert code == 1
     assert (
-        "gate: missing: numpy @1: no ok runs in B to compare (B has numpy at 1 threads only "
+        "gate: missing: numpy @1: no ok runs in B to compare (B has numpy at 1 thread only "
         "with another machine (hostname, machine_id differ; --match cpu pairs machines of one "
         "CPU model, core count and memory))"
     ) in err

@@ -32,7 +32,7 @@ from harness.data.idx import (
     parse_pair,
     read_idx_file,
 )
-from harness.errors import DataError
+from harness.errors import DataError, did_you_mean
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
 CACHE_DIR_ENV = "HARNESS_CACHE_DIR"
@@ -246,7 +246,10 @@ def locate(
     """
     info = DATASETS.get(dataset)
     if info is None:
-        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(
+            f"unknown dataset {dataset!r}{did_you_mean(dataset, DATASETS)} choose one of "
+            f"{', '.join(DATASETS)}"
+        )
     if data_dir is None and os.environ.get(DATA_DIR_ENV):
         data_dir = Path(os.environ[DATA_DIR_ENV])
     if data_dir is not None and data_dir.exists() and not data_dir.is_dir():

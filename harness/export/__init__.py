@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from harness.errors import ResultsError
+from harness.errors import ResultsError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,9 @@ def exporter(name: str) -> Exporter:
     try:
         target, _ = FORMATS[name]
     except KeyError:
-        raise ResultsError(f"no exporter {name!r}; formats: {', '.join(FORMATS)}") from None
+        raise ResultsError(
+            f"no exporter {name!r}{did_you_mean(name, FORMATS)} formats: {', '.join(FORMATS)}"
+        ) from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)()
 

@@ -16,7 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results.key import RunKey, machine_differences, spec_differences, spec_label
+from harness.results.key import (
+    RunKey,
+    machine_differences,
+    spec_differences,
+    spec_label,
+    threads_text,
+)
 from harness.results.stats import (
     min_detectable,
     ratio_of_medians,
@@ -103,7 +109,7 @@ def _why_unpaired(
     """What differs from the nearest keys on the other side (same backend and threads)."""
     near = [k for k in other if (k.backend, k.threads) == (key.backend, key.threads)]
     if not near:
-        return f"no ok {key.backend} runs at {key.threads} threads in {other_side}"
+        return f"no ok {key.backend} runs at {threads_text(key.threads)} in {other_side}"
     names = {"spec_hash": "spec", "variant": "sweep point", "machine": "machine"}
     differing = {
         names.get(f.name, f.name)
@@ -123,7 +129,7 @@ def _why_unpaired(
     if "machine" in differing:
         detail += _machine_detail(env, [_env_of(other[k]) for k in near])
     return (
-        f"{other_side} has {key.backend} at {key.threads} threads only with another "
+        f"{other_side} has {key.backend} at {threads_text(key.threads)} only with another "
         + ", ".join(sorted(differing))
         + detail
     )

@@ -143,12 +143,15 @@ def gate(
         )
         failures.append(GateFailure("missing", f"{name}: no ok runs in B to compare ({what})"))
     if not result.pairs:
+        # --match pairs other machines only: never the answer when the spec or flags differ.
+        other_machine = any("machine" in u.reason for u in result.unpaired)
+        hint = "; runs of other machines pair with --match cpu or any" if other_machine else ""
         failures.append(
             GateFailure(
                 "nothing paired",
                 "no comparability key (spec, sweep point, backend, threads, machine, flags) has "
-                "ok runs in both A and B, so there is nothing to gate on (each missing line "
-                "says what differed; runs of other machines pair with --match cpu or any)",
+                f"ok runs in both A and B, so there is nothing to gate on (each missing line "
+                f"says what differed{hint})",
             )
         )
     return failures

@@ -83,6 +83,12 @@ def threads_label(threads: int | None) -> str:
     return "default" if threads is None else str(threads)
 
 
+def threads_text(threads: int | str | None) -> str:
+    """``1 thread``, ``2 threads``, ``default threads``: a thread count in a sentence."""
+    label = threads_label(threads) if not isinstance(threads, str) else threads
+    return f"{label} thread" + ("" if label == "1" else "s")
+
+
 def machine_fingerprint(env: Mapping[str, Any], match: str = "exact") -> str:
     """12 hex digits from the machine's identity fields (those a record lacks count as absent);
     with ``match``, from the fields that level of matching compares only."""

@@ -264,14 +264,14 @@ def all_sessions(results_root: Path) -> list[Path]:
     """Every session folder under the root, oldest first (their names start with the time)."""
     if not results_root.is_dir():
         raise ResultsError(
-            f"results directory {results_root} does not exist; run "
-            "'python -m harness run' first or pass --results-dir"
+            f"results directory {results_root} does not exist; run 'python -m harness run' to "
+            "make one, or point --results-dir at the folder your sessions are in"
         )
     found = sorted(p for p in results_root.iterdir() if (p / SESSION_FILE).exists())
     if not found:
         raise ResultsError(
-            f"no sessions in {results_root}; run 'python -m harness run' "
-            "first or pass --results-dir"
+            f"no sessions in {results_root}; run 'python -m harness run' to make one, or point "
+            "--results-dir at the folder your sessions are in"
         )
     return found
 

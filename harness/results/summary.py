@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from harness.data.idx import N_CLASSES
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 from harness.requests import DEFAULT_TARGET, Target
 from harness.results.key import (
     KEY_FIELDS,
@@ -162,8 +162,8 @@ def check_baseline(baseline: str | None, names: Sequence[str], where: str) -> No
     if baseline is not None and baseline not in names:
         known = ", ".join(sorted(set(names))) or "none"
         raise HarnessError(
-            f"--baseline {baseline}: no {baseline} runs in {where}; backends there: {known}; "
-            "choose one of them"
+            f"--baseline {baseline}: no {baseline} runs in {where}"
+            f"{did_you_mean(baseline, set(names))} backends there: {known}; choose one of them"
         )
 
 

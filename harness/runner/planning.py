@@ -24,7 +24,7 @@ from harness.requests import (
     Target,
     resolve_timeout,
 )
-from harness.results.model import Session
+from harness.results.model import SESSION_FILE, Session
 from harness.results.store import load_results, read_session, resolve_sessions
 from harness.results.summary import check_baseline
 from harness.runner.items import RunItem, interleaved, warmups_for
@@ -112,6 +112,11 @@ def resumed_matrix(request: RunRequest) -> Matrix:
             f"--resume takes the spec and the backends from the session; drop {', '.join(given)}"
         )
     (session_dir,) = resolve_sessions([request.resume], request.results_dir)
+    if not (session_dir / SESSION_FILE).is_file():
+        raise HarnessError(
+            f"{session_dir} is not a session folder (no {SESSION_FILE} in it); give a folder "
+            f"'run' made, a session id under {request.results_dir}, or 'latest'"
+        )
     stored = read_session(session_dir)
     check_baseline(request.baseline, [m.backend for m in stored.matrix], str(session_dir))
     try:
