@@ -165,3 +165,59 @@ def test_history_says_which_points_it_could_not_judge(tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "0 step change(s) beyond ±5 % among the 1 point(s) it could judge" in out
     assert "1 could not be judged (one run each" in out
+
+
+def test_the_table_keeps_every_column_whole_at_100_columns(tmp_path):
+    """Long labels (several machines) and full session ids: nothing is cut to '…'."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT
+
+    long_cpu = {"cpu_model": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz with a long name"}
+    _session(tmp_path, "20261201-101530-ab12", "a", "2026-12-01T00:00:00+00:00", env=long_cpu)
+    _session(tmp_path, "20261202-101530-cd34", "b", "2026-12-02T00:00:00+00:00", factor=1.5)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "history",
+            "--results-dir",
+            str(tmp_path),
+            "20261201-101530-ab12",
+            "20261202-101530-cd34",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    assert "…" not in result.stdout
+    assert "1201-1015-ab12" in result.stdout and "1202-1015-cd34" in result.stdout  # the rule
+    assert "aaaaa " in result.stdout and "bbbbb " in result.stdout
+
+
+def test_without_sessions_named_history_follows_this_machine(tmp_path, capsys):
+    from harness.runner.envinfo import machine_identity
+
+    here = machine_identity()
+    _session(tmp_path, "s1", "a", "2026-12-01T00:00:00+00:00", env=here)
+    _session(tmp_path, "s2", "b", "2026-12-02T00:00:00+00:00", env=here)
+    _session(tmp_path, "s3", "c", "2026-12-03T00:00:00+00:00")  # another machine
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "this machine's 2 session(s) only" in out
+    assert "aaaaa " in out and "bbbbb " in out and "ccccc " not in out
+    assert main(["history", "--results-dir", str(tmp_path), "s1", "s2", "s3"]) == 0
+    assert "ccccc " in capsys.readouterr().out  # named sessions: whichever machine
+
+
+def test_short_session_ids_follow_the_stated_rule():
+    from harness.commands.history import short_session
+
+    assert short_session("20261208-000308-e011") == "1208-0003-e011"
+    assert short_session("my-own-name") == "my-own-name"

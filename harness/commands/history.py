@@ -3,45 +3,70 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
 from harness.commands.console import EXIT_OK, stdout_console, warn_unreadable
 from harness.errors import HarnessError
+from harness.export.escape import terminal
 from harness.requests import HistoryRequest
 from harness.results.history import Line, history
-from harness.results.key import threads_label
+from harness.results.key import machine_fingerprint, threads_label
 from harness.results.store import all_sessions, load_results, resolve_sessions
 from harness.results.summary import fmt, to_frame
+from harness.runner.envinfo import machine_identity
 
 
-def _table(lines: list[Line]) -> Table:
-    table = Table(title="history (medians per session, 95 % interval; in commit order)")
-    for column in ("key", "session", "commit", "n", "median s [95 % CI]", "vs before", "step"):
+def short_session(name: str) -> str:
+    """``20261208-000308-e011`` → ``1208-0003-e011``: the year and the seconds dropped, the
+    random suffix kept (docs/cli.md states the rule); any other name as it is."""
+    found = re.fullmatch(r"\d{4}(\d{4})-(\d{4})\d{2}-(\w+)", name)
+    return "-".join(found.groups()) if found else name
+
+
+def _table(line: Line) -> Table:
+    """One line's sessions, under its label: the columns fit 100 terminal columns whole."""
+    table = Table(title=escape(terminal(line.label)), title_justify="left")
+    for column in ("session", "commit", "n", "median s [95 % CI]", "vs before", "step"):
         table.add_column(column, justify="right" if column == "n" else "left", no_wrap=True)
-    for line in lines:
-        for index, point in enumerate(line.points):
-            commit = (point.commit or "?")[:7] + (" (dirty)" if point.dirty else "")
-            interval = (
-                f" [{fmt(point.low_s, '.3f')}–{fmt(point.high_s, '.3f')}]"
-                if point.low_s == point.low_s
-                else ""
-            )
-            ratio = point.versus_before.text() if point.versus_before is not None else "–"
-            step = {"slower": "[red]slower[/]", "faster": "[green]faster[/]"}.get(
-                point.step or "", ""
-            )
-            table.add_row(
-                escape(line.label) if index == 0 else "",
-                escape(point.session),
-                escape(commit),
-                str(point.runs),
-                f"{point.median_s:.3f}{interval}",
-                ratio,
-                step,
-            )
+    for point in line.points:
+        commit = (point.commit or "?")[:7] + (" dirty" if point.dirty else "")
+        interval = (
+            f" [{fmt(point.low_s, '.3f')}–{fmt(point.high_s, '.3f')}]"
+            if point.low_s == point.low_s
+            else ""
+        )
+        ratio = point.versus_before.text() if point.versus_before is not None else "–"
+        step = {"slower": "[red]slower[/]", "faster": "[green]faster[/]"}.get(point.step or "", "")
+        table.add_row(
+            escape(terminal(short_session(point.session))),
+            escape(terminal(commit)),
+            str(point.runs),
+            f"{point.median_s:.3f}{interval}",
+            ratio,
+            step,
+        )
     return table
+
+
+def _this_machine(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The runs of this machine, and a line saying so; all runs where it has none."""
+    here = machine_fingerprint(machine_identity())
+    mine = (
+        frame[[machine_fingerprint(env) == here for env in frame["env"]]] if len(frame) else frame
+    )
+    if len(mine) == len(frame):
+        return frame, ""
+    if not len(mine):
+        return frame, "no session of this machine here: showing every machine's (one line each)"
+    sessions = mine["session"].nunique()
+    return mine, (
+        f"this machine's {sessions} session(s) only; name sessions to follow others' "
+        "(history SESSION [SESSION ...])"
+    )
 
 
 def cmd_history(request: HistoryRequest) -> int:
@@ -52,6 +77,8 @@ def cmd_history(request: HistoryRequest) -> int:
     results = load_results(sessions)
     warn_unreadable(results)
     frame = to_frame(results.records)
+    # Without sessions named: this machine's, as a CI runner or a laptop follows itself.
+    frame, scope = (frame, "") if request.sessions else _this_machine(frame)
     if request.backends and len(frame):
         frame = frame[frame["backend"].isin(request.backends)]
     if request.threads is not None and len(frame):
@@ -66,7 +93,10 @@ def cmd_history(request: HistoryRequest) -> int:
         print(json.dumps([line.to_json() for line in lines], indent=1))
     else:
         console = stdout_console()
-        console.print(_table(lines))
+        if scope:
+            console.print(scope, soft_wrap=True)
+        for line in lines:
+            console.print(_table(line))
         steps = sum(1 for line in lines for p in line.points if p.step)
         later = [p for line in lines for p in line.points[1:]]
         blind = sum(1 for p in later if not p.judged)

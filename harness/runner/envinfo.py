@@ -94,16 +94,23 @@ def gpu_env() -> dict[str, Any]:
     return {"gpus": devices, "cuda_driver_version": cuda.group(1) if cuda else None}
 
 
-def session_env() -> dict[str, Any]:
-    """Collected once per session, in the parent process."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+def machine_identity() -> dict[str, Any]:
+    """What tells this machine from others (results.key.MACHINE_FIELDS), and its CPU flags."""
     return {
         "hostname": platform.node(),
         "machine_id": _machine_id(),
         **_cpu_info(),
         "cores_logical": os.cpu_count(),
-        "cores_physical": psutil.cpu_count(logical=False),
         "memory_bytes": psutil.virtual_memory().total,
+    }
+
+
+def session_env() -> dict[str, Any]:
+    """Collected once per session, in the parent process."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        **machine_identity(),
+        "cores_physical": psutil.cpu_count(logical=False),
         "os": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
