@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.helpers import fake, verify
@@ -96,3 +98,27 @@ def test_tolerance_used_reads_pass_and_fail_directly():
         np.array([1e-7, 1.0]), want
     )
     assert tolerance.used(np.array([0.0, 1.002]), want) == pytest.approx(2 / 1.01, rel=1e-3)
+
+
+def test_the_table_fits_100_columns_and_says_what_each_number_is(idx_dir):
+    from harness.commands.verify import VERIFY_KEY
+
+    result = verify(idx_dir, "--backend", "numpy", "--steps", "10")  # a pipe: 100 columns
+    assert result.returncode == 0, result.stderr
+    assert all(len(line) <= 100 for line in result.stdout.splitlines())
+    assert "…" not in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "step" in line)
+    assert [h.strip() for h in header.strip("┃ ").split("┃")] == [
+        "step",
+        "loss",
+        "ref",
+        "÷ tol",
+        "W1",
+        "b1",
+        "W2",
+        "b2",
+        "ok",
+    ]
+    assert " ".join(VERIFY_KEY.split()) in " ".join(result.stdout.split())
+    verbose = verify(idx_dir, "--backend", "numpy", "--steps", "10", "-v")
+    assert re.search(r"\[\d\.\de-\d\d\]", verbose.stdout)  # the largest |error|, with -v

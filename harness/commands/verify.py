@@ -17,27 +17,31 @@ from harness.spec import build_spec
 from harness.work.equivalence import TOLERANCES
 from harness.work.plan import PARAM_NAMES
 
+VERIFY_KEY = (
+    "loss: the backend's mean loss on the step's batch; ref: the float64 reference's; ÷ tol "
+    "and W1, b1, W2, b2: the largest |backend − reference| ÷ its tolerance in that value or "
+    "tensor (≤ 1 passes); with -v, the largest |backend − reference| in brackets"
+)
 
-def _verify_table(name: str, checkpoints: list[dict]) -> Table:
-    table = Table(
-        title=f"{name}: |error| ÷ tolerance against the float64 reference (≤ 1 passes); "
-        "max absolute error in brackets",
-        title_justify="left",
-    )
-    table.add_column("step", justify="right")
-    table.add_column("loss (ref)", justify="right")
-    for param in PARAM_NAMES:
-        table.add_column(param, justify="right")
+
+def _verify_table(name: str, checkpoints: list[dict], absolute: bool) -> Table:
+    """One row per checkpoint; its columns fit 100 terminal columns (``VERIFY_KEY`` reads it)."""
+    table = Table(title=f"{escape(name)} against the float64 reference", title_justify="left")
+    for column in ("step", "loss", "ref", "÷ tol", *PARAM_NAMES):
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("ok")
     for row in checkpoints:
-        loss = "–"
+        loss = ref = share = "–"
         if row["loss"] is not None:
+            loss, ref = f"{row['loss']:.6f}", f"{row['reference_loss']:.6f}"
             used = row.get("loss_tolerance_used")
-            loss = f"{row['loss']:.6f} ({row['reference_loss']:.6f})" + (
-                f" {used:.2g}" if used is not None else ""
-            )
-        cells = [f"{e['tolerance_used']:.2g} [{e['max_abs']:.1e}]" for e in row["errors"].values()]
-        table.add_row(str(row["step"]), loss, *cells, "yes" if row["ok"] else "[red]NO[/]")
+            share = f"{used:.2g}" if used is not None else "–"
+        cells = [
+            f"{e['tolerance_used']:.2g}" + (f"\n[{e['max_abs']:.1e}]" if absolute else "")
+            for e in row["errors"].values()
+        ]
+        ok = "yes" if row["ok"] else "[red]NO[/]"
+        table.add_row(str(row["step"]), loss, ref, share, *map(escape, cells), ok)
     return table
 
 
@@ -66,7 +70,10 @@ def cmd_verify(request: VerifyRequest) -> int:
     )
     for verdict in verdicts:
         if verdict.checkpoints:
-            console.print(_verify_table(verdict.backend, verdict.checkpoints))
+            table = _verify_table(verdict.backend, verdict.checkpoints, request.output.verbose)
+            console.print(table)
+    if any(verdict.checkpoints for verdict in verdicts):
+        console.print(VERIFY_KEY, soft_wrap=False)
     tolerance = TOLERANCES[spec.dtype]
     console.print(
         f"tolerance ({spec.dtype}): |backend − reference| ≤ {tolerance.atol:g} + "
