@@ -147,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=thread_counts,
         default=None,
-        metavar="N[,N…]|all",
-        help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU "
-        "(default: each library's own default)",
+        metavar="N[,N…]|all|default",
+        help="thread budget(s) for BLAS/OpenMP/Rayon and backends; 'all' = 1 … every CPU; "
+        "'default' = each library's own setting, uncontrolled (default: 1, every library told)",
     )
     add_timeout(how)
 

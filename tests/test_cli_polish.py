@@ -319,3 +319,14 @@ def test_nothing_paired_by_spec_does_not_suggest_match(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "gate: nothing paired:" in err
     assert "--match" not in err  # the spec differed, which no --match can pair
+
+
+def test_without_threads_every_backend_gets_one_thread_and_default_is_asked_for(idx_dir, tmp_path):
+    from tests.helpers import records, run
+
+    assert run(idx_dir, tmp_path, "--backend", "numpy") == 0
+    (record,) = records(tmp_path).values()
+    assert record["threads"] == 1 and record["cpu_budget"] is not None
+    assert run(idx_dir, tmp_path / "own", "--backend", "numpy", "--threads", "default") == 0
+    (own,) = records(tmp_path / "own").values()
+    assert own["threads"] is None and own["cpu_budget"] is None  # the library's own: no budget

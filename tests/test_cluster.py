@@ -193,11 +193,11 @@ def test_a_killed_worker_loses_its_run_and_resume_redoes_it(cluster, idx_dir, tm
     assert "no Dask worker with resources bench=1 for 4 s" in err
     assert f"--resume {results}" in err and "Traceback" not in err
     session, records = session_records(results)
-    lost = records["hangs-once-td-r0"]
+    lost = records["hangs-once-t1-r0"]
     assert lost["status"] == "lost" and lost["attempt"] == 1
     assert lost["error"].startswith("worker lost: tcp://")
     assert "left the cluster during the run" in lost["error"]
-    assert records["numpy-td-r0"]["status"] == "ok"
+    assert records["numpy-t1-r0"]["status"] == "ok"
     assert len(records) == 2  # the second repeat never started
 
     cluster.add_worker(HANGS_ONCE_MARKER=str(marker))
@@ -206,14 +206,14 @@ def test_a_killed_worker_loses_its_run_and_resume_redoes_it(cluster, idx_dir, tm
     assert "3 to go" in resumed.stderr  # the lost run and the two never started
     _, records = session_records(results)
     assert len(records) == 5  # the lost record stays, beside the attempt that redid it
-    assert records["hangs-once-td-r0"]["status"] == "lost"
-    redone = records["hangs-once-td-r0.attempt2"]
+    assert records["hangs-once-t1-r0"]["status"] == "lost"
+    redone = records["hangs-once-t1-r0.attempt2"]
     assert redone["status"] == "ok" and redone["attempt"] == 2
-    assert records["numpy-td-r1"]["status"] == records["hangs-once-td-r1"]["status"] == "ok"
+    assert records["numpy-t1-r1"]["status"] == records["hangs-once-t1-r1"]["status"] == "ok"
     exported = harness("export", str(session), "--format", "json")
     rows = {row["key"]["backend"]: row for row in json.loads(exported.stdout)}
     assert rows["hangs-once"]["runs"] == rows["hangs-once"]["runs_ok"] == 2  # counted once
-    assert "superseded: " in exported.stderr and "redone as hangs-once-td-r0.attempt2" in (
+    assert "superseded: " in exported.stderr and "redone as hangs-once-t1-r0.attempt2" in (
         exported.stderr
     )
 
@@ -233,9 +233,9 @@ def test_a_lost_scheduler_fails_the_runs_in_flight_and_says_how_to_resume(
     assert "lost the Dask scheduler" in err
     assert f"--resume {results}" in err and f"--cluster {cluster.address}" in err
     _, records = session_records(results)
-    assert records["hangs-once-td-r0"]["status"] == "lost"
-    assert records["hangs-once-td-r0"]["error"].startswith("lost the Dask scheduler")
-    assert records["numpy-td-r0"]["status"] == "ok"
+    assert records["hangs-once-t1-r0"]["status"] == "lost"
+    assert records["hangs-once-t1-r0"]["error"].startswith("lost the Dask scheduler")
+    assert records["numpy-t1-r0"]["status"] == "ok"
     assert len(records) == 2  # the second repeats never started: left for --resume
 
 
@@ -367,7 +367,7 @@ def test_a_run_lost_while_other_workers_go_on_ends_with_the_resume_line(cluster,
     assert run.returncode == 1, err
     assert "Traceback" not in err
     session, records = session_records(results)
-    assert records["hangs-once-td-r0"]["status"] == "lost"
+    assert records["hangs-once-t1-r0"]["status"] == "lost"
     assert sorted(r["status"] for r in records.values()) == ["lost", "ok", "ok", "ok"]
     assert (
         "1 run(s) lost with their machine, not failed by their backend; redo them with: "

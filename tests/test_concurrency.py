@@ -57,7 +57,7 @@ def _resume(session: Path, *args: str) -> subprocess.Popen:
 
 def test_a_second_resume_of_a_held_session_says_who_holds_it(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path)
-    (session / "numpy-td-r1.json").unlink()
+    (session / "numpy-t1-r1.json").unlink()
     with folder_lock(session):
         held = _resume(session)
         _, err = held.communicate(timeout=120)
@@ -65,29 +65,29 @@ def test_a_second_resume_of_a_held_session_says_who_holds_it(idx_dir, tmp_path):
     (line,) = err.strip().splitlines()
     assert line.startswith(f"error: {session} is being run by pid {os.getpid()} on ")
     assert socket.gethostname() in line and "--wait" in line
-    assert not (session / "numpy-td-r1.json").exists()  # nothing run twice
+    assert not (session / "numpy-t1-r1.json").exists()  # nothing run twice
     assert not (session / LOCK_FILE).exists()  # let go of, and removed
 
 
 def test_resume_wait_waits_for_the_holder_then_finds_the_work_done(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path)
-    (session / "numpy-td-r1.json").unlink()
+    (session / "numpy-t1-r1.json").unlink()
     with folder_lock(session):
         waiting = _resume(session, "--wait")
         time.sleep(2)
         assert waiting.poll() is None  # still waiting
-        redo = replace(read_record(session / "numpy-td-r0.json"), repeat=1)
+        redo = replace(read_record(session / "numpy-t1-r0.json"), repeat=1)
         store_record(session, redo)  # the holder finishes the missing run meanwhile
     _, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
     assert "waiting for pid" in err and "0 to go" in err
-    assert not (session / "numpy-td-r1.attempt2.json").exists()  # done once, not again
+    assert not (session / "numpy-t1-r1.attempt2.json").exists()  # done once, not again
 
 
 def test_two_resumes_racing_run_each_missing_run_once(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path, 3)
     for repeat in (1, 2):
-        (session / f"numpy-td-r{repeat}.json").unlink()
+        (session / f"numpy-t1-r{repeat}.json").unlink()
     first, second = _resume(session), _resume(session)
     outcomes = [process.communicate(timeout=300) for process in (first, second)]
     codes = sorted((first.returncode, second.returncode))
@@ -95,13 +95,13 @@ def test_two_resumes_racing_run_each_missing_run_once(idx_dir, tmp_path):
     # nothing left to do; never both running the missing runs.
     assert codes in ([0, 0], [0, 2]), outcomes
     records = sorted(p.name for p in session.glob("*.json") if p.name != "session.json")
-    assert records == ["numpy-td-r0.json", "numpy-td-r1.json", "numpy-td-r2.json"]
+    assert records == ["numpy-t1-r0.json", "numpy-t1-r1.json", "numpy-t1-r2.json"]
     assert not (session / LOCK_FILE).exists()
 
 
 def test_a_lock_dies_with_its_holder(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path)
-    (session / "numpy-td-r1.json").unlink()
+    (session / "numpy-t1-r1.json").unlink()
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -121,7 +121,7 @@ def test_a_lock_dies_with_its_holder(idx_dir, tmp_path):
     assert (session / LOCK_FILE).exists()  # left behind, and no obstacle
     resumed = harness("run", "--resume", str(session))
     assert resumed.returncode == 0, resumed.stderr
-    assert (session / "numpy-td-r1.json").exists()
+    assert (session / "numpy-t1-r1.json").exists()
 
 
 def test_two_runs_into_one_results_folder_make_two_sessions(idx_dir, tmp_path):
@@ -142,18 +142,18 @@ def test_two_runs_into_one_results_folder_make_two_sessions(idx_dir, tmp_path):
 
 def test_a_record_is_never_written_over(idx_dir, tmp_path):
     session = _session(idx_dir, tmp_path, 1)
-    first = session / "numpy-td-r0.json"
+    first = session / "numpy-t1-r0.json"
     before = first.read_bytes()
     other = replace(read_record(first), started_at="2026-12-08T00:00:00.000000+00:00")
     written = store_record(session, other)
     assert first.read_bytes() == before
-    assert written.name == "numpy-td-r0.attempt2.json"
+    assert written.name == "numpy-t1-r0.attempt2.json"
     assert read_record(written).attempt == 2
 
 
 def test_a_lost_run_is_redone_by_resume_and_counted_once(idx_dir, tmp_path, capsys):
     session = _session(idx_dir, tmp_path)
-    _mark(session, "numpy-td-r0.json", "lost", "worker lost: tcp://10.0.0.9:1234 left")
+    _mark(session, "numpy-t1-r0.json", "lost", "worker lost: tcp://10.0.0.9:1234 left")
     capsys.readouterr()
     assert main(["export", str(session)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -162,27 +162,27 @@ def test_a_lost_run_is_redone_by_resume_and_counted_once(idx_dir, tmp_path, caps
     assert main(["run", "--resume", str(session)]) == 0
     err = capsys.readouterr().err
     assert "1 of 2 runs already recorded, 1 to go" in err
-    assert read_record(session / "numpy-td-r0.json").status == "lost"  # kept, beside
-    assert read_record(session / "numpy-td-r0.attempt2.json").status == "ok"
+    assert read_record(session / "numpy-t1-r0.json").status == "lost"  # kept, beside
+    assert read_record(session / "numpy-t1-r0.attempt2.json").status == "ok"
     assert main(["export", str(session)]) == 0
     captured = capsys.readouterr()
     (row,) = json.loads(captured.out)
     assert (row["runs"], row["runs_ok"]) == (2, 2)  # the lost attempt is not pooled
     assert (
-        f"superseded: {session / 'numpy-td-r0.json'}: attempt 1 (lost: worker lost: "
-        "tcp://10.0.0.9:1234 left), redone as numpy-td-r0.attempt2.json, which counts"
+        f"superseded: {session / 'numpy-t1-r0.json'}: attempt 1 (lost: worker lost: "
+        "tcp://10.0.0.9:1234 left), redone as numpy-t1-r0.attempt2.json, which counts"
     ) in captured.err
 
 
 def test_failed_runs_are_redone_only_when_asked(idx_dir, tmp_path, capsys):
     session = _session(idx_dir, tmp_path)
-    _mark(session, "numpy-td-r1.json", "failed", "RuntimeError: out of luck")
+    _mark(session, "numpy-t1-r1.json", "failed", "RuntimeError: out of luck")
     assert main(["run", "--resume", str(session)]) == 1
     err = capsys.readouterr().err
     assert "0 to go" in err
     assert f"--resume {session} --retry-failed" in err  # says how
     assert main(["run", "--resume", str(session), "--retry-failed"]) == 0
-    assert read_record(session / "numpy-td-r1.attempt2.json").status == "ok"
+    assert read_record(session / "numpy-t1-r1.attempt2.json").status == "ok"
 
 
 @pytest.mark.parametrize("flag", ["--wait", "--retry-failed"])

@@ -125,7 +125,7 @@ def test_a_disk_filling_up_mid_session_keeps_what_was_written(idx_dir, tmp_path)
     )
     line = _one_line(done)
     assert line.startswith(f"error: could not write {mount / 'results'}/"), line
-    assert "fills-disk-td-r0.json: [Errno 28] No space left on device" in line
+    assert "fills-disk-t1-r0.json: [Errno 28] No space left on device" in line
     assert "'status': 'ok'" in line and "run --resume" in line, line
 
 

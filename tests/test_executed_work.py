@@ -145,7 +145,7 @@ def test_compare_will_not_pair_one_name_under_two_algorithms(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert (
-        "gate: missing: rust @1: no ok runs in B to compare (B has rust at 1 threads "
+        "gate: missing: rust @1: no ok runs in B to compare (B has rust at 1 thread "
         "only with another algorithm (sparse on this side, dense in B))"
     ) in err
 

@@ -212,9 +212,9 @@ def test_data_changed_during_a_session_fails_the_later_runs_naming_the_file(
     argv = [*tampering("ChangesTheData"), "--backend", "numpy", "--repeats", "2"]
     assert run(idx_dir, tmp_path, *argv) == 1
     found = records(tmp_path)
-    assert found["numpy-td-r0"]["status"] == "ok"
-    assert found["changes-data-td-r0"]["status"] == "ok"  # it checked the data, then changed it
-    for later in (found["numpy-td-r1"], found["changes-data-td-r1"]):
+    assert found["numpy-t1-r0"]["status"] == "ok"
+    assert found["changes-data-t1-r0"]["status"] == "ok"  # it checked the data, then changed it
+    for later in (found["numpy-t1-r1"], found["changes-data-t1-r1"]):
         assert later["status"] == "failed"
         assert later["error"].startswith(
             f"DataError: {labels}: changed since the session checked it"

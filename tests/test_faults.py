@@ -45,7 +45,7 @@ def test_unwritable_record_names_the_path_and_keeps_the_numbers(
     monkeypatch.setattr("harness.runner.session.write_bytes_atomic", failing_write)
     assert run(idx_dir, tmp_path, "--backend", "numpy") == 2
     err = capsys.readouterr().err
-    assert "could not write" in err and "numpy-td-r0.json" in err
+    assert "could not write" in err and "numpy-t1-r0.json" in err
     assert "'status': 'ok'" in err and "'test_acc':" in err
 
 
@@ -87,8 +87,8 @@ def test_interrupt_keeps_records_and_resume_finishes_the_matrix(idx_dir, tmp_pat
     assert proc.returncode == 130, err
     (session,) = (tmp_path / "results").iterdir()
     assert f"resume with: python -m harness run --resume {session}" in err
-    assert sorted(p.name for p in session.iterdir()) == ["numpy-td-r0.json", "session.json"]
-    numpy_record = (session / "numpy-td-r0.json").read_text()
+    assert sorted(p.name for p in session.iterdir()) == ["numpy-t1-r0.json", "session.json"]
+    numpy_record = (session / "numpy-t1-r0.json").read_text()
     assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""
 
     resumed = subprocess.run(
@@ -109,8 +109,8 @@ def test_interrupt_keeps_records_and_resume_finishes_the_matrix(idx_dir, tmp_pat
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "1 of 2 runs already recorded, 1 to go" in resumed.stderr
-    assert (session / "numpy-td-r0.json").read_text() == numpy_record  # not run again
-    finished = json.loads((session / "hangs-once-td-r0.json").read_text())
+    assert (session / "numpy-t1-r0.json").read_text() == numpy_record  # not run again
+    finished = json.loads((session / "hangs-once-t1-r0.json").read_text())
     assert finished["status"] == "ok"
     assert finished["init_sha256"] == json.loads(numpy_record)["init_sha256"]
 

@@ -95,7 +95,7 @@ def test_a_matrix_of_every_misbehaving_plugin_and_numpy(idx_dir, tmp_path, no_st
         record = records[name]
         assert record["status"] == status, (name, record["error"])
         assert words in (record["error"] or ""), (name, record["error"])
-        assert f"{name} · threads default · repeat 1: {status}" in err
+        assert f"{name} · threads 1 · repeat 1: {status}" in err
     assert records["junk-on-fds"]["progress_junk"] >= 4
     assert records["child-in-setup"]["stray_processes"] == 1
     assert records["daemon-then-hangs"]["stray_processes"] >= 2

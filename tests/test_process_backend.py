@@ -190,9 +190,9 @@ def test_list_shows_a_declared_program(capsys):
 def test_resume_finds_the_program_again(idx_dir, tmp_path):
     assert run(idx_dir, tmp_path, "--backend-cmd", python_program(), "--repeats", "2") == 0
     (session,) = (tmp_path / "results").iterdir()
-    (session / "py-td-r1.json").unlink()
+    (session / "py-t1-r1.json").unlink()
     assert main(["run", "--resume", str(session), "--data-dir", str(idx_dir)]) == 0
-    assert records(tmp_path)["py-td-r1"]["status"] == "ok"
+    assert records(tmp_path)["py-t1-r1"]["status"] == "ok"
 
 
 @pytest.mark.parametrize(

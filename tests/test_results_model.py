@@ -267,10 +267,8 @@ def test_compare_pairs_only_equal_keys_and_says_why_not(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| numpy " in out and "| slower " in out
     assert "| rust " not in out
-    assert (
-        "not paired: only in A: rust @1: B has rust at 1 threads only with another machine" in out
-    )
-    assert "not paired: only in B: rust @1: A has rust at 1 threads only with another machine" in (
+    assert "not paired: only in A: rust @1: B has rust at 1 thread only with another machine" in out
+    assert "not paired: only in B: rust @1: A has rust at 1 thread only with another machine" in (
         out
     )
 
@@ -340,8 +338,8 @@ def test_two_specs_from_real_runs_stay_apart_everywhere(idx_dir, tmp_path, capsy
     suite = pyperf.BenchmarkSuite.load(str(path))
     names = sorted(suite.get_benchmark_names())
     assert [name.split(", spec ")[0] for name in names] == [
-        "numpy-tdefault[hidden=50",
-        "numpy-tdefault[hidden=60",
+        "numpy-t1[hidden=50",
+        "numpy-t1[hidden=60",
     ]
     assert suite.get_benchmark(names[0]).get_metadata()["cpu_model_name"]
 
@@ -349,8 +347,8 @@ def test_two_specs_from_real_runs_stay_apart_everywhere(idx_dir, tmp_path, capsy
     assert main(["compare", a, b, "--results-dir", str(root)]) == 0
     compared = capsys.readouterr().out
     assert "has ok runs in both A and B" in compared
-    assert "only in A: numpy @default [hidden=50]" in compared
-    assert "only in B: numpy @default [hidden=60]" in compared
+    assert "only in A: numpy @1 [hidden=50]" in compared
+    assert "only in B: numpy @1 [hidden=60]" in compared
 
 
 def test_a_session_named_twice_is_read_once(tmp_path):

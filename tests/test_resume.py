@@ -23,7 +23,7 @@ def resume(tmp_path: Path, *args: str) -> int:
 def two_runs_one_missing(idx_dir: Path, tmp_path: Path, *args: str) -> Path:
     assert run(idx_dir, tmp_path, "--backend", "numpy", "--repeats", "2", *args) == 0
     session = session_of(tmp_path)
-    (session / "numpy-td-r1.json").unlink()
+    (session / "numpy-t1-r1.json").unlink()
     return session
 
 
@@ -37,27 +37,27 @@ def test_a_flag_the_session_ran_without_is_refused(idx_dir, tmp_path, capsys):
             f"error: {flag} conflicts with {session}, which ran without it; its runs would not "
             f"be comparable: drop {flag}, or start a new session"
         )
-    assert not (session / "numpy-td-r1.json").exists()
+    assert not (session / "numpy-t1-r1.json").exists()
 
 
 def test_the_stored_flags_hold_when_not_given_again(idx_dir, tmp_path):
     session = two_runs_one_missing(idx_dir, tmp_path, "--profile")
     assert resume(tmp_path) == 0
-    resumed = json.loads((session / "numpy-td-r1.json").read_text())
+    resumed = json.loads((session / "numpy-t1-r1.json").read_text())
     assert resumed["profile"] is True and resumed["phases"]
 
 
 def test_an_explicit_timeout_applies_to_the_resumed_runs_and_is_recorded(idx_dir, tmp_path):
     session = two_runs_one_missing(idx_dir, tmp_path, "--timeout", "900")
     assert resume(tmp_path, "--timeout", "77") == 0
-    assert json.loads((session / "numpy-td-r0.json").read_text())["timeout_s"] == 900
-    assert json.loads((session / "numpy-td-r1.json").read_text())["timeout_s"] == 77
+    assert json.loads((session / "numpy-t1-r0.json").read_text())["timeout_s"] == 900
+    assert json.loads((session / "numpy-t1-r1.json").read_text())["timeout_s"] == 77
 
 
 def test_without_timeout_the_stored_one_holds(idx_dir, tmp_path):
     session = two_runs_one_missing(idx_dir, tmp_path, "--timeout", "900")
     assert resume(tmp_path) == 0
-    assert json.loads((session / "numpy-td-r1.json").read_text())["timeout_s"] == 900
+    assert json.loads((session / "numpy-t1-r1.json").read_text())["timeout_s"] == 900
 
 
 def test_the_timeout_given_kills_a_resumed_run(idx_dir, tmp_path):
@@ -122,4 +122,4 @@ def test_resume_with_warmup_warms_up_the_cells_still_to_run(idx_dir, tmp_path, c
     assert resume(tmp_path) == 0
     err = capsys.readouterr().err
     assert "warm-up: ok (discarded)" in err
-    assert json.loads((session / "numpy-td-r1.json").read_text())["warmup"] is True
+    assert json.loads((session / "numpy-t1-r1.json").read_text())["warmup"] is True

@@ -18,6 +18,7 @@ from harness.backends import BackendRef
 from harness.errors import HarnessError
 from harness.requests import (
     DEFAULT_REPEATS,
+    DEFAULT_THREADS,
     DEFAULT_TIMEOUT_S,
     Flags,
     RunRequest,
@@ -54,7 +55,7 @@ def new_matrix(request: RunRequest, warn: Callable[[str], None]) -> Matrix:
     work = request.work
     spec = build_spec(work.spec_file, work.overrides, work.quick)
     sweeps = parse_sweeps(work.sweeps)
-    threads = list(work.threads) or [None]
+    threads = list(work.threads) or [DEFAULT_THREADS]
     if SWEEP_THREADS in sweeps:
         threads = _sweep_threads(sweeps[SWEEP_THREADS])
     points = sweep_points(spec, sweeps) if set(sweeps) - {SWEEP_THREADS} else []
@@ -112,7 +113,7 @@ def resumed_matrix(request: RunRequest) -> Matrix:
             f"--resume takes the spec and the backends from the session; drop {', '.join(given)}"
         )
     (session_dir,) = resolve_sessions([request.resume], request.results_dir)
-    if not (session_dir / SESSION_FILE).is_file():
+    if not (session_dir / SESSION_FILE).exists():  # a FIFO there is for read_session to name
         raise HarnessError(
             f"{session_dir} is not a session folder (no {SESSION_FILE} in it); give a folder "
             f"'run' made, a session id under {request.results_dir}, or 'latest'"
