@@ -9,6 +9,7 @@ builds and passes ``verify``.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -85,8 +86,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+from harness import data
+from harness.errors import DataError
+
 
 def test_verify_passes():
+    try:  # verify trains on MNIST: the folder in HARNESS_DATA_DIR, or the harness's cache
+        data.locate("mnist", download=False)
+    except DataError as exc:
+        pytest.skip(f"no MNIST here ({{exc}}); set HARNESS_DATA_DIR to a folder holding it")
     result = subprocess.run(
         [sys.executable, "-m", "harness", "verify", "--backend", "{name}", "--steps", "50"],
         capture_output=True, text=True, env={{**os.environ}},
@@ -99,12 +108,28 @@ README = """# harness-backend-{name}
 An mlp-bench backend. Install it next to mlp-bench and check it:
 
 ```bash
-pip install -e .
+pip install -e '.[test]'
 python -m harness list                     # shows {name}
+export HARNESS_DATA_DIR=/path/to/mnist     # the four MNIST files (.gz or not)
 python -m harness verify --backend {name}  # the conformance test
 python -m harness run --backend {name} --quick
-pytest                                     # runs the same verify
+pytest                                     # runs the same verify (skips without MNIST)
 ```
+"""
+
+PROGRAM_README = """# {name}: an mlp-bench backend in {language}
+
+The book's network written plainly, speaking mlp-bench's process protocol on stdin and stdout
+(docs/writing-a-backend.md in mlp-bench). As written it builds and passes verify:
+
+```bash
+{build}
+export HARNESS_DATA_DIR=/path/to/mnist     # the four MNIST files (.gz or not)
+python -m harness verify --backend-cmd {name}={program} --timeout 60
+python -m harness run --backend-cmd {name}={program} --backend numpy --quick
+```
+
+Then make {edit} yours and run verify again.
 """
 
 
@@ -143,7 +168,16 @@ def next_steps(name: str, target: Path, lang: str) -> list[str]:
 
 def _program_files(name: str, target: Path, lang: str) -> dict[Path, str]:
     root = resources.files("harness") / "templates" / lang
-    files: dict[Path, str] = {}
+    edit, build, program = PROGRAMS[lang]
+    files: dict[Path, str] = {
+        target / "README.md": PROGRAM_README.format(
+            name=name,
+            language=LANGUAGE_NAMES[lang],
+            build=build.format(dir="."),
+            program=program.format(dir=".", name=name),
+            edit=edit,
+        )
+    }
     pending = [(root, Path())]
     while pending:
         folder, relative = pending.pop()
@@ -155,13 +189,36 @@ def _program_files(name: str, target: Path, lang: str) -> dict[Path, str]:
     return files
 
 
+def _checkout_around(folder: Path) -> Path | None:
+    """The git checkout ``folder`` is in, if any (its top folder)."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def _default_place(name: str) -> Path:
+    """./harness-backend-NAME, unless that is inside a git checkout: a backend there would lie
+    among the checkout's files as untracked ones, so the user names the place instead."""
+    folder = Path(f"harness-backend-{name}")
+    checkout = _checkout_around(Path.cwd().resolve())
+    if checkout is not None:
+        beside = Path(os.path.relpath(checkout.parent / folder.name))
+        raise HarnessError(
+            f"this folder is inside the git checkout {checkout}: new-backend would write "
+            f"{folder} into it; give the place, e.g. python -m harness new-backend {name} "
+            f"{beside} (beside the checkout), or {folder} to write it here anyway"
+        )
+    return folder
+
+
 def write_scaffold(name: str, directory: Path | None, lang: str = "python") -> Path:
     if not NAME_PATTERN.fullmatch(name):
         raise HarnessError(
             f"backend name {name!r} must be lower-case letters, digits and '-', starting with a "
             "letter (e.g. numpy-fused)"
         )
-    target = directory or Path(f"harness-backend-{name}")
+    target = directory or _default_place(name)
     if target.exists() and any(target.iterdir()):
         raise HarnessError(f"{target} already exists and is not empty; choose another DIR")
     if lang == "python":

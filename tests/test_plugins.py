@@ -185,3 +185,53 @@ def test_an_unknown_template_language_is_one_line(tmp_path):
     assert made.returncode == 2
     assert "argument --lang: invalid choice: 'go'" in made.stderr and "rust" in made.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_new_backend_inside_a_git_checkout_asks_where(tmp_path):
+    """Without a DIR it would write untracked files among the checkout's: it says where to put
+    them instead, and writes nothing; a DIR given is where it goes."""
+    checkout = tmp_path / "project"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "src").mkdir()
+    refused = harness("new-backend", "mine", cwd=checkout / "src")
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line == (
+        f"error: this folder is inside the git checkout {checkout}: new-backend would write "
+        "harness-backend-mine into it; give the place, e.g. python -m harness new-backend mine "
+        "../../harness-backend-mine (beside the checkout), or harness-backend-mine to write it "
+        "here anyway"
+    )
+    assert sorted(p.name for p in checkout.rglob("*")) == [".git", "src"]
+    beside = harness("new-backend", "mine", "../../harness-backend-mine", cwd=checkout / "src")
+    assert beside.returncode == 0, beside.stderr
+    assert (tmp_path / "harness-backend-mine" / "pyproject.toml").exists()
+
+
+def test_the_scaffolds_test_skips_without_mnist_and_says_how_to_give_it(tmp_path):
+    made = harness("new-backend", "mine", str(tmp_path / "pkg"))
+    assert made.returncode == 0, made.stderr
+    readme = (tmp_path / "pkg" / "README.md").read_text()
+    assert "pip install -e '.[test]'" in readme and "HARNESS_DATA_DIR" in readme
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_DATA_DIR"}
+    env["HARNESS_CACHE_DIR"] = str(tmp_path / "empty-cache")
+    tested = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path / "pkg",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "1 skipped" in tested.stdout and "set HARNESS_DATA_DIR" in tested.stdout
+
+
+@pytest.mark.parametrize("lang", ["c", "rust"])
+def test_a_program_template_has_a_readme_with_its_commands(tmp_path, lang):
+    made = harness("new-backend", f"x-{lang}", str(tmp_path / "p"), "--lang", lang)
+    assert made.returncode == 0, made.stderr
+    readme = (tmp_path / "p" / "README.md").read_text()
+    assert f"python -m harness verify --backend-cmd x-{lang}=./" in readme
+    assert "HARNESS_DATA_DIR" in readme
+    assert ("make -C ." if lang == "c" else "cargo build --release") in readme
