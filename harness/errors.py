@@ -14,9 +14,8 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """What follows an unknown name before the list of known ones: ``; did you mean 'numpy'?``
     for a name close to one of them (a typo), else ``;``."""
-    close = difflib.get_close_matches(
-        name, list(known), n=1, cutoff=0.7
-    )  # typos: 'numpyy', 'kears', 'jsno'
+    # 0.7: typos ('numpyy', 'kears', 'jsno' score 0.75 or more), not other names ('tsv', 0.67)
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.7)
     return f"; did you mean {close[0]!r}?" if close else ";"
 
 

@@ -24,6 +24,10 @@ class TooLarge(FileRefused):
     """The file holds more than the reader may take."""
 
 
+class NotRegular(FileRefused):
+    """A FIFO, a device, a directory: nothing a reader may open as a file of data."""
+
+
 def _kind(mode: int) -> str:
     kinds = {
         stat.S_ISDIR: "a directory",
@@ -46,7 +50,7 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FileRefused(f"not a regular file ({_kind(mode)})")
+            raise NotRegular(f"not a regular file ({_kind(mode)})")
         with os.fdopen(os.dup(fd), "rb") as file:
             raw = file.read(limit + 1)  # st_size is not trusted: /proc files say 0
     except OSError as exc:

@@ -18,8 +18,8 @@ from harness.errors import HarnessError
 
 DEFAULT_TIMEOUT_S = 1800.0
 # Without --threads, every backend runs with one thread, each library told so: a controlled,
-# equal budget. Libraries' own defaults (--threads default) size pools from the machine, and
-# on a busy 2-core VM turned 8 s of torch into 32–68 s.
+# equal budget. Libraries' own defaults (--threads default) size pools from the machine, which
+# on a busy one made torch several times slower than at 1 thread (issue #42).
 DEFAULT_THREADS = 1
 DEFAULT_REPEATS = 5  # 3 a side cannot tell a 5 % change from noise on these machines
 DEFAULT_MAX_REPEATS = 20  # run --precision stops adding rounds to a cell here

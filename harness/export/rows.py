@@ -22,21 +22,15 @@ def summary_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFr
     return fastest_first(summarize(frame, baseline))
 
 
-def summary_records(
-    frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
-) -> list[dict[str, Any]]:
-    """The summary rows for scripts (``run --json``, ``export``): plain JSON values.
-    ``summary``: ``summarize``'s rows when the caller has them already."""
-    summary = summary_table(frame, baseline) if summary is None else fastest_first(summary)
-    return columns.records(summary)
+def summary_records(frame: pd.DataFrame, baseline: str | None = None) -> list[dict[str, Any]]:
+    """The summary rows for scripts (``run --json``, ``export``): plain JSON values."""
+    return columns.records(summary_table(frame, baseline))
 
 
-def flat_summary(
-    frame: pd.DataFrame, baseline: str | None = None, summary: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def flat_summary(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """The summary records with the key's fields as columns (CSV)."""
     rows = []
-    for record in summary_records(frame, baseline, summary):
+    for record in summary_records(frame, baseline):
         untimed = record.pop("untimed_median_s")
         record["flags"] = "; ".join(record["flags"])
         record.update({f"untimed_{kind}_median_s": s for kind, s in untimed.items()})

@@ -77,6 +77,9 @@ class Unpaired:
     threads: str
     spec: str
     reason: str
+    # The key parts in which its nearest runs on the other side differ ("machine", "spec", …);
+    # empty when the other side has no runs of that backend at that thread count.
+    differs: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -99,17 +102,12 @@ def _ok_groups(frame: pd.DataFrame) -> dict[RunKey, pd.DataFrame]:
     return {key: group for key, group in groups(ok) if group["train_time_s"].notna().any()}
 
 
-def _why_unpaired(
-    key: RunKey,
-    other: dict[RunKey, pd.DataFrame],
-    other_side: str,
-    labels: dict[RunKey, str],
-    env: dict[str, Any],
-) -> str:
-    """What differs from the nearest keys on the other side (same backend and threads)."""
-    near = [k for k in other if (k.backend, k.threads) == (key.backend, key.threads)]
-    if not near:
-        return f"no ok {key.backend} runs at {threads_text(key.threads)} in {other_side}"
+def _nearest(key: RunKey, other: dict[RunKey, pd.DataFrame]) -> list[RunKey]:
+    return [k for k in other if (k.backend, k.threads) == (key.backend, key.threads)]
+
+
+def _differing(key: RunKey, near: list[RunKey]) -> tuple[str, ...]:
+    """The key parts in which ``near`` (same backend and threads) differ from ``key``."""
     names = {"spec_hash": "spec", "variant": "sweep point", "machine": "machine"}
     differing = {
         names.get(f.name, f.name)
@@ -119,6 +117,21 @@ def _why_unpaired(
     }
     if "sweep point" in differing:
         differing.discard("spec")
+    return tuple(sorted(differing))
+
+
+def _why_unpaired(
+    key: RunKey,
+    other: dict[RunKey, pd.DataFrame],
+    other_side: str,
+    labels: dict[RunKey, str],
+    env: dict[str, Any],
+) -> str:
+    """What differs from the nearest keys on the other side (same backend and threads)."""
+    near = _nearest(key, other)
+    if not near:
+        return f"no ok {key.backend} runs at {threads_text(key.threads)} in {other_side}"
+    differing = set(_differing(key, near))
     detail = ""
     if differing & {"spec", "sweep point"}:
         detail = f" ({labels[key]} vs {', '.join(sorted({labels[k] for k in near}))})"
@@ -207,6 +220,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, match: str = "exact") -> CompareRe
             key.threads,
             labels[key],
             _why_unpaired(key, other, o, labels, _env_of(mine[key])),
+            _differing(key, _nearest(key, other)),
         )
         for side, mine, other, o in (("A", groups_a, groups_b, "B"), ("B", groups_b, groups_a, "A"))
         for key in mine

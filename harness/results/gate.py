@@ -144,7 +144,7 @@ def gate(
         failures.append(GateFailure("missing", f"{name}: no ok runs in B to compare ({what})"))
     if not result.pairs:
         # --match pairs other machines only: never the answer when the spec or flags differ.
-        other_machine = any("machine" in u.reason for u in result.unpaired)
+        other_machine = any("machine" in u.differs for u in result.unpaired)
         hint = "; runs of other machines pair with --match cpu or any" if other_machine else ""
         failures.append(
             GateFailure(

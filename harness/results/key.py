@@ -83,9 +83,8 @@ def threads_label(threads: int | None) -> str:
     return "default" if threads is None else str(threads)
 
 
-def threads_text(threads: int | str | None) -> str:
-    """``1 thread``, ``2 threads``, ``default threads``: a thread count in a sentence."""
-    label = threads_label(threads) if not isinstance(threads, str) else threads
+def threads_text(label: str) -> str:
+    """A key's thread label in a sentence: ``1 thread``, ``2 threads``, ``default threads``."""
     return f"{label} thread" + ("" if label == "1" else "s")
 
 

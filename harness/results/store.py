@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ResultsError, first_line
-from harness.files import FileRefused, TooLarge, read_regular_file
+from harness.files import FileRefused, NotRegular, TooLarge, read_regular_file
 from harness.results.model import SESSION_FILE, InvalidFile, RunRecord, Session
 
 
@@ -141,11 +141,10 @@ def _read_regular_file(path: Path) -> bytes:
         return read_regular_file(path, MAX_FILE_BYTES)
     except TooLarge:
         raise InvalidFile(_TOO_LARGE) from None
+    except NotRegular as exc:
+        raise InvalidFile(f"{exc}; a results file is plain JSON") from None
     except FileRefused as exc:
-        reason = str(exc)
-        if reason.startswith("not a regular file"):
-            reason += "; a results file is plain JSON"
-        raise InvalidFile(reason) from None
+        raise InvalidFile(str(exc)) from None
 
 
 def _check_size(data: Any) -> None:
@@ -202,7 +201,7 @@ def load_results(sessions: Sequence[Path]) -> Results:
                 continue
             first_seen[identity] = path
             records.append((path, record))
-    counted, superseded = latest_attempts(records)
+    counted, superseded = _latest_attempts(records)
     return Results([record for _, record in counted], list(sessions), unreadable + superseded)
 
 
@@ -211,7 +210,7 @@ def _run_of(record: RunRecord) -> tuple:
     return (record.session, record.backend, record.threads, record.repeat, record.variant)
 
 
-def latest_attempts(
+def _latest_attempts(
     records: list[tuple[Path, RunRecord]],
 ) -> tuple[list[tuple[Path, RunRecord]], list[Unreadable]]:
     """Each run's latest attempt; an earlier one (lost, or failed and retried) is listed as
